@@ -1,0 +1,2 @@
+//! MapReduce engine (placeholder until the MapReduce issue lands).
+pub mod cli;
