@@ -1,2 +1,6 @@
-//! MapReduce engine (placeholder until the MapReduce issue lands).
+//! keel's MapReduce engine: a coordinator and workers as separate processes over TCP, surviving worker
+//! crashes and slow workers, as in the MapReduce paper (OSDI 2004) and MIT 6.824 Lab 1.
+//!
+//! See `README.md` in this crate for what a user runs, the design and its invariants.
 pub mod cli;
+pub mod task_table;
