@@ -1,1 +1,16 @@
-//! placeholder
+//! keel-sim: a deterministic simulator for keel-raft and a tester in the spirit of MIT 6.824's config.go.
+//!
+//! Virtual clock, one seeded generator, a message queue ordered by delivery time. The same seed gives the same
+//! run, event for event; a failure prints its seed and the command that replays it (`KEEL_SEED=<n>`).
+pub mod checker;
+pub mod cluster;
+pub mod event_queue;
+pub mod network;
+pub mod seeds;
+pub mod storage;
+pub mod tasks;
+pub mod tester;
+pub mod trace;
+
+pub use cluster::{Cluster, ClusterConfig, Stats, TICK_MS};
+pub use tester::Tester;

@@ -1,0 +1,69 @@
+//! Static configuration of one Raft node.
+use crate::types::NodeId;
+
+/// Timing is in ticks: the driver decides how long a tick is (the simulator and runtime use 10 ms).
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub id: NodeId,
+    /// Every member of the cluster, including `id`.
+    pub members: Vec<NodeId>,
+    /// Election timeouts are drawn uniformly from `[min, max)` after every reset (Raft section 5.2).
+    pub election_timeout_ticks_min: u32,
+    pub election_timeout_ticks_max: u32,
+    /// A leader sends AppendEntries to every follower at least this often.
+    pub heartbeat_interval_ticks: u32,
+    /// Limits on one AppendEntries, so a far-behind follower is caught up in bounded messages.
+    pub max_entries_per_append: usize,
+    pub max_bytes_per_append: usize,
+    /// Seeds the generator the node owns (election timeouts). Same seed and inputs, same outputs.
+    pub seed: u64,
+}
+
+/// 10 ticks = 100 ms at a 10 ms tick: at most 10 heartbeats per second per follower, as 6.824 asks.
+pub const DEFAULT_HEARTBEAT_INTERVAL_TICKS: u32 = 10;
+/// 300-600 ms: well above the heartbeat interval and typical round trips, so a healthy leader is rarely deposed,
+/// yet low enough that a new leader is in place within a second or two of a crash.
+pub const DEFAULT_ELECTION_TIMEOUT_TICKS_MIN: u32 = 30;
+pub const DEFAULT_ELECTION_TIMEOUT_TICKS_MAX: u32 = 60;
+/// Enough to catch up 6.824's 50-entry backlogs in a couple of round trips.
+pub const DEFAULT_MAX_ENTRIES_PER_APPEND: usize = 512;
+/// 1 MiB bounds a message so one slow follower cannot make the leader build enormous frames.
+pub const DEFAULT_MAX_BYTES_PER_APPEND: usize = 1 << 20;
+
+impl Config {
+    pub fn new(id: NodeId, members: Vec<NodeId>, seed: u64) -> Config {
+        Config {
+            id,
+            members,
+            election_timeout_ticks_min: DEFAULT_ELECTION_TIMEOUT_TICKS_MIN,
+            election_timeout_ticks_max: DEFAULT_ELECTION_TIMEOUT_TICKS_MAX,
+            heartbeat_interval_ticks: DEFAULT_HEARTBEAT_INTERVAL_TICKS,
+            max_entries_per_append: DEFAULT_MAX_ENTRIES_PER_APPEND,
+            max_bytes_per_append: DEFAULT_MAX_BYTES_PER_APPEND,
+            seed,
+        }
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), crate::ConfigError> {
+        use crate::ConfigError::*;
+        if !self.members.contains(&self.id) {
+            return Err(NotAMember(self.id));
+        }
+        let mut sorted = self.members.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        if sorted.len() != self.members.len() {
+            return Err(DuplicateMember);
+        }
+        if self.heartbeat_interval_ticks == 0
+            || self.election_timeout_ticks_min <= self.heartbeat_interval_ticks
+            || self.election_timeout_ticks_max <= self.election_timeout_ticks_min
+        {
+            return Err(BadTimeouts);
+        }
+        if self.max_entries_per_append == 0 {
+            return Err(BadAppendLimit);
+        }
+        Ok(())
+    }
+}

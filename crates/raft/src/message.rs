@@ -1,0 +1,77 @@
+//! The messages Raft peers exchange. Every message carries the sender's term (Figure 2: "all servers").
+use serde::{Deserialize, Serialize};
+
+use crate::types::{Entry, Index, NodeId, SnapshotMeta, Term};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub from: NodeId,
+    pub to: NodeId,
+    pub term: Term,
+    pub body: MessageBody,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MessageBody {
+    RequestVote {
+        last_log_index: Index,
+        last_log_term: Term,
+    },
+    RequestVoteReply {
+        granted: bool,
+    },
+    AppendEntries {
+        prev_log_index: Index,
+        prev_log_term: Term,
+        entries: Vec<Entry>,
+        leader_commit: Index,
+    },
+    AppendEntriesReply(AppendReply),
+    InstallSnapshot {
+        meta: SnapshotMeta,
+        data: Vec<u8>,
+    },
+    InstallSnapshotReply {
+        /// The snapshot index the follower now holds (or already held): the leader may treat it as matched.
+        last_included_index: Index,
+    },
+}
+
+/// A follower's answer to AppendEntries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AppendReply {
+    /// The follower's log now matches the leader's through `match_index`.
+    Success { match_index: Index },
+    /// The consistency check failed at `prev_log_index`. The hints let the leader skip a whole term per round trip
+    /// (the "fast backup" of the extended paper, section 5.3).
+    Reject {
+        prev_log_index: Index,
+        /// The term of the follower's entry at `prev_log_index`, if it has one.
+        conflict_term: Option<Term>,
+        /// The first index the follower holds with `conflict_term` (or `last_log_index + 1` without one).
+        conflict_first_index: Index,
+        /// The follower's last log index: its log length.
+        last_log_index: Index,
+    },
+}
+
+impl MessageBody {
+    /// Requests are what the 6.824 tester counts as RPCs; replies travel back on the same call.
+    pub fn is_request(&self) -> bool {
+        matches!(
+            self,
+            MessageBody::RequestVote { .. } | MessageBody::AppendEntries { .. } | MessageBody::InstallSnapshot { .. }
+        )
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            MessageBody::RequestVote { .. } => "RequestVote",
+            MessageBody::RequestVoteReply { .. } => "RequestVoteReply",
+            MessageBody::AppendEntries { .. } => "AppendEntries",
+            MessageBody::AppendEntriesReply(_) => "AppendEntriesReply",
+            MessageBody::InstallSnapshot { .. } => "InstallSnapshot",
+            MessageBody::InstallSnapshotReply { .. } => "InstallSnapshotReply",
+        }
+    }
+}

@@ -1,0 +1,635 @@
+//! The Raft peer as a deterministic state machine (extended Raft paper, Figures 2 and 13).
+//!
+//! Inputs: [`RaftNode::tick`], [`RaftNode::step`] (a peer's message), [`RaftNode::propose`],
+//! [`RaftNode::snapshot`]. Outputs accumulate until [`RaftNode::take_ready`]; see [`Ready`] for the persistence
+//! contract a driver must follow. The node never performs I/O, never reads a clock, and draws randomness only from
+//! the generator seeded by its [`Config`].
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::config::Config;
+use crate::error::{ConfigError, NotLeader, SnapshotError, StepError};
+use crate::log::RaftLog;
+use crate::message::{AppendReply, Message, MessageBody};
+use crate::progress::Progress;
+use crate::quorum;
+use crate::ready::{Apply, DurableState, PersistUpdate, Ready};
+use crate::rng::Rng;
+use crate::types::{Entry, HardState, Index, NodeId, Snapshot, SnapshotMeta, TERM_LIMIT, Term};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Follower,
+    Candidate,
+    Leader,
+}
+
+pub struct RaftNode {
+    config: Config,
+    rng: Rng,
+
+    // Persistent state (Figure 2), durable once the Ready that carries a change is persisted.
+    hard_state: HardState,
+    log: RaftLog,
+    /// The latest snapshot (taken by the service or installed from a leader). Kept in memory so a leader can send
+    /// it and so later persists never drop it.
+    snapshot: Option<Snapshot>,
+
+    // Volatile state.
+    role: Role,
+    leader_hint: Option<NodeId>,
+    votes: BTreeSet<NodeId>,
+    progress: BTreeMap<NodeId, Progress>,
+    commit_index: Index,
+    /// Highest index handed to the service through `Ready::applies`.
+    applied_index: Index,
+    election_elapsed_ticks: u32,
+    election_timeout_ticks: u32,
+    heartbeat_elapsed_ticks: u32,
+
+    // Outputs not yet taken.
+    hard_state_dirty: bool,
+    snapshot_dirty: bool,
+    /// Lowest log index changed (truncated or appended) since the last Ready.
+    log_dirty_from: Option<Index>,
+    /// A snapshot that must reach the service before any later command.
+    snapshot_to_apply: Option<Snapshot>,
+    messages: Vec<Message>,
+}
+
+impl RaftNode {
+    /// A brand-new node with empty durable state.
+    pub fn new(config: Config) -> Result<RaftNode, ConfigError> {
+        RaftNode::restart(config, DurableState::default())
+    }
+
+    /// A node rebuilt from what survived a crash. The persisted snapshot, if any, is the first thing it applies.
+    pub fn restart(config: Config, durable: DurableState) -> Result<RaftNode, ConfigError> {
+        config.validate()?;
+        let snapshot_meta = durable.snapshot.as_ref().map(|s| s.meta).unwrap_or_default();
+        let log = RaftLog::from_parts(snapshot_meta, durable.entries).map_err(ConfigError::CorruptState)?;
+        if durable.hard_state.term < log.last_term() {
+            return Err(ConfigError::CorruptState(format!(
+                "term {} is below the last log term {}",
+                durable.hard_state.term,
+                log.last_term()
+            )));
+        }
+        let rng = Rng::derive(config.seed, config.id);
+        let mut node = RaftNode {
+            rng,
+            hard_state: durable.hard_state,
+            log,
+            snapshot_to_apply: durable.snapshot.clone(),
+            snapshot: durable.snapshot,
+            role: Role::Follower,
+            leader_hint: None,
+            votes: BTreeSet::new(),
+            progress: BTreeMap::new(),
+            commit_index: snapshot_meta.index,
+            applied_index: snapshot_meta.index,
+            election_elapsed_ticks: 0,
+            election_timeout_ticks: 0,
+            heartbeat_elapsed_ticks: 0,
+            hard_state_dirty: false,
+            snapshot_dirty: false,
+            log_dirty_from: None,
+            messages: Vec::new(),
+            config,
+        };
+        node.reset_election_timer();
+        Ok(node)
+    }
+
+    // ----- Accessors -------------------------------------------------------------------------------------------
+
+    pub fn id(&self) -> NodeId {
+        self.config.id
+    }
+    pub fn term(&self) -> Term {
+        self.hard_state.term
+    }
+    pub fn voted_for(&self) -> Option<NodeId> {
+        self.hard_state.voted_for
+    }
+    pub fn role(&self) -> Role {
+        self.role
+    }
+    pub fn is_leader(&self) -> bool {
+        self.role == Role::Leader
+    }
+    pub fn leader_hint(&self) -> Option<NodeId> {
+        self.leader_hint
+    }
+    pub fn commit_index(&self) -> Index {
+        self.commit_index
+    }
+    pub fn applied_index(&self) -> Index {
+        self.applied_index
+    }
+    pub fn log(&self) -> &RaftLog {
+        &self.log
+    }
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    // ----- Inputs ----------------------------------------------------------------------------------------------
+
+    /// Advances logical time by one tick.
+    pub fn tick(&mut self) {
+        match self.role {
+            Role::Leader => {
+                self.heartbeat_elapsed_ticks += 1;
+                if self.heartbeat_elapsed_ticks >= self.config.heartbeat_interval_ticks {
+                    self.heartbeat_elapsed_ticks = 0;
+                    self.broadcast_append(true);
+                }
+            }
+            Role::Follower | Role::Candidate => {
+                self.election_elapsed_ticks += 1;
+                if self.election_elapsed_ticks >= self.election_timeout_ticks {
+                    self.campaign();
+                }
+            }
+        }
+    }
+
+    /// Appends a command if this node leads. Returns at once with the index and term the entry will have if it
+    /// commits; it may never commit (the leader can lose its position first).
+    pub fn propose(&mut self, data: Vec<u8>) -> Result<(Index, Term), NotLeader> {
+        if self.role != Role::Leader {
+            return Err(NotLeader { node: self.id(), term: self.term(), leader_hint: self.leader_hint });
+        }
+        let index = self.log.last_index() + 1;
+        let term = self.term();
+        self.log.push(Entry { index, term, data });
+        self.mark_log_dirty(index);
+        self.maybe_commit();
+        self.broadcast_append(false);
+        Ok((index, term))
+    }
+
+    /// The service has folded everything through `index` into `data`: discard the log through `index`.
+    /// Stale calls (at or below the current snapshot) are ignored. Safe to call while handling the applies of a
+    /// Ready, for any index already handed out.
+    pub fn snapshot(&mut self, index: Index, data: Vec<u8>) -> Result<(), SnapshotError> {
+        if index <= self.log.snapshot_meta().index {
+            return Ok(());
+        }
+        let Some(term) = self.log.term_at(index).filter(|_| index <= self.applied_index) else {
+            return Err(SnapshotError::NotApplied { index, applied: self.applied_index });
+        };
+        let meta = SnapshotMeta { index, term };
+        let kept = self.log.compact_to(meta);
+        debug_assert!(kept, "the log holds every applied entry above the snapshot");
+        self.snapshot = Some(Snapshot { meta, data });
+        self.snapshot_dirty = true;
+        Ok(())
+    }
+
+    /// Handles one message from a peer. A refused message leaves the node unchanged.
+    pub fn step(&mut self, msg: Message) -> Result<(), StepError> {
+        self.validate(&msg)?;
+        if msg.term > self.term() {
+            self.become_follower(msg.term, None);
+        }
+        let Message { from, term, body, .. } = msg;
+        match body {
+            MessageBody::RequestVote { last_log_index, last_log_term } => {
+                self.handle_request_vote(from, term, last_log_index, last_log_term);
+                Ok(())
+            }
+            MessageBody::RequestVoteReply { granted } => {
+                self.handle_vote_reply(from, term, granted);
+                Ok(())
+            }
+            MessageBody::AppendEntries { prev_log_index, prev_log_term, entries, leader_commit } => {
+                self.handle_append_entries(from, term, prev_log_index, prev_log_term, entries, leader_commit)
+            }
+            MessageBody::AppendEntriesReply(reply) => self.handle_append_reply(from, term, reply),
+            MessageBody::InstallSnapshot { meta, data } => self.handle_install_snapshot(from, term, meta, data),
+            MessageBody::InstallSnapshotReply { last_included_index } => {
+                self.handle_install_snapshot_reply(from, term, last_included_index)
+            }
+        }
+    }
+
+    /// Collects the outputs produced since the last call. See [`Ready`] for the order a driver must follow.
+    pub fn take_ready(&mut self) -> Ready {
+        let persist = if self.hard_state_dirty || self.snapshot_dirty || self.log_dirty_from.is_some() {
+            Some(PersistUpdate {
+                hard_state: self.hard_state_dirty.then_some(self.hard_state),
+                snapshot: if self.snapshot_dirty { self.snapshot.clone() } else { None },
+                truncate_from: self.log_dirty_from,
+                entries: self.log_dirty_from.map(|from| self.log.entries_from(from).to_vec()).unwrap_or_default(),
+            })
+        } else {
+            None
+        };
+        self.hard_state_dirty = false;
+        self.snapshot_dirty = false;
+        self.log_dirty_from = None;
+
+        let mut applies = Vec::new();
+        if let Some(snapshot) = self.snapshot_to_apply.take() {
+            self.applied_index = snapshot.meta.index;
+            applies.push(Apply::Snapshot(snapshot));
+        }
+        while self.applied_index < self.commit_index {
+            let index = self.applied_index + 1;
+            let Some(entry) = self.log.entry(index) else {
+                // Unreachable by construction: applied >= snapshot index and commit <= last index.
+                debug_assert!(false, "committed entry {index} missing from the log");
+                break;
+            };
+            applies.push(Apply::Command { index, term: entry.term, data: entry.data.clone() });
+            self.applied_index = index;
+        }
+        Ready { persist, messages: std::mem::take(&mut self.messages), applies }
+    }
+
+    // ----- Validation ------------------------------------------------------------------------------------------
+
+    /// Refuses anything a correct peer could not have sent, before any state changes.
+    fn validate(&self, msg: &Message) -> Result<(), StepError> {
+        let from = msg.from;
+        if msg.to != self.id() {
+            return Err(StepError::WrongRecipient { node: self.id(), from, to: msg.to });
+        }
+        if from == self.id() || !self.config.members.contains(&from) {
+            return Err(StepError::UnknownPeer(from));
+        }
+        if msg.term > TERM_LIMIT {
+            return Err(StepError::AbsurdTerm { from, term: msg.term });
+        }
+        let malformed = |what: String| Err(StepError::Malformed { from, what });
+        match &msg.body {
+            MessageBody::RequestVote { last_log_term, .. } if *last_log_term > msg.term => {
+                malformed(format!("RequestVote last_log_term {last_log_term} above its term {}", msg.term))
+            }
+            MessageBody::AppendEntries { prev_log_index, prev_log_term, entries, .. } => {
+                if *prev_log_term > msg.term {
+                    return malformed(format!("AppendEntries prev_log_term {prev_log_term} above its term"));
+                }
+                let mut previous_term = *prev_log_term;
+                for (k, entry) in entries.iter().enumerate() {
+                    let expected = prev_log_index.checked_add(1 + k as u64);
+                    if expected != Some(entry.index) {
+                        return malformed(format!(
+                            "AppendEntries entry {k} has index {} after prev {prev_log_index}",
+                            entry.index
+                        ));
+                    }
+                    if entry.term < previous_term || entry.term > msg.term {
+                        return malformed(format!(
+                            "AppendEntries entry {} has out-of-order term {}",
+                            entry.index, entry.term
+                        ));
+                    }
+                    previous_term = entry.term;
+                }
+                Ok(())
+            }
+            MessageBody::InstallSnapshot { meta, .. } if meta.term > msg.term || meta.index == 0 => {
+                malformed(format!("InstallSnapshot {meta:?} does not fit its term {}", msg.term))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    // ----- Elections -------------------------------------------------------------------------------------------
+
+    fn reset_election_timer(&mut self) {
+        self.election_elapsed_ticks = 0;
+        self.election_timeout_ticks = self
+            .rng
+            .range(u64::from(self.config.election_timeout_ticks_min), u64::from(self.config.election_timeout_ticks_max))
+            as u32;
+    }
+
+    fn campaign(&mut self) {
+        self.reset_election_timer();
+        if self.term() >= TERM_LIMIT {
+            return; // Only reachable if durable state was forged; refusing beats overflowing.
+        }
+        self.hard_state = HardState { term: self.term() + 1, voted_for: Some(self.id()) };
+        self.hard_state_dirty = true;
+        self.role = Role::Candidate;
+        self.leader_hint = None;
+        self.votes = BTreeSet::from([self.id()]);
+        if self.votes.len() >= quorum::majority(self.config.members.len()) {
+            self.become_leader();
+            return;
+        }
+        let (last_log_index, last_log_term) = (self.log.last_index(), self.log.last_term());
+        for peer in self.peers() {
+            self.send(peer, MessageBody::RequestVote { last_log_index, last_log_term });
+        }
+    }
+
+    fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
+        if term > self.term() {
+            // votedFor changes only together with the term.
+            self.hard_state = HardState { term, voted_for: None };
+            self.hard_state_dirty = true;
+        }
+        if self.role != Role::Follower {
+            self.role = Role::Follower;
+            self.progress.clear();
+            self.votes.clear();
+            self.reset_election_timer();
+        }
+        self.leader_hint = leader;
+    }
+
+    fn become_leader(&mut self) {
+        self.role = Role::Leader;
+        self.leader_hint = Some(self.id());
+        self.votes.clear();
+        let last_index = self.log.last_index();
+        self.progress = self.peers().map(|p| (p, Progress::new(last_index))).collect();
+        self.heartbeat_elapsed_ticks = 0;
+        // Assert leadership at once so other candidates stand down.
+        self.broadcast_append(true);
+    }
+
+    fn handle_request_vote(&mut self, from: NodeId, term: Term, last_log_index: Index, last_log_term: Term) {
+        let granted = term == self.term() && {
+            let up_to_date = last_log_term > self.log.last_term()
+                || (last_log_term == self.log.last_term() && last_log_index >= self.log.last_index());
+            let free = self.hard_state.voted_for.is_none_or(|v| v == from);
+            up_to_date && free
+        };
+        if granted {
+            self.hard_state.voted_for = Some(from);
+            self.hard_state_dirty = true;
+            self.reset_election_timer();
+        }
+        self.send(from, MessageBody::RequestVoteReply { granted });
+    }
+
+    fn handle_vote_reply(&mut self, from: NodeId, term: Term, granted: bool) {
+        if self.role != Role::Candidate || term != self.term() || !granted {
+            return;
+        }
+        self.votes.insert(from);
+        if self.votes.len() >= quorum::majority(self.config.members.len()) {
+            self.become_leader();
+        }
+    }
+
+    // ----- Replication: follower side --------------------------------------------------------------------------
+
+    /// Accepts a message from the leader of `term`, which must be the current term.
+    fn accept_leader(&mut self, from: NodeId, term: Term) -> Result<(), StepError> {
+        if self.role == Role::Leader {
+            return Err(StepError::TwoLeaders { from, term });
+        }
+        self.become_follower(term, Some(from));
+        self.reset_election_timer();
+        Ok(())
+    }
+
+    fn handle_append_entries(
+        &mut self,
+        from: NodeId,
+        term: Term,
+        prev_log_index: Index,
+        prev_log_term: Term,
+        mut entries: Vec<Entry>,
+        leader_commit: Index,
+    ) -> Result<(), StepError> {
+        let last = self.log.last_index();
+        if term < self.term() {
+            // Our reply carries our newer term, which deposes the stale leader.
+            let reject = AppendReply::Reject {
+                prev_log_index,
+                conflict_term: None,
+                conflict_first_index: last + 1,
+                last_log_index: last,
+            };
+            self.send(from, MessageBody::AppendEntriesReply(reject));
+            return Ok(());
+        }
+        self.accept_leader(from, term)?;
+
+        // Entries at or below our snapshot are committed and so match the leader's (Log Matching plus Leader
+        // Completeness): start the consistency check at the snapshot point instead.
+        let snapshot = self.log.snapshot_meta();
+        let (prev_log_index, prev_log_term) = if prev_log_index < snapshot.index {
+            entries.retain(|e| e.index > snapshot.index);
+            (snapshot.index, snapshot.term)
+        } else {
+            (prev_log_index, prev_log_term)
+        };
+
+        match self.log.term_at(prev_log_index) {
+            None => {
+                let reject = AppendReply::Reject {
+                    prev_log_index,
+                    conflict_term: None,
+                    conflict_first_index: last + 1,
+                    last_log_index: last,
+                };
+                self.send(from, MessageBody::AppendEntriesReply(reject));
+                return Ok(());
+            }
+            Some(term_here) if term_here != prev_log_term => {
+                let reject = AppendReply::Reject {
+                    prev_log_index,
+                    conflict_term: Some(term_here),
+                    conflict_first_index: self.log.first_index_of_term_at(prev_log_index),
+                    last_log_index: last,
+                };
+                self.send(from, MessageBody::AppendEntriesReply(reject));
+                return Ok(());
+            }
+            Some(_) => {}
+        }
+
+        // Find the first entry we do not already hold with the same term. Entries we hold are skipped: an outdated
+        // or repeated AppendEntries must never take back entries that a newer one added.
+        let last_new_index = prev_log_index + entries.len() as u64;
+        let first_new = entries.iter().position(|e| self.log.term_at(e.index) != Some(e.term));
+        if let Some(k) = first_new {
+            let index = entries[k].index;
+            if index <= self.log.last_index() {
+                if index <= self.commit_index {
+                    return Err(StepError::WouldTruncateCommitted { from, index, commit_index: self.commit_index });
+                }
+                self.log.truncate_from(index);
+            }
+            self.mark_log_dirty(index);
+            for entry in entries.drain(k..) {
+                self.log.push(entry);
+            }
+        }
+        let new_commit = leader_commit.min(last_new_index);
+        if new_commit > self.commit_index {
+            self.commit_index = new_commit;
+        }
+        self.send(from, MessageBody::AppendEntriesReply(AppendReply::Success { match_index: last_new_index }));
+        Ok(())
+    }
+
+    fn handle_install_snapshot(
+        &mut self,
+        from: NodeId,
+        term: Term,
+        meta: SnapshotMeta,
+        data: Vec<u8>,
+    ) -> Result<(), StepError> {
+        if term < self.term() {
+            let last_included_index = self.log.snapshot_meta().index;
+            self.send(from, MessageBody::InstallSnapshotReply { last_included_index });
+            return Ok(());
+        }
+        self.accept_leader(from, term)?;
+        // A snapshot at or below our commit index brings nothing new: we already hold (and agree on) all of it.
+        // Ignoring it is what keeps a stale or duplicate InstallSnapshot from moving the node backwards.
+        if meta.index > self.commit_index {
+            let kept_suffix = self.log.compact_to(meta);
+            if !kept_suffix {
+                self.mark_log_dirty(meta.index + 1);
+            }
+            let snapshot = Snapshot { meta, data };
+            self.snapshot = Some(snapshot.clone());
+            self.snapshot_dirty = true;
+            self.snapshot_to_apply = Some(snapshot);
+            self.commit_index = meta.index;
+        }
+        self.send(from, MessageBody::InstallSnapshotReply { last_included_index: meta.index });
+        Ok(())
+    }
+
+    // ----- Replication: leader side ----------------------------------------------------------------------------
+
+    fn handle_append_reply(&mut self, from: NodeId, term: Term, reply: AppendReply) -> Result<(), StepError> {
+        if self.role != Role::Leader || term != self.term() {
+            return Ok(()); // A stale reply from an earlier term or role.
+        }
+        let last_index = self.log.last_index();
+        let Some(progress) = self.progress.get_mut(&from) else { return Ok(()) };
+        progress.awaiting_reply = false;
+        match reply {
+            AppendReply::Success { match_index } => {
+                if match_index > last_index {
+                    return Err(StepError::Malformed {
+                        from,
+                        what: format!("claims a match at {match_index} beyond the leader's last index {last_index}"),
+                    });
+                }
+                progress.record_match(match_index);
+                self.maybe_commit();
+            }
+            AppendReply::Reject { prev_log_index, conflict_term, conflict_first_index, last_log_index } => {
+                let hinted = match conflict_term {
+                    Some(t) => self.log.last_index_of_term(t).map_or(conflict_first_index, |i| i + 1),
+                    None => last_log_index.saturating_add(1),
+                };
+                // Always move back at least one entry from the failed probe, never past the follower's log end.
+                let next = hinted.min(prev_log_index).min(last_log_index.saturating_add(1));
+                if let Some(progress) = self.progress.get_mut(&from) {
+                    progress.back_off_to(next);
+                }
+            }
+        }
+        if self.progress.get(&from).is_some_and(|p| p.next_index <= last_index) {
+            self.send_append(from);
+        }
+        Ok(())
+    }
+
+    fn handle_install_snapshot_reply(&mut self, from: NodeId, term: Term, index: Index) -> Result<(), StepError> {
+        if self.role != Role::Leader || term != self.term() {
+            return Ok(());
+        }
+        let last_index = self.log.last_index();
+        if index > last_index {
+            return Err(StepError::Malformed {
+                from,
+                what: format!("acknowledges snapshot {index} beyond the leader's last index {last_index}"),
+            });
+        }
+        let Some(progress) = self.progress.get_mut(&from) else { return Ok(()) };
+        progress.awaiting_reply = false;
+        progress.record_match(index);
+        let more = progress.next_index <= last_index;
+        self.maybe_commit();
+        if more {
+            self.send_append(from);
+        }
+        Ok(())
+    }
+
+    /// Sends AppendEntries to every follower. Heartbeats go to all; otherwise only to followers with nothing in
+    /// flight (the heartbeat retransmits whatever a lost message carried).
+    fn broadcast_append(&mut self, heartbeat: bool) {
+        let peers: Vec<NodeId> = self.peers().collect();
+        for peer in peers {
+            let idle = self.progress.get(&peer).is_some_and(|p| !p.awaiting_reply);
+            if heartbeat || idle {
+                self.send_append(peer);
+            }
+        }
+    }
+
+    /// Sends `to` whatever it needs next: entries from its next index, or the snapshot if those were compacted.
+    fn send_append(&mut self, to: NodeId) {
+        let Some(progress) = self.progress.get_mut(&to) else { return };
+        progress.awaiting_reply = true;
+        let next_index = progress.next_index;
+        let prev_log_index = next_index - 1;
+        let body = match (self.log.term_at(prev_log_index), &self.snapshot) {
+            (Some(prev_log_term), _) => MessageBody::AppendEntries {
+                prev_log_index,
+                prev_log_term,
+                entries: self.log.slice(
+                    next_index,
+                    self.config.max_entries_per_append,
+                    self.config.max_bytes_per_append,
+                ),
+                leader_commit: self.commit_index,
+            },
+            (None, Some(snapshot)) => MessageBody::InstallSnapshot { meta: snapshot.meta, data: snapshot.data.clone() },
+            (None, None) => {
+                // next_index is always within [1, last + 1] and the prefix is compacted only with a snapshot.
+                debug_assert!(false, "no term at {prev_log_index} and no snapshot");
+                return;
+            }
+        };
+        self.send(to, body);
+    }
+
+    /// Advances the commit index to the highest index a majority holds, but only through an entry of the current
+    /// term (Figure 8: older entries commit indirectly, never by counting replicas).
+    fn maybe_commit(&mut self) {
+        let mut matches: Vec<Index> = self
+            .config
+            .members
+            .iter()
+            .map(|m| {
+                if *m == self.id() { self.log.last_index() } else { self.progress.get(m).map_or(0, |p| p.match_index) }
+            })
+            .collect();
+        let majority_index = quorum::committed_index(&mut matches);
+        if majority_index > self.commit_index && self.log.term_at(majority_index) == Some(self.term()) {
+            self.commit_index = majority_index;
+        }
+    }
+
+    // ----- Helpers ---------------------------------------------------------------------------------------------
+
+    fn peers(&self) -> impl Iterator<Item = NodeId> + use<> {
+        let me = self.id();
+        self.config.members.clone().into_iter().filter(move |m| *m != me)
+    }
+
+    fn send(&mut self, to: NodeId, body: MessageBody) {
+        self.messages.push(Message { from: self.id(), to, term: self.term(), body });
+    }
+
+    fn mark_log_dirty(&mut self, index: Index) {
+        self.log_dirty_from = Some(self.log_dirty_from.map_or(index, |d| d.min(index)));
+    }
+}

@@ -1,0 +1,56 @@
+//! Basic vocabulary shared by every part of the core.
+use serde::{Deserialize, Serialize};
+
+/// A node's identity within its cluster. Any value is allowed; the configuration lists the members.
+pub type NodeId = u64;
+/// A Raft term. Terms start at 0 and only grow.
+pub type Term = u64;
+/// A log position. The first entry has index 1; index 0 is the empty prefix.
+pub type Index = u64;
+
+/// Terms above this are refused as absurd. A peer that sends one is broken or hostile, and adopting it would leave
+/// the cluster unable to start a new election (the term could not be incremented). 2^62 leaves room for a
+/// thousand elections per second for a hundred million years.
+pub const TERM_LIMIT: Term = 1 << 62;
+
+/// One replicated log entry. The index is carried explicitly so storage and the wire can check contiguity on both
+/// the write and the read path.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub index: Index,
+    pub term: Term,
+    pub data: Vec<u8>,
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Entry(i{} t{} {}B)", self.index, self.term, self.data.len())
+    }
+}
+
+/// The state that must be durable before a node answers anyone (Figure 2's "persistent state", minus the log).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HardState {
+    pub term: Term,
+    pub voted_for: Option<NodeId>,
+}
+
+/// What a snapshot covers: everything through `index`, whose entry had term `term`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotMeta {
+    pub index: Index,
+    pub term: Term,
+}
+
+/// A service snapshot together with the log position it replaces.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub meta: SnapshotMeta,
+    pub data: Vec<u8>,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Snapshot(i{} t{} {}B)", self.meta.index, self.meta.term, self.data.len())
+    }
+}
