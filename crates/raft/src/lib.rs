@@ -26,4 +26,4 @@ pub use node::{RaftNode, Role};
 pub use quorum::majority;
 pub use ready::{Apply, DurableState, PersistUpdate, Ready, Storage};
 pub use rng::Rng;
-pub use types::{Entry, HardState, Index, NodeId, Snapshot, SnapshotMeta, TERM_LIMIT, Term};
+pub use types::{Entry, HardState, INDEX_LIMIT, Index, NodeId, Snapshot, SnapshotMeta, TERM_LIMIT, Term};

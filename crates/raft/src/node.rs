@@ -14,7 +14,7 @@ use crate::progress::Progress;
 use crate::quorum;
 use crate::ready::{Apply, DurableState, PersistUpdate, Ready};
 use crate::rng::Rng;
-use crate::types::{Entry, HardState, Index, NodeId, Snapshot, SnapshotMeta, TERM_LIMIT, Term};
+use crate::types::{Entry, HardState, INDEX_LIMIT, Index, NodeId, Snapshot, SnapshotMeta, TERM_LIMIT, Term};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -263,6 +263,25 @@ impl RaftNode {
             return Err(StepError::AbsurdTerm { from, term: msg.term });
         }
         let malformed = |what: String| Err(StepError::Malformed { from, what });
+        let largest_index = match &msg.body {
+            MessageBody::RequestVote { last_log_index, .. } => *last_log_index,
+            MessageBody::AppendEntries { prev_log_index, entries, leader_commit, .. } => {
+                (*prev_log_index).max(*leader_commit).saturating_add(entries.len() as u64)
+            }
+            MessageBody::AppendEntriesReply(AppendReply::Success { match_index }) => *match_index,
+            MessageBody::AppendEntriesReply(AppendReply::Reject {
+                prev_log_index,
+                conflict_first_index,
+                last_log_index,
+                ..
+            }) => (*prev_log_index).max(*conflict_first_index).max(*last_log_index),
+            MessageBody::InstallSnapshot { meta, .. } => meta.index,
+            MessageBody::InstallSnapshotReply { last_included_index } => *last_included_index,
+            MessageBody::RequestVoteReply { .. } => 0,
+        };
+        if largest_index > INDEX_LIMIT {
+            return malformed(format!("{} carries absurd index {largest_index}", msg.body.kind()));
+        }
         match &msg.body {
             MessageBody::RequestVote { last_log_term, .. } if *last_log_term > msg.term => {
                 malformed(format!("RequestVote last_log_term {last_log_term} above its term {}", msg.term))
@@ -418,6 +437,12 @@ impl RaftNode {
         let snapshot = self.log.snapshot_meta();
         let (prev_log_index, prev_log_term) = if prev_log_index < snapshot.index {
             entries.retain(|e| e.index > snapshot.index);
+            if entries.first().is_some_and(|e| e.term < snapshot.term) {
+                return Err(StepError::Malformed {
+                    from,
+                    what: format!("AppendEntries entry after snapshot {} has an older term", snapshot.index),
+                });
+            }
             (snapshot.index, snapshot.term)
         } else {
             (prev_log_index, prev_log_term)

@@ -13,6 +13,10 @@ pub type Index = u64;
 /// thousand elections per second for a hundred million years.
 pub const TERM_LIMIT: Term = 1 << 62;
 
+/// Log indexes above this are refused as absurd, for the same reason and with the same margin as terms: index
+/// arithmetic (`index + 1`, lengths) must never overflow, whatever a peer sends.
+pub const INDEX_LIMIT: Index = 1 << 62;
+
 /// One replicated log entry. The index is carried explicitly so storage and the wire can check contiguity on both
 /// the write and the read path.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -126,13 +126,13 @@ impl ApplyChecker {
         Ok((count, command.cloned()))
     }
 
-    /// Election safety: at most one leader per term.
-    pub fn leader_elected(&mut self, term: Term, leader: NodeId) -> Result<(), String> {
+    /// Election safety: at most one leader per term. Returns whether this leader is newly seen.
+    pub fn leader_elected(&mut self, term: Term, leader: NodeId) -> Result<bool, String> {
         match self.leaders.insert(term, leader) {
             Some(previous) if previous != leader => {
                 Err(format!("election safety: term {term} has two leaders, {previous} and {leader}"))
             }
-            _ => Ok(()),
+            previous => Ok(previous.is_none()),
         }
     }
 }

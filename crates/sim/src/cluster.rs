@@ -177,10 +177,12 @@ impl Cluster {
             let was_leader_term = raft.is_leader().then(|| raft.term());
             let ready: Ready = raft.take_ready();
             if ready.is_empty() {
-                if let Some(term) = was_leader_term
-                    && let Err(e) = self.checker.leader_elected(term, i as NodeId)
-                {
-                    self.fail(&e);
+                if let Some(term) = was_leader_term {
+                    match self.checker.leader_elected(term, i as NodeId) {
+                        Ok(true) => self.trace.note(self.now_ms, format!("{i} is leader of term {term}")),
+                        Ok(false) => {}
+                        Err(e) => self.fail(&e),
+                    }
                 }
                 return;
             }

@@ -1,0 +1,319 @@
+//! One focused test per correctness rule in DESIGN.md (and the persistence contract), driving a single core by
+//! hand so each rule is checked in isolation, without a simulator.
+use keel_raft::{
+    AppendReply, Apply, Config, DurableState, Entry, HardState, Message, MessageBody, NotLeader, RaftNode, Ready, Role,
+    SnapshotMeta, StepError,
+};
+
+fn config(id: u64, n: u64) -> Config {
+    Config::new(id, (0..n).collect(), 42)
+}
+
+fn node(id: u64, n: u64) -> RaftNode {
+    RaftNode::new(config(id, n)).expect("valid config")
+}
+
+fn msg(from: u64, to: u64, term: u64, body: MessageBody) -> Message {
+    Message { from, to, term, body }
+}
+
+fn entry(index: u64, term: u64) -> Entry {
+    Entry { index, term, data: vec![index as u8, term as u8] }
+}
+
+fn append(prev: (u64, u64), entries: Vec<Entry>, commit: u64) -> MessageBody {
+    MessageBody::AppendEntries { prev_log_index: prev.0, prev_log_term: prev.1, entries, leader_commit: commit }
+}
+
+/// Ticks until the node campaigns, then grants it every vote: it leads a cluster of `n`.
+fn elect(raft: &mut RaftNode, n: u64) -> Ready {
+    while raft.role() == Role::Follower {
+        raft.tick();
+    }
+    let (term, me) = (raft.term(), raft.id());
+    for peer in (0..n).filter(|p| *p != me) {
+        raft.step(msg(peer, me, term, MessageBody::RequestVoteReply { granted: true })).expect("vote");
+    }
+    assert_eq!(raft.role(), Role::Leader);
+    raft.take_ready()
+}
+
+fn replies(ready: &Ready) -> Vec<AppendReply> {
+    ready
+        .messages
+        .iter()
+        .filter_map(|m| match &m.body {
+            MessageBody::AppendEntriesReply(r) => Some(*r),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn repeated_or_outdated_append_entries_never_take_back_entries() {
+    let mut f = node(1, 3);
+    f.step(msg(0, 1, 1, append((0, 0), vec![entry(1, 1), entry(2, 1), entry(3, 1)], 0))).unwrap();
+    f.take_ready();
+    // An outdated AppendEntries carrying only the first entry arrives late.
+    f.step(msg(0, 1, 1, append((0, 0), vec![entry(1, 1)], 0))).unwrap();
+    let ready = f.take_ready();
+    assert_eq!(f.log().last_index(), 3, "entries 2 and 3 must survive a repeated prefix");
+    assert!(ready.persist.is_none(), "nothing changed, so nothing is rewritten: {:?}", ready.persist);
+    assert_eq!(replies(&ready), vec![AppendReply::Success { match_index: 1 }]);
+}
+
+#[test]
+fn truncation_happens_only_at_the_first_real_conflict() {
+    let mut f = node(1, 3);
+    f.step(msg(0, 1, 1, append((0, 0), vec![entry(1, 1), entry(2, 1), entry(3, 1)], 0))).unwrap();
+    f.take_ready();
+    // A new leader of term 2 agrees on 1-2 and replaces 3 onwards.
+    f.step(msg(2, 1, 2, append((0, 0), vec![entry(1, 1), entry(2, 1), entry(3, 2), entry(4, 2)], 0))).unwrap();
+    let ready = f.take_ready();
+    assert_eq!((f.log().last_index(), f.log().term_at(3)), (4, Some(2)));
+    let persist = ready.persist.expect("the conflict must be persisted");
+    assert_eq!(persist.truncate_from, Some(3), "stored entries from the conflict on are replaced, not before");
+    assert_eq!(persist.entries.iter().map(|e| e.index).collect::<Vec<_>>(), vec![3, 4]);
+}
+
+#[test]
+fn committed_entries_are_never_truncated() {
+    let mut f = node(1, 3);
+    f.step(msg(0, 1, 1, append((0, 0), vec![entry(1, 1), entry(2, 1)], 2))).unwrap();
+    f.take_ready();
+    assert_eq!(f.commit_index(), 2);
+    let err = f.step(msg(2, 1, 2, append((0, 0), vec![entry(1, 1), entry(2, 2)], 0))).unwrap_err();
+    assert!(matches!(err, StepError::WouldTruncateCommitted { index: 2, .. }), "{err}");
+    assert_eq!(f.log().term_at(2), Some(1));
+}
+
+#[test]
+fn one_vote_per_term_and_it_is_durable_before_the_reply() {
+    let mut f = node(0, 3);
+    f.step(msg(1, 0, 5, MessageBody::RequestVote { last_log_index: 0, last_log_term: 0 })).unwrap();
+    let ready = f.take_ready();
+    let persist = ready.persist.expect("the vote must be persisted in the same Ready as the reply");
+    assert_eq!(persist.hard_state, Some(HardState { term: 5, voted_for: Some(1) }));
+    assert!(matches!(ready.messages[0].body, MessageBody::RequestVoteReply { granted: true }));
+    // A second candidate in the same term is refused; the first may ask again and is answered the same.
+    f.step(msg(2, 0, 5, MessageBody::RequestVote { last_log_index: 9, last_log_term: 4 })).unwrap();
+    f.step(msg(1, 0, 5, MessageBody::RequestVote { last_log_index: 0, last_log_term: 0 })).unwrap();
+    let grants: Vec<bool> = f
+        .take_ready()
+        .messages
+        .iter()
+        .map(|m| matches!(m.body, MessageBody::RequestVoteReply { granted: true }))
+        .collect();
+    assert_eq!(grants, vec![false, true]);
+    assert_eq!(f.voted_for(), Some(1));
+}
+
+#[test]
+fn voted_for_changes_only_with_the_term_and_a_leader_keeps_its_own_vote() {
+    let mut l = node(0, 3);
+    elect(&mut l, 3);
+    let term = l.term();
+    assert_eq!(l.voted_for(), Some(0));
+    // Heartbeats, proposals and replies in the same term do not touch the vote.
+    for _ in 0..25 {
+        l.tick();
+    }
+    l.propose(b"x".to_vec()).unwrap();
+    l.step(msg(1, 0, term, MessageBody::AppendEntriesReply(AppendReply::Success { match_index: 1 }))).unwrap();
+    assert_eq!((l.term(), l.voted_for()), (term, Some(0)));
+    // A higher term resets it, together with the term.
+    l.step(msg(2, 0, term + 1, MessageBody::AppendEntriesReply(AppendReply::Success { match_index: 0 }))).unwrap();
+    assert_eq!((l.term(), l.voted_for(), l.role()), (term + 1, None, Role::Follower));
+}
+
+#[test]
+fn votes_go_only_to_candidates_with_logs_at_least_as_up_to_date() {
+    let mut f = node(0, 3);
+    f.step(msg(1, 0, 2, append((0, 0), vec![entry(1, 1), entry(2, 2)], 0))).unwrap();
+    f.take_ready();
+    let ask = |f: &mut RaftNode, from, term, last_log_index, last_log_term| {
+        f.step(msg(from, 0, term, MessageBody::RequestVote { last_log_index, last_log_term })).unwrap();
+        matches!(f.take_ready().messages[0].body, MessageBody::RequestVoteReply { granted: true })
+    };
+    assert!(!ask(&mut f, 2, 3, 5, 1), "older last term loses even with a longer log");
+    assert!(!ask(&mut f, 2, 4, 1, 2), "same last term but shorter log loses");
+    assert!(ask(&mut f, 2, 5, 2, 2), "same last term and length wins");
+}
+
+#[test]
+fn commit_only_by_counting_replicas_of_a_current_term_entry() {
+    // Figure 8: node 0 leads term 3 with an entry from term 1 that a majority holds. It must not commit it by
+    // counting, only once an entry of term 3 reaches a majority.
+    let durable = DurableState {
+        hard_state: HardState { term: 2, voted_for: None },
+        snapshot: None,
+        entries: vec![entry(1, 1), entry(2, 2)],
+    };
+    let mut l = RaftNode::restart(config(0, 5), durable).unwrap();
+    elect(&mut l, 5);
+    let term = l.term();
+    for peer in [1, 2] {
+        l.step(msg(peer, 0, term, MessageBody::AppendEntriesReply(AppendReply::Success { match_index: 2 }))).unwrap();
+    }
+    assert_eq!(l.commit_index(), 0, "entries of earlier terms are not committed by counting replicas");
+    let (index, _) = l.propose(b"now".to_vec()).unwrap();
+    for peer in [1, 2] {
+        l.step(msg(peer, 0, term, MessageBody::AppendEntriesReply(AppendReply::Success { match_index: index })))
+            .unwrap();
+    }
+    assert_eq!(l.commit_index(), index, "a current-term entry on a majority commits it and everything before");
+    let applied: Vec<u64> = l.take_ready().applies.iter().map(|a| a.index()).collect();
+    assert_eq!(applied, vec![1, 2, 3], "applied once, in order, no gaps");
+}
+
+#[test]
+fn rejection_carries_conflict_term_its_first_index_and_log_length() {
+    let mut f = node(1, 3);
+    let log = vec![entry(1, 1), entry(2, 2), entry(3, 2), entry(4, 2)];
+    f.step(msg(0, 1, 2, append((0, 0), log, 0))).unwrap();
+    f.take_ready();
+    // Probe at index 4 expecting term 3: the follower has term 2 there, first at index 2.
+    f.step(msg(2, 1, 3, append((4, 3), vec![], 0))).unwrap();
+    let expected =
+        AppendReply::Reject { prev_log_index: 4, conflict_term: Some(2), conflict_first_index: 2, last_log_index: 4 };
+    assert_eq!(replies(&f.take_ready()), vec![expected]);
+    // Probe beyond the end: no conflict term, just the log length.
+    f.step(msg(2, 1, 3, append((9, 3), vec![], 0))).unwrap();
+    let expected =
+        AppendReply::Reject { prev_log_index: 9, conflict_term: None, conflict_first_index: 5, last_log_index: 4 };
+    assert_eq!(replies(&f.take_ready()), vec![expected]);
+}
+
+#[test]
+fn leader_skips_a_whole_term_per_rejection() {
+    let durable = DurableState {
+        hard_state: HardState { term: 4, voted_for: None },
+        snapshot: None,
+        entries: vec![entry(1, 1), entry(2, 1), entry(3, 4), entry(4, 4), entry(5, 4)],
+    };
+    let mut l = RaftNode::restart(config(0, 3), durable).unwrap();
+    elect(&mut l, 3);
+    let term = l.term();
+    // Follower 1 holds term 2 from index 2 to 9; the leader has no term-2 entries, so it jumps to index 2.
+    let reject =
+        AppendReply::Reject { prev_log_index: 5, conflict_term: Some(2), conflict_first_index: 2, last_log_index: 9 };
+    l.step(msg(1, 0, term, MessageBody::AppendEntriesReply(reject))).unwrap();
+    let sent = l.take_ready().messages;
+    let probe = sent.iter().find(|m| m.to == 1).expect("a new probe is sent at once");
+    assert!(matches!(probe.body, MessageBody::AppendEntries { prev_log_index: 1, .. }), "{probe:?}");
+}
+
+#[test]
+fn stale_terms_are_answered_with_the_newer_term_and_change_nothing() {
+    let mut f = node(1, 3);
+    f.step(msg(0, 1, 5, append((0, 0), vec![entry(1, 5)], 0))).unwrap();
+    f.take_ready();
+    f.step(msg(2, 1, 3, append((0, 0), vec![entry(1, 3)], 1))).unwrap();
+    let ready = f.take_ready();
+    assert!(ready.persist.is_none());
+    assert_eq!((f.log().term_at(1), f.commit_index()), (Some(5), 0));
+    assert_eq!(ready.messages[0].term, 5, "the stale leader learns the newer term from the reply");
+}
+
+#[test]
+fn propose_on_a_follower_names_the_leader() {
+    let mut f = node(1, 3);
+    assert_eq!(f.propose(vec![1]), Err(NotLeader { node: 1, term: 0, leader_hint: None }));
+    f.step(msg(2, 1, 3, append((0, 0), vec![], 0))).unwrap();
+    assert_eq!(f.propose(vec![1]), Err(NotLeader { node: 1, term: 3, leader_hint: Some(2) }));
+    let mut l = node(0, 1);
+    l.tick_until_leader();
+    assert_eq!(l.propose(vec![9]), Ok((1, l.term())));
+}
+
+trait TickUntilLeader {
+    fn tick_until_leader(&mut self);
+}
+impl TickUntilLeader for RaftNode {
+    fn tick_until_leader(&mut self) {
+        for _ in 0..1000 {
+            if self.is_leader() {
+                return;
+            }
+            self.tick();
+        }
+        panic!("a single-node cluster must elect itself");
+    }
+}
+
+#[test]
+fn snapshot_from_inside_the_apply_loop_and_restart_from_durable_state_alone() {
+    let mut l = node(0, 1);
+    l.tick_until_leader();
+    let mut durable = DurableState::default();
+    for i in 1..=25u8 {
+        l.propose(vec![i]).unwrap();
+    }
+    let ready = l.take_ready();
+    durable.apply(ready.persist.as_ref().unwrap());
+    // The service snapshots every 10 entries while it is still walking this Ready's applies.
+    for apply in &ready.applies {
+        if apply.index() % 10 == 0 {
+            l.snapshot(apply.index(), vec![apply.index() as u8]).unwrap();
+        }
+    }
+    assert_eq!(l.log().snapshot_meta(), SnapshotMeta { index: 20, term: l.term() });
+    let ready = l.take_ready();
+    durable.apply(ready.persist.as_ref().unwrap());
+    assert_eq!(durable.entries.first().map(|e| e.index), Some(21), "the log is compacted through 20 in storage");
+
+    // Restart from what storage holds: the snapshot comes first, then only the commands after it.
+    let mut restarted = RaftNode::restart(config(0, 1), durable).unwrap();
+    restarted.tick_until_leader();
+    restarted.propose(vec![26]).unwrap();
+    let applies = restarted.take_ready().applies;
+    assert!(matches!(&applies[0], Apply::Snapshot(s) if s.meta.index == 20 && s.data == vec![20]));
+    let rest: Vec<u64> = applies[1..].iter().map(|a| a.index()).collect();
+    assert_eq!(rest, (21..=26).collect::<Vec<_>>());
+}
+
+#[test]
+fn append_entries_below_the_snapshot_uses_the_snapshot_point() {
+    // Follower compacted through 3; a leader re-sends from index 1.
+    let mut f = node(1, 3);
+    f.step(msg(0, 1, 1, append((0, 0), vec![entry(1, 1), entry(2, 1), entry(3, 1), entry(4, 1)], 4))).unwrap();
+    f.take_ready();
+    f.snapshot(3, vec![3]).unwrap();
+    f.take_ready();
+    f.step(msg(0, 1, 1, append((0, 0), vec![entry(1, 1), entry(2, 1), entry(3, 1), entry(4, 1), entry(5, 1)], 5)))
+        .unwrap();
+    let ready = f.take_ready();
+    assert_eq!(replies(&ready), vec![AppendReply::Success { match_index: 5 }]);
+    assert_eq!((f.log().first_index(), f.log().last_index(), f.commit_index()), (4, 5, 5));
+}
+
+#[test]
+fn install_snapshot_keeps_a_matching_suffix_and_ignores_stale_snapshots() {
+    let mut f = node(1, 3);
+    f.step(msg(0, 1, 1, append((0, 0), (1..=6).map(|i| entry(i, 1)).collect(), 2))).unwrap();
+    f.take_ready();
+    let install =
+        |index| MessageBody::InstallSnapshot { meta: SnapshotMeta { index, term: 1 }, data: vec![index as u8] };
+    f.step(msg(0, 1, 1, install(4))).unwrap();
+    let ready = f.take_ready();
+    assert_eq!((f.log().first_index(), f.log().last_index()), (5, 6), "suffix after the snapshot is kept");
+    assert!(matches!(&ready.applies[0], Apply::Snapshot(s) if s.meta.index == 4));
+    // A duplicate or older snapshot changes nothing and applies nothing.
+    f.step(msg(0, 1, 1, install(3))).unwrap();
+    let ready = f.take_ready();
+    assert!(ready.applies.is_empty() && ready.persist.is_none());
+    assert_eq!(f.log().snapshot_meta().index, 4);
+}
+
+#[test]
+fn a_restarted_node_recovers_term_vote_and_log_exactly() {
+    let mut f = node(1, 3);
+    let mut durable = DurableState::default();
+    f.step(msg(2, 1, 3, MessageBody::RequestVote { last_log_index: 0, last_log_term: 0 })).unwrap();
+    durable.apply(f.take_ready().persist.as_ref().unwrap());
+    f.step(msg(2, 1, 3, append((0, 0), vec![entry(1, 3), entry(2, 3)], 0))).unwrap();
+    durable.apply(f.take_ready().persist.as_ref().unwrap());
+    let r = RaftNode::restart(config(1, 3), durable).unwrap();
+    assert_eq!((r.term(), r.voted_for(), r.log().last_index(), r.log().last_term()), (3, Some(2), 2, 3));
+    assert_eq!(r.commit_index(), 0, "commit index is volatile and relearned from the leader");
+}
