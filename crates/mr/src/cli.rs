@@ -1,9 +1,204 @@
-//! `keel mr ...` subcommands.
-use clap::Subcommand;
+//! `keel mr ...` subcommands. [`run_with_apps`] gives a user's own binary the same command line with its
+//! own apps (see `examples/custom_app.rs`).
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+
+use crate::app::AppRegistry;
+use crate::coordinator::{Coordinator, JobConfig, JobSummary};
+use crate::input::SPLIT_SIZE_BYTES_DEFAULT;
+use crate::local_run::{LocalRun, run_local};
+use crate::protocol::JobId;
+use crate::seq::run_sequential;
+use crate::summary;
+use crate::test_apps::is_test_app;
+use crate::units::{format_bytes, parse_bytes, parse_duration};
+use crate::worker::{WorkerExit, WorkerOptions, run_worker};
+
+/// Default bound on a map task's in-memory buffer before it spills sorted runs to disk.
+pub const MEMORY_BUDGET_BYTES_DEFAULT: u64 = 256 * 1024 * 1024;
+/// 6.824's reassignment timeout.
+pub const TASK_TIMEOUT_DEFAULT: &str = "10s";
 
 #[derive(Debug, Subcommand)]
-pub enum MrCommand {}
+pub enum MrCommand {
+    /// Run a job's coordinator: split the input, hand tasks to workers that connect, commit their output.
+    Coordinator(CoordinatorArgs),
+    /// Work for the coordinator at ADDR until its job is done (the job, including the app, comes from it).
+    Worker(WorkerArgs),
+    /// Run a job on this machine: a coordinator plus N worker processes, with a progress bar.
+    Run(RunArgs),
+    /// The sequential reference: one process, no RPC; output FILE equals the sorted concatenation of a
+    /// distributed run's mr-out-* files.
+    Seq(SeqArgs),
+    /// List the apps this binary knows.
+    Apps,
+}
 
+#[derive(Debug, Args)]
+pub struct JobArgs {
+    /// The app (map and reduce functions); see `apps`.
+    #[arg(long)]
+    pub app: String,
+    /// Number of reduce tasks, and of output files mr-out-0..R-1.
+    #[arg(long = "reduces", default_value_t = 10)]
+    pub reduce_tasks: u32,
+    /// Output directory; created if missing, must not hold mr-out-* files already.
+    #[arg(long)]
+    pub output: PathBuf,
+    /// A task not finished in this time is given to another worker (e.g. 10s, 500ms).
+    #[arg(long, default_value = TASK_TIMEOUT_DEFAULT, value_parser = parse_duration)]
+    pub task_timeout: Duration,
+    /// Directory for intermediate files (default: hidden inside the output directory).
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+    /// Largest map input split; larger files are cut at line boundaries (e.g. 64MiB).
+    #[arg(long, default_value_t = SPLIT_SIZE_BYTES_DEFAULT, value_parser = parse_bytes)]
+    pub split_size: u64,
+    /// Memory a map task may buffer before spilling sorted runs to disk (e.g. 256MiB).
+    #[arg(long, default_value_t = MEMORY_BUDGET_BYTES_DEFAULT, value_parser = parse_bytes)]
+    pub memory_budget: u64,
+    /// Write the summary as `key value` lines to this file.
+    #[arg(long)]
+    pub stats_file: Option<PathBuf>,
+    /// Input files.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+}
+
+impl JobArgs {
+    fn config(&self) -> JobConfig {
+        JobConfig {
+            app: self.app.clone(),
+            inputs: self.inputs.clone(),
+            reduce_tasks: self.reduce_tasks,
+            output_dir: self.output.clone(),
+            task_timeout: self.task_timeout,
+            work_dir: self.work_dir.clone(),
+            split_size_bytes: self.split_size,
+            memory_budget_bytes: self.memory_budget,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct CoordinatorArgs {
+    /// Address to listen on, e.g. 127.0.0.1:7000 (port 0 picks a free port; the address is printed).
+    #[arg(long)]
+    pub listen: String,
+    #[command(flatten)]
+    pub job: JobArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// The coordinator's address, host:port.
+    #[arg(long)]
+    pub coordinator: String,
+    /// Only work for this job (the id the coordinator prints).
+    #[arg(long)]
+    pub job: Option<JobId>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Number of worker processes.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub job: JobArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SeqArgs {
+    #[arg(long)]
+    pub app: String,
+    /// Output file; must not exist.
+    #[arg(long)]
+    pub output: PathBuf,
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+}
+
+/// `keel mr ...` with keel's built-in apps.
 pub fn run(command: MrCommand) -> anyhow::Result<()> {
-    match command {}
+    run_with_apps(command, &AppRegistry::builtin(), &["mr", "worker"])
+}
+
+/// The `mr` command line with `apps`. `worker_command` is what makes this binary a worker when `run` starts
+/// worker processes (`["mr", "worker"]` for `keel`, `["worker"]` for a binary whose top-level command is
+/// [`MrCommand`]).
+pub fn run_with_apps(command: MrCommand, apps: &AppRegistry, worker_command: &[&str]) -> anyhow::Result<()> {
+    match command {
+        MrCommand::Coordinator(args) => {
+            init_logging("info");
+            let coordinator = Coordinator::prepare(&args.job.config(), &args.listen, apps)?;
+            let address = coordinator.local_addr().context("reading the listening address")?;
+            // Scripts and tests read this line to find the port and the job id.
+            println!("keel mr coordinator listening on {address} job {}", coordinator.job());
+            std::io::stdout().flush().context("writing to stdout")?;
+            let summary = coordinator.run()?;
+            finish(&summary, args.job.stats_file.as_ref())
+        }
+        MrCommand::Worker(args) => {
+            init_logging("info");
+            let options = WorkerOptions { coordinator: args.coordinator, job: args.job };
+            match run_worker(&options, apps)? {
+                WorkerExit::JobDone | WorkerExit::CoordinatorGone => Ok(()),
+                WorkerExit::JobFailed(reason) => bail!("the job failed: {reason}"),
+            }
+        }
+        MrCommand::Run(args) => {
+            init_logging("warn");
+            let run =
+                LocalRun { job: args.job.config(), workers: args.workers, worker_command, show_progress: !args.quiet };
+            let summary = run_local(&run, apps)?;
+            finish(&summary, args.job.stats_file.as_ref())
+        }
+        MrCommand::Seq(args) => {
+            init_logging("warn");
+            let app = apps.lookup(&args.app)?;
+            let started = std::time::Instant::now();
+            let stats = run_sequential(app.as_ref(), &args.inputs, &args.output)?;
+            eprintln!(
+                "seq: {} in, {} keys, {} out in {:.2} s",
+                format_bytes(stats.input_bytes),
+                stats.keys,
+                format_bytes(stats.output_bytes),
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        MrCommand::Apps => {
+            let (tests, users): (Vec<&str>, Vec<&str>) = apps.names().partition(|n| is_test_app(n));
+            println!("apps: {}", users.join(", "));
+            println!("test apps (for keel's own tests): {}", tests.join(", "));
+            Ok(())
+        }
+    }
+}
+
+fn finish(summary: &JobSummary, stats_file: Option<&PathBuf>) -> anyhow::Result<()> {
+    eprintln!("{}", summary::human(summary));
+    if let Some(path) = stats_file {
+        std::fs::write(path, summary::machine(summary)).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Logs to stderr; `KEEL_LOG` (e.g. `debug`, `keel_mr=debug`) overrides `default_level`.
+fn init_logging(default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KEEL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
 }

@@ -67,7 +67,10 @@ pub enum TaskState {
 /// What a worker asking for work should do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Next {
-    Run { task: TaskId, attempt: AttemptId },
+    Run {
+        task: TaskId,
+        attempt: AttemptId,
+    },
     /// Nothing to hand out now (tasks in progress, or reduces waiting for maps); ask again later.
     Wait,
     /// The job is over (done or failed): the worker should exit.
@@ -80,7 +83,10 @@ pub enum Outcome {
     Succeeded,
     /// `permanent` failures (bad input: unreadable, not UTF-8) would fail again on any worker, so the job
     /// fails at once instead of retrying.
-    Failed { permanent: bool, error: String },
+    Failed {
+        permanent: bool,
+        error: String,
+    },
 }
 
 /// Why a report was not acted upon.

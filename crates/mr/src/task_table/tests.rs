@@ -79,10 +79,7 @@ fn a_task_past_its_deadline_goes_to_another_worker_and_the_late_report_is_ignore
     assert_eq!(table.report(task, slow, Outcome::Succeeded), Verdict::Ignore { reason: IgnoreReason::Stale });
     finish(&mut table, task, fast);
     // And a report after the task is done is ignored too.
-    assert_eq!(
-        table.report(task, slow, Outcome::Succeeded),
-        Verdict::Ignore { reason: IgnoreReason::AlreadyFinished }
-    );
+    assert_eq!(table.report(task, slow, Outcome::Succeeded), Verdict::Ignore { reason: IgnoreReason::AlreadyFinished });
 }
 
 #[test]
@@ -134,10 +131,7 @@ fn a_permanent_failure_fails_the_job_at_once() {
     assert_eq!(table.report(task, attempt, outcome), Verdict::JobFailed { task });
     assert_eq!(table.request(secs(0)), Next::Exit);
     // The other attempt's report arrives after the job failed: nothing may be committed.
-    assert_eq!(
-        table.report(other.0, other.1, Outcome::Succeeded),
-        Verdict::Ignore { reason: IgnoreReason::JobOver }
-    );
+    assert_eq!(table.report(other.0, other.1, Outcome::Succeeded), Verdict::Ignore { reason: IgnoreReason::JobOver });
 }
 
 #[test]

@@ -32,10 +32,9 @@ impl App for JobCount {
     fn reduce(&self, _key: &str, values: &mut dyn Iterator<Item = String>) -> String {
         values.for_each(drop);
         let invocations = match fs::read_dir(".") {
-            Ok(entries) => entries
-                .flatten()
-                .filter(|e| e.file_name().to_string_lossy().starts_with(MARKER_PREFIX))
-                .count(),
+            Ok(entries) => {
+                entries.flatten().filter(|e| e.file_name().to_string_lossy().starts_with(MARKER_PREFIX)).count()
+            }
             Err(e) => panic!("jobcount: cannot list the current directory: {e}"),
         };
         invocations.to_string()

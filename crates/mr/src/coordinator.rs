@@ -1,0 +1,597 @@
+//! The coordinator process: a thin TCP server around the [`TaskTable`].
+//!
+//! One thread accepts connections, one thread per worker connection answers its requests, and the caller's
+//! thread ([`Coordinator::run`]) waits for the job to end, publishes the output and cleans up. All decisions
+//! are the task table's; this file only does the I/O they call for:
+//! - `Verdict::Commit`: rename the attempt's files into their committed place and fsync the directory
+//!   (outside the lock), then tell the table how it went.
+//! - `Verdict::Ignore` / `Retry` / `JobFailed`: remove that attempt's files.
+//! - job succeeded: rename every committed `mr-out-<r>` into the output directory, fsync it, and only then
+//!   tell workers to exit, so no process exits before the output is final.
+use std::collections::HashMap;
+use std::collections::hash_map::RandomState;
+use std::fs;
+use std::hash::BuildHasher;
+use std::io::{self, BufReader, BufWriter};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use tracing::{debug, info, warn};
+
+use crate::app::AppRegistry;
+use crate::input::{InputSplit, plan_splits};
+use crate::layout::{Layout, output_file, output_name, sync_dir};
+use crate::protocol::{
+    Assignment, Hello, HelloReply, JobId, JobSpec, PROTOCOL_MAGIC, PROTOCOL_VERSION, Reply, Report, ReportedOutcome,
+    Request, SplitSpec,
+};
+use crate::task_table::{AttemptId, JobStatus, Next, Outcome, TaskCounts, TaskId, TaskTable, Verdict};
+use crate::wire::{self, WireError};
+
+/// How long a `GetTask` is held when nothing is ready, so idle workers do not spin and a task freed by a
+/// timeout or the end of the map phase is handed out at once (the condition variable wakes the holder).
+const LONG_POLL: Duration = Duration::from_secs(1);
+/// How often held requests and the main loop look at the clock to expire overdue attempts.
+const TICK: Duration = Duration::from_millis(100);
+/// How long a peer may take to send its `Hello` before it is dropped (a port scanner, a stuck client).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// After the job ends, how long to wait for connected workers to hear so before exiting anyway. Bounded,
+/// because a worker busy with a stale attempt only asks again when that attempt ends.
+const EXIT_GRACE: Duration = Duration::from_secs(3);
+/// Most worker connections served at once; each costs a thread.
+const MAX_CONNECTIONS: usize = 512;
+/// How often the accept loop checks whether the coordinator is shutting down.
+const ACCEPT_POLL: Duration = Duration::from_millis(20);
+/// Name prefix of the job's scratch directories inside the output directory.
+const SCRATCH_PREFIX: &str = ".keel-";
+
+/// What the user asked for.
+#[derive(Clone, Debug)]
+pub struct JobConfig {
+    pub app: String,
+    pub inputs: Vec<PathBuf>,
+    pub reduce_tasks: u32,
+    pub output_dir: PathBuf,
+    pub task_timeout: Duration,
+    /// Intermediate files go here (default: a hidden directory inside the output directory).
+    pub work_dir: Option<PathBuf>,
+    pub split_size_bytes: u64,
+    pub memory_budget_bytes: u64,
+}
+
+/// Totals of a finished job. Byte counts include committed attempts only.
+#[derive(Clone, Debug, Default)]
+pub struct JobSummary {
+    pub job: Option<JobId>,
+    pub elapsed: Duration,
+    pub map_tasks: u32,
+    pub reduce_tasks: u32,
+    pub counts: TaskCounts,
+    pub input_bytes: u64,
+    pub intermediate_bytes: u64,
+    pub output_bytes: u64,
+    pub spills: u64,
+    pub worker_peak_rss_bytes: u64,
+    pub workers_seen: u64,
+}
+
+/// A point-in-time view for progress displays.
+#[derive(Clone, Debug, Default)]
+pub struct Progress {
+    pub summary: JobSummary,
+    pub total_input_bytes: u64,
+    pub connected_workers: usize,
+    pub finished: bool,
+}
+
+struct Connection {
+    stream: TcpStream,
+    told_to_exit: bool,
+}
+
+struct State {
+    table: TaskTable,
+    splits: Vec<InputSplit>,
+    totals: JobSummary,
+    connections: HashMap<u64, Connection>,
+    next_connection: u64,
+    /// Set once the output is published (`Ok`) or the job has failed (`Err`): from then on workers are told
+    /// to exit.
+    finished: Option<Result<(), String>>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    changed: Condvar,
+    started: Instant,
+    job: JobSpec,
+    layout: Layout,
+    output_dir: PathBuf,
+    total_input_bytes: u64,
+    shutting_down: AtomicBool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock is a bug in this file; the state is still the last consistent one
+        // because every transition happens inside the task table, so keep serving.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn now(&self) -> Duration {
+        self.started.elapsed()
+    }
+}
+
+/// A job ready to serve: inputs checked and split, directories made, socket bound.
+pub struct Coordinator {
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    created_dirs: Vec<PathBuf>,
+}
+
+/// A handle to watch a running coordinator from another thread.
+#[derive(Clone)]
+pub struct ProgressHandle(Arc<Shared>);
+
+impl ProgressHandle {
+    pub fn progress(&self) -> Progress {
+        let state = self.0.lock();
+        Progress {
+            summary: summary_of(&self.0, &state),
+            total_input_bytes: self.0.total_input_bytes,
+            connected_workers: state.connections.len(),
+            finished: state.finished.is_some(),
+        }
+    }
+
+    /// Fails the job (for example when no worker can be started); `run` then returns the error.
+    pub fn abort(&self, reason: String) {
+        let mut state = self.0.lock();
+        state.table.fail(reason);
+        self.0.changed.notify_all();
+    }
+}
+
+impl Coordinator {
+    /// Checks the job (known app, readable non-empty inputs, no previous results in the output directory),
+    /// plans the splits, creates the scratch directories and binds `listen`. Nothing is written to the
+    /// output directory besides hidden scratch directories, which are removed again on any error.
+    pub fn prepare(config: &JobConfig, listen: &str, apps: &AppRegistry) -> anyhow::Result<Coordinator> {
+        apps.lookup(&config.app)?;
+        if config.reduce_tasks == 0 {
+            bail!("--reduces must be at least 1");
+        }
+        if config.inputs.is_empty() {
+            bail!("no input files");
+        }
+        let splits = plan_splits(&config.inputs, config.split_size_bytes)?;
+        let map_tasks = u32::try_from(splits.len()).context("too many input splits")?;
+        let total_input_bytes = splits.iter().map(|s| s.len).sum();
+
+        let output_dir = &config.output_dir;
+        fs::create_dir_all(output_dir)
+            .with_context(|| format!("creating output directory {}", output_dir.display()))?;
+        let output_dir = std::path::absolute(output_dir).context("resolving the output directory")?;
+        check_no_previous_results(&output_dir)?;
+
+        let job = JobId(RandomState::new().hash_one((std::process::id(), Instant::now())));
+        let work_dir = match &config.work_dir {
+            Some(dir) => std::path::absolute(dir).context("resolving --work-dir")?.join(format!("keel-mr-{job}")),
+            None => output_dir.join(format!("{SCRATCH_PREFIX}work-{job}")),
+        };
+        let staging_dir = output_dir.join(format!("{SCRATCH_PREFIX}staging-{job}"));
+        let mut created_dirs = Vec::new();
+        for dir in [&work_dir, &staging_dir] {
+            if let Err(e) = fs::create_dir_all(dir) {
+                remove_dirs(&created_dirs);
+                return Err(e).with_context(|| format!("creating {}", dir.display()));
+            }
+            created_dirs.push(dir.clone());
+        }
+        let listener = match TcpListener::bind(listen).and_then(|l| l.set_nonblocking(true).map(|()| l)) {
+            Ok(listener) => listener,
+            Err(e) => {
+                remove_dirs(&created_dirs);
+                return Err(e).with_context(|| format!("listening on {listen}"));
+            }
+        };
+        let utf8 =
+            |p: &Path| p.to_str().map(str::to_string).with_context(|| format!("path {} is not UTF-8", p.display()));
+        let spec = JobSpec {
+            job,
+            app: config.app.clone(),
+            map_tasks,
+            reduce_tasks: config.reduce_tasks,
+            work_dir: utf8(&work_dir)?,
+            staging_dir: utf8(&staging_dir)?,
+            memory_budget_bytes: config.memory_budget_bytes,
+        };
+        let totals =
+            JobSummary { job: Some(job), map_tasks, reduce_tasks: config.reduce_tasks, ..JobSummary::default() };
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                table: TaskTable::new(map_tasks, config.reduce_tasks, config.task_timeout),
+                splits,
+                totals,
+                connections: HashMap::new(),
+                next_connection: 0,
+                finished: None,
+            }),
+            changed: Condvar::new(),
+            started: Instant::now(),
+            job: spec,
+            layout: Layout { work_dir, staging_dir },
+            output_dir,
+            total_input_bytes,
+            shutting_down: AtomicBool::new(false),
+        });
+        Ok(Coordinator { shared, listener, created_dirs })
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn job(&self) -> JobId {
+        self.shared.job.job
+    }
+
+    pub fn progress_handle(&self) -> ProgressHandle {
+        ProgressHandle(Arc::clone(&self.shared))
+    }
+
+    /// Serves workers until the job ends, then publishes the output (or, if the job failed, leaves none),
+    /// tells the workers, and removes the scratch directories.
+    pub fn run(self) -> anyhow::Result<JobSummary> {
+        let Coordinator { shared, listener, created_dirs } = self;
+        let acceptor = {
+            let shared = Arc::clone(&shared);
+            thread::Builder::new()
+                .name("mr-accept".into())
+                .spawn(move || accept_loop(&shared, &listener))
+                .context("starting the accept thread")?
+        };
+        let outcome = wait_for_job(&shared);
+        let outcome = match outcome {
+            Ok(()) => publish(&shared).map_err(|e| format!("publishing output: {e:#}")),
+            Err(reason) => Err(reason),
+        };
+        {
+            let mut state = shared.lock();
+            state.finished = Some(outcome.clone());
+            shared.changed.notify_all();
+        }
+        wait_for_workers_to_hear(&shared);
+        shared.shutting_down.store(true, Ordering::SeqCst);
+        {
+            let state = shared.lock();
+            for connection in state.connections.values() {
+                let _ = connection.stream.shutdown(Shutdown::Both);
+            }
+        }
+        let _ = acceptor.join();
+        remove_dirs(&created_dirs);
+        let summary = summary_of(&shared, &shared.lock());
+        match outcome {
+            Ok(()) => Ok(summary),
+            Err(reason) => bail!("job failed: {reason}"),
+        }
+    }
+}
+
+fn summary_of(shared: &Shared, state: &State) -> JobSummary {
+    let mut summary = state.totals.clone();
+    summary.counts = state.table.counts();
+    summary.elapsed = shared.now();
+    summary
+}
+
+/// Refuses an output directory that already holds `mr-out-*` files: mixing two jobs' outputs is never
+/// what the user meant, and overwriting results silently is worse.
+fn check_no_previous_results(output_dir: &Path) -> anyhow::Result<()> {
+    let entries =
+        fs::read_dir(output_dir).with_context(|| format!("reading output directory {}", output_dir.display()))?;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("reading output directory {}", output_dir.display()))?;
+        if entry.file_name().to_string_lossy().starts_with("mr-out-") {
+            bail!(
+                "output directory {} already holds results ({}); remove them or choose another directory",
+                output_dir.display(),
+                entry.file_name().to_string_lossy()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn remove_dirs(dirs: &[PathBuf]) {
+    for dir in dirs {
+        // A straggling worker may still be writing into its attempt directory; try again briefly.
+        for _ in 0..3 {
+            match fs::remove_dir_all(dir) {
+                Ok(()) => break,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                Err(e) => {
+                    debug!("removing {}: {e}; retrying", dir.display());
+                    thread::sleep(Duration::from_millis(50));
+                }
+            }
+        }
+    }
+}
+
+/// Blocks until the task table says the job is over. `Ok` if every reduce is committed.
+fn wait_for_job(shared: &Shared) -> Result<(), String> {
+    let mut state = shared.lock();
+    loop {
+        let now = shared.now();
+        state.table.tick(now);
+        match state.table.status() {
+            JobStatus::Running => {}
+            JobStatus::Succeeded => return Ok(()),
+            JobStatus::Failed { reason } => return Err(reason.clone()),
+        }
+        state = shared.changed.wait_timeout(state, TICK).unwrap_or_else(|p| p.into_inner()).0;
+    }
+}
+
+/// Renames every committed reduce output into the output directory and makes the renames durable.
+fn publish(shared: &Shared) -> anyhow::Result<()> {
+    for reduce in 0..shared.job.reduce_tasks {
+        let from = shared.layout.reduce_committed(reduce);
+        let to = output_file(&shared.output_dir, reduce);
+        fs::rename(&from, &to).with_context(|| format!("renaming {} to {}", from.display(), to.display()))?;
+    }
+    sync_dir(&shared.output_dir).with_context(|| format!("syncing {}", shared.output_dir.display()))?;
+    info!(
+        "output published: {} files {}..{} in {}",
+        shared.job.reduce_tasks,
+        output_name(0),
+        output_name(shared.job.reduce_tasks - 1),
+        shared.output_dir.display()
+    );
+    Ok(())
+}
+
+/// Waits (at most [`EXIT_GRACE`]) until every connected worker was told to exit or has gone.
+fn wait_for_workers_to_hear(shared: &Shared) {
+    let deadline = Instant::now() + EXIT_GRACE;
+    let mut state = shared.lock();
+    while state.connections.values().any(|c| !c.told_to_exit) {
+        let now = Instant::now();
+        if now >= deadline {
+            let busy = state.connections.values().filter(|c| !c.told_to_exit).count();
+            info!("{busy} worker(s) still busy after the job ended; exiting without waiting for them");
+            return;
+        }
+        state = shared.changed.wait_timeout(state, (deadline - now).min(TICK)).unwrap_or_else(|p| p.into_inner()).0;
+    }
+}
+
+fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener) {
+    while !shared.shutting_down.load(Ordering::SeqCst) {
+        match listener.accept() {
+            Ok((stream, peer)) => {
+                let shared = Arc::clone(shared);
+                let spawned =
+                    thread::Builder::new().name(format!("mr-conn-{peer}")).spawn(move || serve(&shared, stream, peer));
+                if let Err(e) = spawned {
+                    warn!("cannot start a thread for worker {peer}: {e}");
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => thread::sleep(ACCEPT_POLL),
+            Err(e) => {
+                warn!("accepting a connection: {e}");
+                thread::sleep(ACCEPT_POLL);
+            }
+        }
+    }
+}
+
+/// Serves one worker connection until it closes.
+fn serve(shared: &Shared, stream: TcpStream, peer: SocketAddr) {
+    let id = match register(shared, &stream) {
+        Ok(id) => id,
+        Err(e) => {
+            warn!("worker {peer}: {e}");
+            return;
+        }
+    };
+    match serve_connection(shared, id, stream, peer) {
+        Ok(()) => debug!("worker {peer} disconnected"),
+        Err(e) if e.is_disconnect() => debug!("worker {peer} disconnected: {e}"),
+        Err(e) => warn!("worker {peer}: {e}; closing the connection"),
+    }
+    let mut state = shared.lock();
+    state.connections.remove(&id);
+    shared.changed.notify_all();
+}
+
+fn register(shared: &Shared, stream: &TcpStream) -> io::Result<u64> {
+    stream.set_nonblocking(false)?;
+    stream.set_nodelay(true)?;
+    let clone = stream.try_clone()?;
+    let mut state = shared.lock();
+    let id = state.next_connection;
+    state.next_connection += 1;
+    state.connections.insert(id, Connection { stream: clone, told_to_exit: false });
+    Ok(id)
+}
+
+fn serve_connection(shared: &Shared, id: u64, stream: TcpStream, peer: SocketAddr) -> Result<(), WireError> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut writer = BufWriter::new(stream.try_clone()?);
+    stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
+    let hello: Hello = wire::receive(&mut reader)?;
+    if let Some(reason) = refusal(shared, &hello) {
+        warn!("refusing worker {peer} (pid {}): {reason}", hello.pid);
+        wire::send(&mut writer, &HelloReply::Rejected { reason })?;
+        return Ok(());
+    }
+    stream.set_read_timeout(None)?;
+    wire::send(&mut writer, &HelloReply::Welcome { protocol_version: PROTOCOL_VERSION, job: shared.job.clone() })?;
+    {
+        let mut state = shared.lock();
+        state.totals.workers_seen += 1;
+    }
+    info!("worker {peer} (pid {}) joined job {}", hello.pid, shared.job.job);
+    loop {
+        let request: Request = wire::receive(&mut reader)?;
+        let reply = match request {
+            Request::GetTask => next_task(shared, id, peer),
+            Request::Report(report) => {
+                handle_report(shared, report, peer);
+                Reply::Ack
+            }
+        };
+        wire::send(&mut writer, &reply)?;
+    }
+}
+
+fn refusal(shared: &Shared, hello: &Hello) -> Option<String> {
+    if hello.magic != PROTOCOL_MAGIC {
+        return Some("not a keel mr worker (bad magic)".to_string());
+    }
+    if hello.protocol_version != PROTOCOL_VERSION {
+        return Some(format!(
+            "protocol version mismatch: worker speaks version {}, this coordinator speaks version {PROTOCOL_VERSION}; \
+             run workers from the same keel build as the coordinator",
+            hello.protocol_version
+        ));
+    }
+    if let Some(job) = hello.job
+        && job != shared.job.job
+    {
+        return Some(format!("worker belongs to job {job}, but this coordinator runs job {}", shared.job.job));
+    }
+    if shared.lock().connections.len() > MAX_CONNECTIONS {
+        return Some(format!("too many workers (limit {MAX_CONNECTIONS})"));
+    }
+    None
+}
+
+/// Answers `GetTask`, holding the request up to [`LONG_POLL`] while there is nothing to hand out.
+fn next_task(shared: &Shared, id: u64, peer: SocketAddr) -> Reply {
+    let held_until = Instant::now() + LONG_POLL;
+    let mut state = shared.lock();
+    loop {
+        if let Some(finished) = &state.finished {
+            let failure = finished.clone().err();
+            if let Some(connection) = state.connections.get_mut(&id) {
+                connection.told_to_exit = true;
+            }
+            shared.changed.notify_all();
+            return Reply::Exit { failure };
+        }
+        match state.table.request(shared.now()) {
+            Next::Run { task, attempt } => {
+                let input = match task {
+                    TaskId::Map(m) => state.splits.get(m as usize).map(split_spec),
+                    TaskId::Reduce(_) => None,
+                };
+                info!("{task} {attempt} -> worker {peer}");
+                return Reply::Run(Assignment { task, attempt, input });
+            }
+            // `Exit` before `finished` is set: the job just ended and is being published; hold on.
+            Next::Wait | Next::Exit => {}
+        }
+        let now = Instant::now();
+        if now >= held_until {
+            return Reply::Wait;
+        }
+        state = shared.changed.wait_timeout(state, (held_until - now).min(TICK)).unwrap_or_else(|p| p.into_inner()).0;
+    }
+}
+
+fn split_spec(split: &InputSplit) -> SplitSpec {
+    SplitSpec {
+        // Checked to be UTF-8 when the splits were planned.
+        path: split.path.to_string_lossy().into_owned(),
+        name: split.name.clone(),
+        offset: split.offset,
+        len: split.len,
+    }
+}
+
+fn handle_report(shared: &Shared, report: Report, peer: SocketAddr) {
+    let Report { task, attempt, outcome } = report;
+    let (stats, outcome) = match outcome {
+        ReportedOutcome::Succeeded(stats) => (Some(stats), Outcome::Succeeded),
+        ReportedOutcome::Failed { permanent, error } => {
+            warn!("{task} {attempt} failed on worker {peer}: {error}");
+            (None, Outcome::Failed { permanent, error })
+        }
+    };
+    let verdict = shared.lock().table.report(task, attempt, outcome);
+    match verdict {
+        Verdict::Commit { task } => {
+            let result = commit(shared, task, attempt).map_err(|e| format!("{e:#}"));
+            if let Err(e) = &result {
+                warn!("committing {task} {attempt}: {e}");
+                remove_attempt_files(shared, task, attempt);
+            }
+            let mut state = shared.lock();
+            if result.is_ok()
+                && let Some(stats) = stats
+            {
+                let totals = &mut state.totals;
+                match task {
+                    TaskId::Map(_) => {
+                        totals.input_bytes += stats.input_bytes;
+                        totals.intermediate_bytes += stats.output_bytes;
+                    }
+                    TaskId::Reduce(_) => totals.output_bytes += stats.output_bytes,
+                }
+                totals.spills += stats.spills;
+                totals.worker_peak_rss_bytes = totals.worker_peak_rss_bytes.max(stats.worker_peak_rss_bytes);
+            }
+            state.table.commit_finished(task, attempt, result);
+            debug!("{task} {attempt} committed");
+        }
+        Verdict::Ignore { reason } => {
+            info!("ignoring report of {task} {attempt} from worker {peer}: {reason:?}; removing its files");
+            remove_attempt_files(shared, task, attempt);
+        }
+        Verdict::Retry { .. } | Verdict::JobFailed { .. } => remove_attempt_files(shared, task, attempt),
+    }
+    shared.changed.notify_all();
+}
+
+/// Moves the attempt's files to their committed names with one rename per task, then fsyncs the
+/// directory. A map attempt's directory must hold all its partitions; checking that first means a worker
+/// that reports success without its files cannot get a task marked done.
+fn commit(shared: &Shared, task: TaskId, attempt: AttemptId) -> anyhow::Result<()> {
+    let layout = &shared.layout;
+    match task {
+        TaskId::Map(m) => {
+            for r in 0..shared.job.reduce_tasks {
+                let part = layout.attempt_part(attempt, r);
+                fs::metadata(&part).with_context(|| format!("{task} {attempt}: missing {}", part.display()))?;
+            }
+            let (from, to) = (layout.attempt_dir(attempt), layout.map_dir(m));
+            fs::rename(&from, &to).with_context(|| format!("renaming {} to {}", from.display(), to.display()))?;
+            sync_dir(&layout.work_dir).with_context(|| format!("syncing {}", layout.work_dir.display()))?;
+        }
+        TaskId::Reduce(r) => {
+            let (from, to) = (layout.reduce_attempt_output(attempt, r), layout.reduce_committed(r));
+            fs::rename(&from, &to).with_context(|| format!("renaming {} to {}", from.display(), to.display()))?;
+            sync_dir(&layout.staging_dir).with_context(|| format!("syncing {}", layout.staging_dir.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes whatever an attempt that will not be committed left behind.
+fn remove_attempt_files(shared: &Shared, task: TaskId, attempt: AttemptId) {
+    let layout = &shared.layout;
+    let _ = fs::remove_dir_all(layout.attempt_dir(attempt));
+    if let TaskId::Reduce(r) = task {
+        let _ = fs::remove_file(layout.reduce_attempt_output(attempt, r));
+    }
+}

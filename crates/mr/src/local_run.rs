@@ -1,0 +1,148 @@
+//! `keel mr run`: a coordinator in this process plus N worker processes of this same binary on this
+//! machine, a progress bar while it runs, and the summary at the end.
+//!
+//! Worker processes that die while the job runs are replaced (up to a limit), so a crash costs a task
+//! timeout, not the job; the coordinator reassigns whatever the dead worker held.
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use tracing::warn;
+
+use crate::app::AppRegistry;
+use crate::coordinator::{Coordinator, JobConfig, JobSummary, Progress};
+use crate::memory::peak_rss_bytes_of;
+use crate::units::format_bytes;
+
+/// How often the progress bar and the worker processes are looked at.
+const SUPERVISE_EVERY: Duration = Duration::from_millis(100);
+/// Replacement workers started over the whole job, per requested worker: enough for a few crashes, not a
+/// fork loop when every worker dies at once (say, a broken app).
+const RESPAWNS_PER_WORKER: usize = 3;
+/// How long workers get to exit on their own after the job ended before they are killed.
+const WORKER_EXIT_GRACE: Duration = Duration::from_secs(5);
+
+pub struct LocalRun<'a> {
+    pub job: JobConfig,
+    pub workers: usize,
+    /// Arguments that make this binary act as a worker (`["mr", "worker"]` for `keel`).
+    pub worker_command: &'a [&'a str],
+    pub show_progress: bool,
+}
+
+pub fn run_local(run: &LocalRun<'_>, apps: &AppRegistry) -> anyhow::Result<JobSummary> {
+    anyhow::ensure!(run.workers > 0, "--workers must be at least 1");
+    let coordinator = Coordinator::prepare(&run.job, "127.0.0.1:0", apps)?;
+    let address = coordinator.local_addr().context("reading the coordinator's address")?.to_string();
+    let job = coordinator.job().to_string();
+    let handle = coordinator.progress_handle();
+    let serving = thread::Builder::new()
+        .name("mr-coordinator".into())
+        .spawn(move || coordinator.run())
+        .context("starting the coordinator")?;
+
+    let exe = std::env::current_exe().context("finding this program's path to start workers")?;
+    let spawn = || -> anyhow::Result<Child> {
+        let mut command = Command::new(&exe);
+        command.args(run.worker_command).args(["--coordinator", &address, "--job", &job]);
+        if std::env::var_os("KEEL_LOG").is_none() {
+            // Workers' info lines would tear the progress bar; warnings and errors still show.
+            command.env("KEEL_LOG", "warn");
+        }
+        command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::inherit());
+        command.spawn().with_context(|| format!("starting worker {}", exe.display()))
+    };
+    let mut children = Vec::with_capacity(run.workers);
+    for _ in 0..run.workers {
+        match spawn() {
+            Ok(child) => children.push(child),
+            Err(e) => {
+                handle.abort(format!("{e:#}"));
+                break;
+            }
+        }
+    }
+
+    let bar = progress_bar(run.show_progress);
+    let mut respawns_left = run.workers * RESPAWNS_PER_WORKER;
+    let mut worker_peak_rss = 0u64;
+    while !serving.is_finished() {
+        thread::sleep(SUPERVISE_EVERY);
+        let progress = handle.progress();
+        update_bar(&bar, &progress);
+        for child in &mut children {
+            if let Some(peak) = peak_rss_bytes_of(child.id()) {
+                worker_peak_rss = worker_peak_rss.max(peak);
+            }
+            let Ok(Some(status)) = child.try_wait() else { continue };
+            if progress.finished || status.success() {
+                continue;
+            }
+            if respawns_left == 0 {
+                continue;
+            }
+            respawns_left -= 1;
+            warn!("worker pid {} exited with {status}; starting a replacement", child.id());
+            match spawn() {
+                Ok(new) => *child = new,
+                Err(e) => warn!("{e:#}"),
+            }
+        }
+        let any_alive = children.iter_mut().any(|c| matches!(c.try_wait(), Ok(None)));
+        if !any_alive && respawns_left == 0 && !progress.finished {
+            handle.abort("every worker process died and the replacement budget is used up".into());
+        }
+    }
+    let result = serving.join().unwrap_or_else(|_| Err(anyhow::anyhow!("the coordinator thread panicked")));
+    bar.finish_and_clear();
+    let deadline = Instant::now() + WORKER_EXIT_GRACE;
+    for child in &mut children {
+        loop {
+            match child.try_wait() {
+                Ok(Some(_)) | Err(_) => break,
+                Ok(None) if Instant::now() >= deadline => {
+                    warn!("worker pid {} did not exit after the job; killing it", child.id());
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
+                Ok(None) => thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    }
+    let mut summary = result?;
+    summary.worker_peak_rss_bytes = summary.worker_peak_rss_bytes.max(worker_peak_rss);
+    Ok(summary)
+}
+
+fn progress_bar(show: bool) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(0);
+    let style =
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} tasks  {msg}  ETA {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar
+}
+
+fn update_bar(bar: &ProgressBar, progress: &Progress) {
+    let s = &progress.summary;
+    let c = &s.counts;
+    bar.set_length(u64::from(c.total));
+    bar.set_position(u64::from(c.done));
+    let rate = s.input_bytes as f64 / s.elapsed.as_secs_f64().max(1e-9);
+    bar.set_message(format!(
+        "{} running, {} failed, {} re-run | {} / {} read ({}/s) | {} workers",
+        c.in_progress,
+        c.failed_attempts + c.timeouts,
+        c.reexecutions,
+        format_bytes(s.input_bytes),
+        format_bytes(progress.total_input_bytes),
+        format_bytes(rate as u64),
+        progress.connected_workers
+    ));
+}

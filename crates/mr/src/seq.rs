@@ -1,0 +1,85 @@
+//! `keel mr seq`: the sequential reference, like 6.824's mrsequential. One process, no RPC, no combiner, no
+//! spills: map every input whole, group all pairs by key, reduce each key in key order. Deliberately the
+//! simplest correct implementation, because the distributed engine's tests compare against it.
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+
+use crate::app::App;
+use crate::input::read_whole;
+
+/// What a sequential run read and wrote.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SeqStats {
+    pub input_bytes: u64,
+    pub pairs: u64,
+    pub keys: u64,
+    pub output_bytes: u64,
+}
+
+/// Runs `app` over `inputs` and writes `key value` lines, sorted by key, to `output`. The file appears
+/// whole or not at all (written beside it, then renamed); an existing `output` is an error.
+pub fn run_sequential(app: &dyn App, inputs: &[PathBuf], output: &Path) -> anyhow::Result<SeqStats> {
+    if output.exists() {
+        bail!("output {} already exists; remove it or choose another file", output.display());
+    }
+    let mut stats = SeqStats::default();
+    let mut groups: HashMap<String, Vec<String>> = HashMap::new();
+    for input in inputs {
+        let contents = read_whole(input)?;
+        stats.input_bytes += contents.len() as u64;
+        let name = input.to_str().unwrap_or_default();
+        app.map(name, &contents, &mut |key, value| {
+            stats.pairs += 1;
+            match groups.get_mut(key) {
+                Some(values) => values.push(value.to_string()),
+                None => {
+                    groups.insert(key.to_string(), vec![value.to_string()]);
+                }
+            }
+        });
+    }
+    let mut keys: Vec<String> = groups.keys().cloned().collect();
+    keys.sort_unstable();
+    stats.keys = keys.len() as u64;
+
+    let temp = temp_path_beside(output)?;
+    let result = (|| -> anyhow::Result<u64> {
+        let file = File::create(&temp).with_context(|| format!("creating {}", temp.display()))?;
+        let mut out = BufWriter::new(file);
+        let mut written = 0u64;
+        for key in keys {
+            let values = groups.remove(&key).unwrap_or_default();
+            let value = app.reduce(&key, &mut values.into_iter());
+            let line = format!("{key} {value}\n");
+            written += line.len() as u64;
+            out.write_all(line.as_bytes()).with_context(|| format!("writing {}", temp.display()))?;
+        }
+        let file =
+            out.into_inner().map_err(|e| e.into_error()).with_context(|| format!("writing {}", temp.display()))?;
+        file.sync_all().with_context(|| format!("syncing {}", temp.display()))?;
+        Ok(written)
+    })();
+    match result {
+        Ok(written) => {
+            stats.output_bytes = written;
+            fs::rename(&temp, output)
+                .with_context(|| format!("renaming {} to {}", temp.display(), output.display()))?;
+            Ok(stats)
+        }
+        Err(e) => {
+            let _ = fs::remove_file(&temp);
+            Err(e)
+        }
+    }
+}
+
+fn temp_path_beside(output: &Path) -> anyhow::Result<PathBuf> {
+    let Some(name) = output.file_name().and_then(|n| n.to_str()) else {
+        bail!("output {} is not a file name", output.display());
+    };
+    Ok(output.with_file_name(format!(".{name}.keel-tmp-{}", std::process::id())))
+}

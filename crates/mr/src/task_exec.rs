@@ -1,0 +1,148 @@
+//! Running one attempt of a task on a worker: read the input, call the app, write the attempt's files
+//! (fsynced) under names derived from the attempt id. The worker never renames anything into a committed
+//! place; the coordinator does that if, and only if, this attempt is still the one on record.
+use std::any::Any;
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use crate::app::App;
+use crate::input::{InputSplit, read_split};
+use crate::layout::{Layout, sync_dir};
+use crate::map_output::MapOutput;
+use crate::memory::own_peak_rss_bytes;
+use crate::merge::{MERGE_FAN_IN_MAX, MergedRuns, narrow_runs};
+use crate::protocol::{JobSpec, TaskStats};
+use crate::records::RecordError;
+use crate::task_table::AttemptId;
+
+/// Why an attempt failed. `permanent` failures (bad input) fail the job instead of being retried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskFailure {
+    pub permanent: bool,
+    pub error: String,
+}
+
+impl TaskFailure {
+    fn retryable(error: impl ToString) -> TaskFailure {
+        TaskFailure { permanent: false, error: error.to_string() }
+    }
+}
+
+/// Output buffer for reduce output files.
+const OUTPUT_BUFFER_BYTES: usize = 256 * 1024;
+
+pub fn run_map(
+    app: &dyn App,
+    job: &JobSpec,
+    layout: &Layout,
+    attempt: AttemptId,
+    split: &InputSplit,
+) -> Result<TaskStats, TaskFailure> {
+    let dir = layout.attempt_dir(attempt);
+    // `create_dir`, not `create_dir_all`: if the work directory is gone the job is over, and a late attempt
+    // must not bring it back.
+    fs::create_dir(&dir).map_err(|e| TaskFailure::retryable(format!("creating {}: {e}", dir.display())))?;
+    let contents = read_split(split).map_err(|e| TaskFailure { permanent: true, error: e.to_string() })?;
+    let input_bytes = contents.len() as u64;
+    let budget = usize::try_from(job.memory_budget_bytes).unwrap_or(usize::MAX);
+    let mut output = MapOutput::new(job.reduce_tasks, app.combiner(), budget, &dir);
+    catch_unwind(AssertUnwindSafe(|| app.map(&split.name, &contents, &mut |k, v| output.emit(k, v)))).map_err(
+        |panic| TaskFailure::retryable(format!("app {:?} panicked in map: {}", job.app, panic_message(&panic))),
+    )?;
+    drop(contents);
+    let stats = output
+        .finish(|r| layout.attempt_part(attempt, r))
+        .map_err(|e| TaskFailure::retryable(format!("writing map output: {e}")))?;
+    sync_dir(&dir).map_err(|e| TaskFailure::retryable(format!("syncing {}: {e}", dir.display())))?;
+    Ok(TaskStats {
+        input_bytes,
+        output_bytes: stats.bytes_written,
+        records: stats.records_emitted,
+        spills: stats.spills,
+        worker_peak_rss_bytes: own_peak_rss_bytes(),
+    })
+}
+
+enum ReduceError {
+    Record(RecordError),
+    Write(io::Error),
+    Panic(String),
+}
+
+impl From<RecordError> for ReduceError {
+    fn from(e: RecordError) -> Self {
+        ReduceError::Record(e)
+    }
+}
+
+pub fn run_reduce(
+    app: &dyn App,
+    job: &JobSpec,
+    layout: &Layout,
+    attempt: AttemptId,
+    reduce: u32,
+) -> Result<TaskStats, TaskFailure> {
+    let inputs: Vec<_> = (0..job.map_tasks).map(|m| layout.map_part(m, reduce)).collect();
+    let mut input_bytes = 0;
+    for input in &inputs {
+        input_bytes += fs::metadata(input)
+            .map_err(|e| TaskFailure::retryable(format!("reduce input {}: {e}", input.display())))?
+            .len();
+    }
+    let scratch = layout.attempt_dir(attempt);
+    let runs = if inputs.len() > MERGE_FAN_IN_MAX {
+        fs::create_dir(&scratch).map_err(|e| TaskFailure::retryable(format!("creating {}: {e}", scratch.display())))?;
+        narrow_runs(inputs, MERGE_FAN_IN_MAX, &scratch, "merge", None)
+            .map_err(|e| TaskFailure::retryable(format!("merging reduce input: {e}")))?
+    } else {
+        inputs
+    };
+    let out_path = layout.reduce_attempt_output(attempt, reduce);
+    let result = write_reduce_output(app, &runs, &out_path);
+    let _ = fs::remove_dir_all(&scratch);
+    let (records, output_bytes) = result.map_err(|e| match e {
+        ReduceError::Record(e) => TaskFailure::retryable(format!("reading reduce input: {e}")),
+        ReduceError::Write(e) => TaskFailure::retryable(format!("writing {}: {e}", out_path.display())),
+        ReduceError::Panic(message) => {
+            TaskFailure::retryable(format!("app {:?} panicked in reduce: {message}", job.app))
+        }
+    })?;
+    Ok(TaskStats { input_bytes, output_bytes, records, spills: 0, worker_peak_rss_bytes: own_peak_rss_bytes() })
+}
+
+/// Streams the merged runs through `reduce`, one `key value` line per key. Returns (keys, bytes written).
+fn write_reduce_output(
+    app: &dyn App,
+    runs: &[std::path::PathBuf],
+    out_path: &std::path::Path,
+) -> Result<(u64, u64), ReduceError> {
+    let mut merged = MergedRuns::open(runs)?;
+    let file = File::create(out_path).map_err(ReduceError::Write)?;
+    let mut out = BufWriter::with_capacity(OUTPUT_BUFFER_BYTES, file);
+    let (mut keys, mut bytes) = (0u64, 0u64);
+    merged.for_each_group(|key, values| -> Result<(), ReduceError> {
+        let value = catch_unwind(AssertUnwindSafe(|| app.reduce(key, values)))
+            .map_err(|panic| ReduceError::Panic(panic_message(&panic)))?;
+        out.write_all(key.as_bytes()).map_err(ReduceError::Write)?;
+        out.write_all(b" ").map_err(ReduceError::Write)?;
+        out.write_all(value.as_bytes()).map_err(ReduceError::Write)?;
+        out.write_all(b"\n").map_err(ReduceError::Write)?;
+        keys += 1;
+        bytes += (key.len() + value.len() + 2) as u64;
+        Ok(())
+    })?;
+    let file = out.into_inner().map_err(|e| ReduceError::Write(e.into_error()))?;
+    file.sync_all().map_err(ReduceError::Write)?;
+    Ok((keys, bytes))
+}
+
+fn panic_message(panic: &Box<dyn Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_string()
+    }
+}

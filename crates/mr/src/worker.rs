@@ -1,0 +1,202 @@
+//! The worker loop: join the coordinator's job, then ask for a task, run it, report, until told to exit or
+//! the coordinator is gone. Public so that a user's own binary can run it with its own apps.
+//!
+//! ```no_run
+//! use keel_mr::{AppRegistry, worker::{WorkerOptions, run_worker}};
+//! let apps = AppRegistry::builtin(); // plus `apps.register("mine", Arc::new(Mine))`
+//! let options = WorkerOptions { coordinator: "127.0.0.1:7000".into(), job: None };
+//! let exit = run_worker(&options, &apps)?;
+//! # Ok::<(), anyhow::Error>(())
+//! ```
+use std::io::{BufReader, BufWriter};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use tracing::{debug, info, warn};
+
+use crate::app::{App, AppRegistry};
+use crate::input::InputSplit;
+use crate::layout::Layout;
+use crate::protocol::{
+    Assignment, Hello, HelloReply, JobId, JobSpec, PROTOCOL_MAGIC, PROTOCOL_VERSION, Reply, Report, ReportedOutcome,
+    Request,
+};
+use crate::task_exec::{run_map, run_reduce};
+use crate::task_table::TaskId;
+use crate::wire::{self, WireError};
+
+/// How long a worker keeps trying to reach the coordinator when it starts (scripts often start workers
+/// right after the coordinator) and after a lost connection, before concluding the coordinator is gone.
+const CONNECT_PATIENCE: Duration = Duration::from_secs(3);
+const CONNECT_RETRY: Duration = Duration::from_millis(100);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// The coordinator answers every request within about a second (it holds `GetTask` at most that long);
+/// no answer in this time means it is hung or gone.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Pause after a `Wait` answer, in case the coordinator answers without holding the request.
+const WAIT_PAUSE: Duration = Duration::from_millis(20);
+
+#[derive(Clone, Debug)]
+pub struct WorkerOptions {
+    /// The coordinator's address, `host:port`.
+    pub coordinator: String,
+    /// Refuse to work for any other job than this one.
+    pub job: Option<JobId>,
+}
+
+/// Why the worker loop ended (errors aside).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WorkerExit {
+    /// The job's output is final.
+    JobDone,
+    /// The coordinator reported the job failed.
+    JobFailed(String),
+    /// The coordinator stopped answering; it exits only after the job ends, or if it was killed.
+    CoordinatorGone,
+}
+
+struct Session {
+    reader: BufReader<TcpStream>,
+    writer: BufWriter<TcpStream>,
+}
+
+impl Session {
+    fn call(&mut self, request: &Request) -> Result<Reply, WireError> {
+        wire::send(&mut self.writer, request)?;
+        wire::receive(&mut self.reader)
+    }
+}
+
+/// Joins the job at `options.coordinator` and works until the job is over.
+pub fn run_worker(options: &WorkerOptions, apps: &AppRegistry) -> anyhow::Result<WorkerExit> {
+    let (mut session, job) = connect(&options.coordinator, options.job)?
+        .with_context(|| format!("cannot reach the coordinator at {}", options.coordinator))?;
+    let app = apps.get(&job.app).with_context(|| {
+        format!("the coordinator at {} runs app {:?}, which this worker does not have", options.coordinator, job.app)
+    })?;
+    info!("joined job {} (app {}, {} maps, {} reduces)", job.job, job.app, job.map_tasks, job.reduce_tasks);
+    let layout = Layout { work_dir: PathBuf::from(&job.work_dir), staging_dir: PathBuf::from(&job.staging_dir) };
+    let mut pending: Option<Request> = None;
+    loop {
+        let request = pending.take().unwrap_or(Request::GetTask);
+        let reply = match session.call(&request) {
+            Ok(reply) => reply,
+            Err(e) if e.is_disconnect() => {
+                debug!("lost the coordinator: {e}; reconnecting");
+                match connect(&options.coordinator, Some(job.job))? {
+                    Some((new_session, _)) => {
+                        session = new_session;
+                        // A report may have been lost with the connection; sending it again is safe because
+                        // the coordinator ignores duplicates.
+                        pending = Some(request);
+                        continue;
+                    }
+                    None => {
+                        info!("the coordinator at {} is gone; exiting", options.coordinator);
+                        return Ok(WorkerExit::CoordinatorGone);
+                    }
+                }
+            }
+            Err(e) => return Err(e).with_context(|| format!("talking to the coordinator at {}", options.coordinator)),
+        };
+        match reply {
+            Reply::Run(assignment) => pending = Some(Request::Report(execute(app.as_ref(), &job, &layout, assignment))),
+            Reply::Wait => thread::sleep(WAIT_PAUSE),
+            Reply::Ack => {}
+            Reply::Exit { failure: None } => {
+                info!("job {} is done; exiting", job.job);
+                return Ok(WorkerExit::JobDone);
+            }
+            Reply::Exit { failure: Some(reason) } => return Ok(WorkerExit::JobFailed(reason)),
+            Reply::Error { reason } => bail!("the coordinator at {} refused: {reason}", options.coordinator),
+        }
+    }
+}
+
+fn execute(app: &dyn App, job: &JobSpec, layout: &Layout, assignment: Assignment) -> Report {
+    let Assignment { task, attempt, input } = assignment;
+    info!("running {task} {attempt}");
+    let started = Instant::now();
+    let result = match (task, input) {
+        (TaskId::Map(_), Some(split)) => {
+            let split =
+                InputSplit { path: PathBuf::from(split.path), name: split.name, offset: split.offset, len: split.len };
+            run_map(app, job, layout, attempt, &split)
+        }
+        (TaskId::Map(_), None) => Err(crate::task_exec::TaskFailure {
+            permanent: true,
+            error: "coordinator sent a map task without input".into(),
+        }),
+        (TaskId::Reduce(r), _) => run_reduce(app, job, layout, attempt, r),
+    };
+    let outcome = match result {
+        Ok(stats) => {
+            debug!("{task} {attempt} done in {:?}", started.elapsed());
+            ReportedOutcome::Succeeded(stats)
+        }
+        Err(failure) => {
+            warn!("{task} {attempt} failed: {}", failure.error);
+            ReportedOutcome::Failed { permanent: failure.permanent, error: failure.error }
+        }
+    };
+    Report { task, attempt, outcome }
+}
+
+/// Connects and shakes hands, retrying for [`CONNECT_PATIENCE`]. `Ok(None)` if nobody answers; an error if
+/// the coordinator refuses this worker (another job, another protocol version).
+fn connect(address: &str, job: Option<JobId>) -> anyhow::Result<Option<(Session, JobSpec)>> {
+    let give_up_at = Instant::now() + CONNECT_PATIENCE;
+    loop {
+        match try_connect(address) {
+            Ok(stream) => return handshake(stream, address, job).map(Some),
+            Err(e) if Instant::now() < give_up_at => {
+                debug!("connecting to {address}: {e}; retrying");
+                thread::sleep(CONNECT_RETRY);
+            }
+            Err(e) => {
+                debug!("connecting to {address}: {e}; giving up");
+                return Ok(None);
+            }
+        }
+    }
+}
+
+fn try_connect(address: &str) -> std::io::Result<TcpStream> {
+    let mut last_error = std::io::Error::other(format!("{address} resolves to no address"));
+    for addr in address.to_socket_addrs()? {
+        match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last_error = e,
+        }
+    }
+    Err(last_error)
+}
+
+fn handshake(stream: TcpStream, address: &str, job: Option<JobId>) -> anyhow::Result<(Session, JobSpec)> {
+    stream.set_nodelay(true)?;
+    stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
+    let mut session = Session { reader: BufReader::new(stream.try_clone()?), writer: BufWriter::new(stream) };
+    let hello = Hello { magic: PROTOCOL_MAGIC, protocol_version: PROTOCOL_VERSION, job, pid: std::process::id() };
+    wire::send(&mut session.writer, &hello).with_context(|| format!("greeting the coordinator at {address}"))?;
+    let reply: HelloReply =
+        wire::receive(&mut session.reader).with_context(|| format!("handshake with the coordinator at {address}"))?;
+    match reply {
+        HelloReply::Rejected { reason } => bail!("the coordinator at {address} refused this worker: {reason}"),
+        HelloReply::Welcome { protocol_version, job: spec } => {
+            if protocol_version != PROTOCOL_VERSION {
+                bail!(
+                    "the coordinator at {address} speaks protocol version {protocol_version}, this worker {PROTOCOL_VERSION}"
+                );
+            }
+            if let Some(job) = job
+                && job != spec.job
+            {
+                bail!("the coordinator at {address} runs job {}, not job {job}", spec.job);
+            }
+            Ok((session, spec))
+        }
+    }
+}
