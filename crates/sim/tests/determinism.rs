@@ -21,7 +21,8 @@ fn faulty_run(seed: u64) -> (u64, u64, u64) {
             2 => t.disconnect(victim),
             _ => t.connect(victim),
         }
-        t.sleep_ms(t.rand_range(0, 300));
+        let pause_ms = t.rand_range(0, 300);
+        t.sleep_ms(pause_ms);
     }
     (t.cluster.trace.hash(), t.cluster.trace.events(), t.cluster.checker.max_index)
 }
