@@ -7,11 +7,14 @@ use keel_sim::tester::u64_command;
 fn faulty_run(seed: u64) -> (u64, u64, u64) {
     let mut t = Tester::new(seed, 5, true, false);
     t.set_long_reordering(true);
+    let mut victim = 0;
     for round in 0..40u64 {
         for i in 0..5 {
             t.start(i, u64_command(round * 10 + i as u64));
         }
-        let victim = t.rand_range(0, 5) as usize;
+        if round % 4 == 0 {
+            victim = t.rand_range(0, 5) as usize;
+        }
         match round % 4 {
             0 => t.crash1(victim),
             1 => {
