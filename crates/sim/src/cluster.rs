@@ -33,6 +33,8 @@ pub struct Stats {
     /// Request bytes at send plus reply bytes at delivery.
     pub bytes: u64,
     pub messages_delivered: u64,
+    /// InstallSnapshot requests delivered: how often a follower was caught up from a snapshot.
+    pub snapshots_installed: u64,
 }
 
 struct Slot {
@@ -147,6 +149,9 @@ impl Cluster {
             self.fail(&format!("message from {from} to {to} changed on the wire"));
         }
         self.stats.messages_delivered += 1;
+        if matches!(msg.body, keel_raft::MessageBody::InstallSnapshot { .. }) {
+            self.stats.snapshots_installed += 1;
+        }
         if msg.body.is_request() {
             self.stats.rpcs_delivered[to] += 1;
         } else {

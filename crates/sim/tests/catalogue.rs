@@ -36,6 +36,13 @@ catalogue_tests![
     persistence_2c::figure8_unreliable_2c,
     persistence_2c::reliable_churn_2c,
     persistence_2c::unreliable_churn_2c,
+    snapshots_2d::snapshot_basic_2d,
+    snapshots_2d::snapshot_install_2d,
+    snapshots_2d::snapshot_install_unreliable_2d,
+    snapshots_2d::snapshot_install_crash_2d,
+    snapshots_2d::snapshot_install_uncrash_2d,
+    snapshots_2d::snapshot_all_crash_2d,
+    snapshots_2d::snapshot_init_2d,
 ];
 
 /// Every scenario in the library's list has a test here (so the benchmark and the tests cover the same set).

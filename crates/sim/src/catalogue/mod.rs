@@ -3,6 +3,7 @@
 pub mod election_2a;
 pub mod persistence_2c;
 pub mod replication_2b;
+pub mod snapshots_2d;
 
 /// One scenario: its test name (also the `cargo test` filter that replays it) and its body.
 pub struct Scenario {
@@ -39,4 +40,11 @@ pub const ALL: &[Scenario] = scenarios![
     persistence_2c::figure8_unreliable_2c,
     persistence_2c::reliable_churn_2c,
     persistence_2c::unreliable_churn_2c,
+    snapshots_2d::snapshot_basic_2d,
+    snapshots_2d::snapshot_install_2d,
+    snapshots_2d::snapshot_install_unreliable_2d,
+    snapshots_2d::snapshot_install_crash_2d,
+    snapshots_2d::snapshot_install_uncrash_2d,
+    snapshots_2d::snapshot_all_crash_2d,
+    snapshots_2d::snapshot_init_2d,
 ];

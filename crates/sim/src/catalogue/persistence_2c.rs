@@ -110,11 +110,8 @@ pub fn figure8_2c(seed: u64) {
                 leader = Some(i);
             }
         }
-        let ms = if t.rand_range(0, 1000) < 100 {
-            t.rand_range(0, ELECTION_TIMEOUT_MS / 2)
-        } else {
-            t.rand_range(0, 13)
-        };
+        let ms =
+            if t.rand_range(0, 1000) < 100 { t.rand_range(0, ELECTION_TIMEOUT_MS / 2) } else { t.rand_range(0, 13) };
         t.sleep_ms(ms);
         if let Some(leader) = leader {
             t.crash1(leader);
@@ -177,11 +174,8 @@ pub fn figure8_unreliable_2c(seed: u64) {
                 leader = Some(i);
             }
         }
-        let ms = if t.rand_range(0, 1000) < 100 {
-            t.rand_range(0, ELECTION_TIMEOUT_MS / 2)
-        } else {
-            t.rand_range(0, 13)
-        };
+        let ms =
+            if t.rand_range(0, 1000) < 100 { t.rand_range(0, ELECTION_TIMEOUT_MS / 2) } else { t.rand_range(0, 13) };
         t.sleep_ms(ms);
         if let Some(leader) = leader
             && t.rand_range(0, 1000) < ELECTION_TIMEOUT_MS / 2
