@@ -147,5 +147,9 @@ fn crashing_workers_do_not_change_the_output() {
     assert!(scratch.wait(coordinator.index, Duration::ZERO).success(), "coordinator failed\n{}", scratch.logs());
     let _ = wait_bounded(scratch.child(first), Duration::from_secs(10));
     let output = scratch.output("out");
-    assert!(output == reference, "output differs from the no-crash reference:\n{output}\nvs\n{reference}\n{}", scratch.logs());
+    assert!(
+        output == reference,
+        "output differs from the no-crash reference:\n{output}\nvs\n{reference}\n{}",
+        scratch.logs()
+    );
 }

@@ -8,7 +8,7 @@ use std::mem;
 use std::path::{Path, PathBuf};
 
 use crate::app::Combiner;
-use crate::merge::{MERGE_FAN_IN_MAX, merge_into, narrow_runs};
+use crate::merge::{Durability, MERGE_FAN_IN_MAX, merge_into, narrow_runs};
 use crate::partition::partition_of;
 use crate::records::{RecordError, RecordWriter};
 
@@ -107,7 +107,7 @@ impl<'a> MapOutput<'a> {
         let spill_number = self.stats.spills;
         for (partition, buffer) in self.partitions.iter_mut().enumerate() {
             let path = self.scratch_dir.join(format!("spill-{spill_number}-part-{partition}"));
-            write_sorted(buffer, &path)?;
+            write_sorted(buffer, &path, Durability::Scratch)?;
             self.spilled[partition].push(path);
         }
         self.stats.spills += 1;
@@ -123,7 +123,7 @@ impl<'a> MapOutput<'a> {
         }
         if self.stats.spills == 0 {
             for (partition, buffer) in self.partitions.iter_mut().enumerate() {
-                self.stats.bytes_written += write_sorted(buffer, &part_path(partition as u32))?;
+                self.stats.bytes_written += write_sorted(buffer, &part_path(partition as u32), Durability::Durable)?;
             }
             return Ok(self.stats);
         }
@@ -132,7 +132,8 @@ impl<'a> MapOutput<'a> {
             let runs = mem::take(&mut self.spilled[partition]);
             let prefix = format!("merge-part-{partition}");
             let narrowed = narrow_runs(runs.clone(), MERGE_FAN_IN_MAX, &self.scratch_dir, &prefix, self.combiner)?;
-            self.stats.bytes_written += merge_into(&narrowed, &part_path(partition as u32), self.combiner)?;
+            self.stats.bytes_written +=
+                merge_into(&narrowed, &part_path(partition as u32), self.combiner, Durability::Durable)?;
             for run in runs.iter().chain(&narrowed) {
                 let _ = fs::remove_file(run);
             }
@@ -142,7 +143,7 @@ impl<'a> MapOutput<'a> {
 }
 
 /// Sorts and writes one partition's buffer, leaving it empty. Returns the bytes written.
-fn write_sorted(buffer: &mut Buffer<'_>, path: &Path) -> Result<u64, RecordError> {
+fn write_sorted(buffer: &mut Buffer<'_>, path: &Path, durability: Durability) -> Result<u64, RecordError> {
     let mut writer = RecordWriter::create(path)?;
     match buffer {
         Buffer::Combined(map, _) => {
@@ -160,7 +161,10 @@ fn write_sorted(buffer: &mut Buffer<'_>, path: &Path) -> Result<u64, RecordError
             }
         }
     }
-    writer.finish()
+    match durability {
+        Durability::Durable => writer.finish(),
+        Durability::Scratch => writer.finish_scratch(),
+    }
 }
 
 #[cfg(test)]

@@ -133,9 +133,23 @@ impl Iterator for GroupValues<'_> {
     }
 }
 
+/// Whether a merged file must survive a machine crash once written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// A file that will be committed: fsynced.
+    Durable,
+    /// A scratch file of the running attempt: not fsynced.
+    Scratch,
+}
+
 /// Merges `runs` into one sorted run at `out`, folding equal keys with `combiner` if there is one. Returns
 /// the size of `out` in bytes.
-pub fn merge_into(runs: &[PathBuf], out: &Path, combiner: Option<&dyn Combiner>) -> Result<u64, RecordError> {
+pub fn merge_into(
+    runs: &[PathBuf],
+    out: &Path,
+    combiner: Option<&dyn Combiner>,
+    durability: Durability,
+) -> Result<u64, RecordError> {
     let mut merged = MergedRuns::open(runs)?;
     let mut writer = RecordWriter::create(out)?;
     match combiner {
@@ -154,7 +168,10 @@ pub fn merge_into(runs: &[PathBuf], out: &Path, combiner: Option<&dyn Combiner>)
             })?;
         }
     }
-    writer.finish()
+    match durability {
+        Durability::Durable => writer.finish(),
+        Durability::Scratch => writer.finish_scratch(),
+    }
 }
 
 /// Merges runs in passes of at most `fan_in` until at most `fan_in` remain, writing intermediate runs into
@@ -174,7 +191,7 @@ pub fn narrow_runs(
         let mut next = Vec::with_capacity(runs.len().div_ceil(fan_in));
         for (i, group) in runs.chunks(fan_in).enumerate() {
             let out = scratch_dir.join(format!("{scratch_prefix}-pass{pass}-{i}"));
-            merge_into(group, &out, combiner)?;
+            merge_into(group, &out, combiner, Durability::Scratch)?;
             next.push(out);
         }
         for old in ours.drain(..) {

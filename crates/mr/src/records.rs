@@ -81,8 +81,18 @@ impl RecordWriter {
         Ok(())
     }
 
-    /// Writes the end marker and fsyncs. Returns the file's size in bytes.
-    pub fn finish(mut self) -> Result<u64, RecordError> {
+    /// Writes the end marker and fsyncs: for files a commit will publish. Returns the file's size in bytes.
+    pub fn finish(self) -> Result<u64, RecordError> {
+        self.finish_with(true)
+    }
+
+    /// Writes the end marker without fsync: for scratch files (spills, merge passes) that live only as long
+    /// as the attempt and are never committed. Returns the file's size in bytes.
+    pub fn finish_scratch(self) -> Result<u64, RecordError> {
+        self.finish_with(false)
+    }
+
+    fn finish_with(mut self, durable: bool) -> Result<u64, RecordError> {
         self.flush_block()?;
         let count = self.records.to_le_bytes();
         let mut end = Vec::with_capacity(16);
@@ -94,7 +104,9 @@ impl RecordWriter {
         self.out.write_all(&end).map_err(io_err)?;
         self.bytes_written += end.len() as u64;
         let file = self.out.into_inner().map_err(|e| io_err(e.into_error()))?;
-        file.sync_all().map_err(io_err)?;
+        if durable {
+            file.sync_all().map_err(io_err)?;
+        }
         Ok(self.bytes_written)
     }
 

@@ -121,7 +121,8 @@ impl Scratch {
 
     /// Starts a worker for the coordinator at `address`; returns its index.
     pub fn worker(&mut self, address: &str) -> usize {
-        let child = self.command("worker", &["mr", "worker", "--coordinator", address]).spawn().expect("starting a worker");
+        let child =
+            self.command("worker", &["mr", "worker", "--coordinator", address]).spawn().expect("starting a worker");
         self.children.push(("worker".into(), child));
         self.children.len() - 1
     }

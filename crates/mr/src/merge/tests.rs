@@ -76,7 +76,7 @@ fn many_runs_merge_in_passes_to_the_same_result() {
     let narrowed = narrow_runs(runs.clone(), 3, dir.path(), "scratch", None).unwrap();
     assert!(narrowed.len() <= 3);
     let out = dir.path().join("out");
-    merge_into(&narrowed, &out, None).unwrap();
+    merge_into(&narrowed, &out, None, Durability::Durable).unwrap();
     assert_eq!(read_all(&out), expected);
 }
 
@@ -86,7 +86,7 @@ fn merging_with_a_combiner_folds_equal_keys() {
     let a = run_file(dir.path(), "a", &[("the", "3"), ("zebra", "1")]);
     let b = run_file(dir.path(), "b", &[("a", "2"), ("the", "4")]);
     let out = dir.path().join("out");
-    merge_into(&[a, b], &out, Some(&WordCount)).unwrap();
+    merge_into(&[a, b], &out, Some(&WordCount), Durability::Durable).unwrap();
     let expected: Vec<(String, String)> =
         [("a", "2"), ("the", "7"), ("zebra", "1")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     assert_eq!(read_all(&out), expected);

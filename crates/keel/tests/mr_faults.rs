@@ -1,0 +1,115 @@
+//! Failures beyond 6.824's crash test: workers killed with SIGKILL in the middle of a larger job, map output
+//! larger than the memory budget (spills and multi-pass merges), and `keel mr run` end to end.
+mod mr_support;
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use mr_support::{Scratch, read, stat, wait_bounded};
+
+const PROCESS_LIMIT: Duration = Duration::from_secs(60);
+
+#[test]
+fn killing_workers_mid_job_leaves_the_output_identical_to_seq() {
+    let mut scratch = Scratch::new();
+    let books = scratch.books(3_000_000, 11);
+    let reference = scratch.reference("wc", &books);
+    // Small splits make ~48 map tasks, so kills land while tasks run; a short timeout keeps the test quick.
+    let extra = ["--task-timeout", "1s", "--split-size", "512KiB", "--stats-file", "stats.txt"];
+    let coordinator = scratch.coordinator("wc", "out", &extra, &books);
+    let mut workers: Vec<usize> = (0..3).map(|_| scratch.worker(&coordinator.address)).collect();
+    // A fixed-seed generator picks the victims, so a failure can be replayed.
+    let mut seed: u64 = 0x5eed;
+    let mut kills_while_running = 0;
+    let deadline = Instant::now() + PROCESS_LIMIT;
+    while kills_while_running < 12 {
+        thread::sleep(Duration::from_millis(60));
+        if let Ok(Some(_)) = scratch.child(coordinator.index).try_wait() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "job did not finish\n{}", scratch.logs());
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let victim = (seed >> 33) as usize % workers.len();
+        let child = scratch.child(workers[victim]);
+        // Child::kill sends SIGKILL: no cleanup, no goodbye, like kill -9.
+        let _ = child.kill();
+        let _ = child.wait();
+        kills_while_running += 1;
+        workers[victim] = scratch.worker(&coordinator.address);
+    }
+    let status = scratch.wait(coordinator.index, PROCESS_LIMIT);
+    assert!(status.success(), "coordinator failed\n{}", scratch.logs());
+    for worker in workers {
+        let _ = wait_bounded(scratch.child(worker), Duration::from_secs(10));
+    }
+    assert!(kills_while_running >= 3, "the job ended before the test could kill workers");
+    let output = scratch.output("out");
+    assert!(output == reference, "output differs from keel mr seq\n{}", scratch.logs());
+    let stats = read(&scratch.path().join("stats.txt"));
+    assert!(stat(&stats, "timeouts") >= 1, "no kill hit a running task; the test proved nothing:\n{stats}");
+}
+
+#[test]
+fn map_output_beyond_the_memory_budget_spills_and_merges_to_the_same_result() {
+    let mut scratch = Scratch::new();
+    let books = scratch.books(400_000, 12);
+    let reference = scratch.reference("indexer", &books);
+    // 32 KiB splits give more map tasks than one merge takes at once (64), so reduces merge in passes; a
+    // 64 KiB budget makes every map spill. The indexer has no combiner, so nothing shrinks the spills.
+    let (status, stderr) = scratch.run(
+        &[
+            "mr",
+            "run",
+            "--workers",
+            "2",
+            "--quiet",
+            "--app",
+            "indexer",
+            "--reduces",
+            "3",
+            "--output",
+            "out",
+            "--split-size",
+            "32KiB",
+            "--memory-budget",
+            "64KiB",
+            "--stats-file",
+            "stats.txt",
+            &books[0],
+            &books[1],
+            &books[2],
+            &books[3],
+            &books[4],
+            &books[5],
+            &books[6],
+            &books[7],
+        ],
+        PROCESS_LIMIT,
+    );
+    assert!(status.success(), "keel mr run failed: {stderr}");
+    let stats = read(&scratch.path().join("stats.txt"));
+    assert!(stat(&stats, "map_tasks") > 64, "{stats}");
+    assert!(stat(&stats, "spills") > 0, "{stats}");
+    assert!(scratch.output("out") == reference, "output differs from keel mr seq");
+}
+
+#[test]
+fn mr_run_matches_seq_and_reports_a_summary() {
+    let mut scratch = Scratch::new();
+    let books = scratch.books(300_000, 13);
+    let reference = scratch.reference("wc", &books);
+    let mut args = vec!["mr", "run", "--workers", "2", "--app", "wc", "--output", "out", "--stats-file", "stats.txt"];
+    args.extend(books.iter().map(String::as_str));
+    let (status, stderr) = scratch.run(&args, PROCESS_LIMIT);
+    assert!(status.success(), "keel mr run failed: {stderr}");
+    assert!(stderr.contains("re-executions") && stderr.contains("intermediate"), "summary missing: {stderr}");
+    assert!(scratch.output("out") == reference, "output differs from keel mr seq");
+    let stats = read(&scratch.path().join("stats.txt"));
+    assert_eq!(stat(&stats, "map_tasks"), 8);
+    assert_eq!(stat(&stats, "reexecutions"), 0);
+    assert_eq!(stat(&stats, "workers_joined"), 2);
+    let total: u64 = books.iter().map(|b| std::fs::metadata(scratch.path().join(b)).unwrap().len()).sum();
+    assert_eq!(stat(&stats, "input_bytes"), total);
+    // The combiner shrinks the intermediate data far below the input.
+    assert!(stat(&stats, "intermediate_bytes") < total / 4, "{stats}");
+}
