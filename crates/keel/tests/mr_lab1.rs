@@ -124,8 +124,8 @@ fn crashing_workers_do_not_change_the_output() {
     let deadline = Instant::now() + CRASH_TEST_LIMIT;
     // Three loops that restart a worker whenever theirs exits, while the coordinator is alive (6.824 sleeps
     // 1 s between restarts too). Driven from this thread, one step per loop at a time.
-    let mut loops: Vec<Option<usize>> = vec![None; 3];
-    let mut next_start = vec![Instant::now(); 3];
+    let mut loops: [Option<usize>; 3] = [None; 3];
+    let mut next_start = [Instant::now(); 3];
     loop {
         if let Ok(Some(_)) = scratch.child(coordinator.index).try_wait() {
             break;

@@ -174,10 +174,8 @@ impl RecordReader {
 
     /// The next record, or `None` after the last one (once the end marker has been verified).
     pub fn next_record(&mut self) -> Result<Option<(String, String)>, RecordError> {
-        if self.position_in_block == self.block.len() {
-            if self.ended || !self.read_block()? {
-                return Ok(None);
-            }
+        if self.position_in_block == self.block.len() && (self.ended || !self.read_block()?) {
+            return Ok(None);
         }
         let key = self.take_string()?;
         let value = self.take_string()?;
