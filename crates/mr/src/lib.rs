@@ -9,6 +9,7 @@ pub mod apps;
 pub mod cli;
 pub mod coordinator;
 pub mod corpus;
+pub mod fast_hash;
 pub mod input;
 pub mod layout;
 pub mod local_run;

@@ -8,6 +8,7 @@ use std::mem;
 use std::path::{Path, PathBuf};
 
 use crate::app::Combiner;
+use crate::fast_hash::FxBuildHasher;
 use crate::merge::{Durability, MERGE_FAN_IN_MAX, merge_into, narrow_runs};
 use crate::partition::partition_of;
 use crate::records::{RecordError, RecordWriter};
@@ -18,7 +19,7 @@ const ENTRY_OVERHEAD_BYTES: usize = 80;
 
 enum Buffer<'a> {
     /// With a combiner: one accumulated value per key.
-    Combined(HashMap<String, String>, &'a dyn Combiner),
+    Combined(HashMap<String, String, FxBuildHasher>, &'a dyn Combiner),
     /// Without: every pair, in emission order (the sort below is stable, which keeps value order
     /// deterministic).
     Plain(Vec<(String, String)>),
@@ -56,7 +57,7 @@ impl<'a> MapOutput<'a> {
     ) -> MapOutput<'a> {
         let partitions = (0..reduce_tasks)
             .map(|_| match combiner {
-                Some(combiner) => Buffer::Combined(HashMap::new(), combiner),
+                Some(combiner) => Buffer::Combined(HashMap::with_hasher(FxBuildHasher), combiner),
                 None => Buffer::Plain(Vec::new()),
             })
             .collect();

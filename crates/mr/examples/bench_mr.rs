@@ -1,0 +1,222 @@
+//! Benchmark: `keel mr run --workers 2 --app wc` against `keel mr seq` and a plain single-process hash-map
+//! word count over the same files, all in one run, with ratios against that baseline (machines are shared
+//! and noisy, so only same-run ratios mean much).
+//!
+//! ```text
+//! cargo build --release -p keel && cargo run --release -p keel-mr --example bench_mr
+//! cargo run --release -p keel-mr --example bench_mr -- --total-mb 200 --files 8 --workers 2 --dir /tmp/keel-mr-bench
+//! ```
+//! The corpus (deterministic, Zipf-distributed words) is generated once into `--dir` and reused.
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use keel_mr::apps::words;
+use keel_mr::corpus::{CorpusSpec, write_corpus};
+use keel_mr::memory::{own_peak_rss_bytes, peak_rss_bytes_of};
+use keel_mr::units::format_bytes;
+
+const SEED: u64 = 0x6b65_656c;
+/// Distinct words in the corpus vocabulary; with a Zipf law, a few dozen make up half the text.
+const VOCABULARY: usize = 100_000;
+/// How often a child's peak memory is sampled.
+const SAMPLE_EVERY: Duration = Duration::from_millis(20);
+
+struct Options {
+    keel: PathBuf,
+    dir: PathBuf,
+    total_mb: u64,
+    files: usize,
+    workers: usize,
+}
+
+fn parse_options() -> anyhow::Result<Options> {
+    let exe = std::env::current_exe()?;
+    // target/<profile>/examples/bench_mr -> target/<profile>/keel
+    let default_keel = exe.parent().and_then(Path::parent).map(|p| p.join("keel")).unwrap_or_default();
+    let mut options = Options {
+        keel: default_keel,
+        dir: std::env::temp_dir().join("keel-mr-bench"),
+        total_mb: 200,
+        files: 8,
+        workers: 2,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--keel" => options.keel = PathBuf::from(value()?),
+            "--dir" => options.dir = PathBuf::from(value()?),
+            "--total-mb" => options.total_mb = value()?.parse()?,
+            "--files" => options.files = value()?.parse()?,
+            "--workers" => options.workers = value()?.parse()?,
+            other => bail!("unknown option {other}; options: --keel PATH --dir DIR --total-mb N --files N --workers N"),
+        }
+    }
+    ensure!(
+        options.keel.exists(),
+        "{} not found; run `cargo build --release -p keel` or pass --keel",
+        options.keel.display()
+    );
+    Ok(options)
+}
+
+fn main() -> anyhow::Result<()> {
+    let options = parse_options()?;
+    let inputs = corpus(&options)?;
+    let input_bytes: u64 = inputs.iter().map(|p| fs::metadata(p).map(|m| m.len()).unwrap_or(0)).sum();
+    let runs = options.dir.join("runs");
+    let _ = fs::remove_dir_all(&runs);
+    fs::create_dir_all(&runs)?;
+    println!(
+        "corpus: {} files, {} ({} words vocabulary, Zipf), machine: {} cores",
+        inputs.len(),
+        format_bytes(input_bytes),
+        VOCABULARY,
+        thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    );
+
+    let baseline_out = runs.join("baseline.txt");
+    let started = Instant::now();
+    baseline_word_count(&inputs, &baseline_out)?;
+    let baseline = started.elapsed();
+    let baseline_rss = own_peak_rss_bytes();
+
+    let out_dir = runs.join("mr-run");
+    let stats_file = runs.join("mr-run-stats.txt");
+    let workers = options.workers.to_string();
+    let mut args: Vec<String> = ["mr", "run", "--workers", &workers, "--quiet", "--app", "wc", "--output"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.push(out_dir.display().to_string());
+    args.push("--stats-file".into());
+    args.push(stats_file.display().to_string());
+    args.extend(inputs.iter().map(|p| p.display().to_string()));
+    let (mr_time, coordinator_rss) = timed(&options.keel, &args)?;
+    let stats = fs::read_to_string(&stats_file)?;
+    let worker_rss: u64 = stats
+        .lines()
+        .find_map(|l| l.strip_prefix("worker_peak_rss_bytes "))
+        .and_then(|v| v.trim().parse().ok())
+        .context("no worker peak in the stats file")?;
+
+    let seq_out = runs.join("seq.txt");
+    let mut args: Vec<String> = ["mr", "seq", "--app", "wc", "--output"].iter().map(|s| s.to_string()).collect();
+    args.push(seq_out.display().to_string());
+    args.extend(inputs.iter().map(|p| p.display().to_string()));
+    let (seq_time, seq_rss) = timed(&options.keel, &args)?;
+
+    // All three must agree, or the timings mean nothing.
+    let reference = sorted_lines(&fs::read_to_string(&baseline_out)?);
+    ensure!(sorted_lines(&fs::read_to_string(&seq_out)?) == reference, "keel mr seq output differs from the baseline");
+    let mut mr_text = String::new();
+    for entry in fs::read_dir(&out_dir)? {
+        mr_text.push_str(&fs::read_to_string(entry?.path())?);
+    }
+    ensure!(sorted_lines(&mr_text) == reference, "keel mr run output differs from the baseline");
+
+    let ratio = |d: Duration| d.as_secs_f64() / baseline.as_secs_f64();
+    println!("outputs identical: yes ({} distinct words)", reference.len());
+    println!("{:<34} {:>9} {:>9} {:>14}", "", "wall s", "x base", "peak RSS");
+    println!(
+        "{:<34} {:>9.2} {:>9.2} {:>14}",
+        "baseline (1 process, HashMap)",
+        baseline.as_secs_f64(),
+        1.0,
+        format_bytes(baseline_rss)
+    );
+    println!(
+        "{:<34} {:>9.2} {:>9.2} {:>14}",
+        format!("keel mr run --workers {} --app wc", options.workers),
+        mr_time.as_secs_f64(),
+        ratio(mr_time),
+        format!("{} worker", format_bytes(worker_rss))
+    );
+    println!("{:<34} {:>9} {:>9} {:>14}", "  (coordinator process)", "", "", format_bytes(coordinator_rss));
+    println!(
+        "{:<34} {:>9.2} {:>9.2} {:>14}",
+        "keel mr seq --app wc",
+        seq_time.as_secs_f64(),
+        ratio(seq_time),
+        format_bytes(seq_rss)
+    );
+    println!("{}", stats.lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n"));
+    let target = ratio(mr_time) <= 2.5 && worker_rss < 512 * 1024 * 1024;
+    println!("target (mr run <= 2.5x baseline, worker peak < 512 MiB): {}", if target { "met" } else { "MISSED" });
+    Ok(())
+}
+
+/// Generates the corpus unless a previous run left the same one.
+fn corpus(options: &Options) -> anyhow::Result<Vec<PathBuf>> {
+    let dir = options.dir.join(format!("corpus-{}mb-{}files", options.total_mb, options.files));
+    let names: Vec<String> = (0..options.files).map(|i| format!("zipf-{i}.txt")).collect();
+    let marker = dir.join("COMPLETE");
+    if !marker.exists() {
+        fs::create_dir_all(&dir)?;
+        let started = Instant::now();
+        let spec = CorpusSpec {
+            bytes_per_file: options.total_mb * 1_000_000 / options.files as u64,
+            vocabulary: VOCABULARY,
+            seed: SEED,
+        };
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        write_corpus(&dir, &refs, &spec)?;
+        fs::write(&marker, b"")?;
+        println!("generated corpus in {} ({:.1} s)", dir.display(), started.elapsed().as_secs_f64());
+    }
+    Ok(names.iter().map(|n| dir.join(n)).collect())
+}
+
+/// The baseline: what one would write without any framework. Same word definition, same output format.
+fn baseline_word_count(inputs: &[PathBuf], output: &Path) -> anyhow::Result<()> {
+    let mut counts: HashMap<String, u64> = HashMap::new();
+    for input in inputs {
+        let text = fs::read_to_string(input).with_context(|| format!("reading {}", input.display()))?;
+        for word in words(&text) {
+            match counts.get_mut(word) {
+                Some(n) => *n += 1,
+                None => {
+                    counts.insert(word.to_string(), 1);
+                }
+            }
+        }
+    }
+    let mut sorted: Vec<(String, u64)> = counts.into_iter().collect();
+    sorted.sort_unstable();
+    let mut out = BufWriter::new(File::create(output)?);
+    for (word, n) in sorted {
+        writeln!(out, "{word} {n}")?;
+    }
+    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    Ok(())
+}
+
+/// Runs `keel args`, returning its wall time and its own peak RSS (sampled).
+fn timed(keel: &Path, args: &[String]) -> anyhow::Result<(Duration, u64)> {
+    let started = Instant::now();
+    let mut child = Command::new(keel).args(args).stdin(Stdio::null()).stdout(Stdio::null()).spawn()?;
+    let mut peak = 0;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            ensure!(status.success(), "keel {} failed: {status}", args.join(" "));
+            break;
+        }
+        if let Some(rss) = peak_rss_bytes_of(child.id()) {
+            peak = peak.max(rss);
+        }
+        thread::sleep(SAMPLE_EVERY);
+    }
+    Ok((started.elapsed(), peak))
+}
+
+fn sorted_lines(text: &str) -> Vec<String> {
+    let mut lines: Vec<String> = text.lines().filter(|l| !l.is_empty()).map(str::to_string).collect();
+    lines.sort_unstable();
+    lines
+}
