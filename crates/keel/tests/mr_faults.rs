@@ -2,10 +2,11 @@
 //! larger than the memory budget (spills and multi-pass merges), and `keel mr run` end to end.
 mod mr_support;
 
+use std::fs;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use mr_support::{Scratch, read, stat, wait_bounded};
+use mr_support::{Scratch, entries_with_prefix, read, stat, wait_bounded};
 
 const PROCESS_LIMIT: Duration = Duration::from_secs(60);
 
@@ -98,7 +99,9 @@ fn mr_run_matches_seq_and_reports_a_summary() {
     let mut scratch = Scratch::new();
     let books = scratch.books(300_000, 13);
     let reference = scratch.reference("wc", &books);
+    fs::create_dir(scratch.path().join("work")).unwrap();
     let mut args = vec!["mr", "run", "--workers", "2", "--app", "wc", "--output", "out", "--stats-file", "stats.txt"];
+    args.extend(["--work-dir", "work"]);
     args.extend(books.iter().map(String::as_str));
     let (status, stderr) = scratch.run(&args, PROCESS_LIMIT);
     assert!(status.success(), "keel mr run failed: {stderr}");
@@ -112,4 +115,21 @@ fn mr_run_matches_seq_and_reports_a_summary() {
     assert_eq!(stat(&stats, "input_bytes"), total);
     // The combiner shrinks the intermediate data far below the input.
     assert!(stat(&stats, "intermediate_bytes") < total / 4, "{stats}");
+    assert_eq!(entries_with_prefix(&scratch.path().join("work"), ""), Vec::<String>::new(), "work dir not cleaned");
+}
+
+#[test]
+fn mr_run_replaces_crashed_workers() {
+    let mut scratch = Scratch::new();
+    let books = scratch.books(10_000, 14);
+    let reference = scratch.reference("test-nocrash", &books);
+    // A third of all attempts exit the worker process: `run` must keep starting replacements.
+    let mut args = vec!["mr", "run", "--workers", "3", "--quiet", "--app", "test-crash", "--output", "out"];
+    args.extend(["--task-timeout", "2s", "--stats-file", "stats.txt"]);
+    args.extend(books.iter().map(String::as_str));
+    let (status, stderr) = scratch.run(&args, Duration::from_secs(120));
+    assert!(status.success(), "keel mr run failed: {stderr}");
+    assert!(scratch.output("out") == reference, "output differs from the no-crash reference");
+    let stats = read(&scratch.path().join("stats.txt"));
+    assert!(stat(&stats, "workers_joined") > 3, "no worker was replaced (did none crash?):\n{stats}\n{stderr}");
 }

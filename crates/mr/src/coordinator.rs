@@ -133,6 +133,9 @@ pub struct Coordinator {
     shared: Arc<Shared>,
     listener: TcpListener,
     created_dirs: Vec<PathBuf>,
+    /// The output directory did not exist before this job: if the job fails it is removed again (when
+    /// empty), so a failed job leaves nothing behind.
+    output_dir_created: bool,
 }
 
 /// A handle to watch a running coordinator from another thread.
@@ -175,6 +178,7 @@ impl Coordinator {
         let total_input_bytes = splits.iter().map(|s| s.len).sum();
 
         let output_dir = &config.output_dir;
+        let output_dir_is_new = !output_dir.exists();
         fs::create_dir_all(output_dir)
             .with_context(|| format!("creating output directory {}", output_dir.display()))?;
         let output_dir = std::path::absolute(output_dir).context("resolving the output directory")?;
@@ -190,6 +194,7 @@ impl Coordinator {
         for dir in [&work_dir, &staging_dir] {
             if let Err(e) = fs::create_dir_all(dir) {
                 remove_dirs(&created_dirs);
+                remove_if_new_and_empty(&output_dir, output_dir_is_new);
                 return Err(e).with_context(|| format!("creating {}", dir.display()));
             }
             created_dirs.push(dir.clone());
@@ -198,6 +203,7 @@ impl Coordinator {
             Ok(listener) => listener,
             Err(e) => {
                 remove_dirs(&created_dirs);
+                remove_if_new_and_empty(&output_dir, output_dir_is_new);
                 return Err(e).with_context(|| format!("listening on {listen}"));
             }
         };
@@ -231,7 +237,7 @@ impl Coordinator {
             total_input_bytes,
             shutting_down: AtomicBool::new(false),
         });
-        Ok(Coordinator { shared, listener, created_dirs })
+        Ok(Coordinator { shared, listener, created_dirs, output_dir_created: output_dir_is_new })
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -249,7 +255,7 @@ impl Coordinator {
     /// Serves workers until the job ends, then publishes the output (or, if the job failed, leaves none),
     /// tells the workers, and removes the scratch directories.
     pub fn run(self) -> anyhow::Result<JobSummary> {
-        let Coordinator { shared, listener, created_dirs } = self;
+        let Coordinator { shared, listener, created_dirs, output_dir_created } = self;
         let acceptor = {
             let shared = Arc::clone(&shared);
             thread::Builder::new()
@@ -280,7 +286,10 @@ impl Coordinator {
         let summary = summary_of(&shared, &shared.lock());
         match outcome {
             Ok(()) => Ok(summary),
-            Err(reason) => bail!("job failed: {reason}"),
+            Err(reason) => {
+                remove_if_new_and_empty(&shared.output_dir, output_dir_created);
+                bail!("job failed: {reason}")
+            }
         }
     }
 }
@@ -308,6 +317,13 @@ fn check_no_previous_results(output_dir: &Path) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn remove_if_new_and_empty(dir: &Path, is_new: bool) {
+    if is_new {
+        // `remove_dir` refuses a non-empty directory, which is what we want.
+        let _ = fs::remove_dir(dir);
+    }
 }
 
 fn remove_dirs(dirs: &[PathBuf]) {

@@ -18,9 +18,10 @@ use crate::units::format_bytes;
 
 /// How often the progress bar and the worker processes are looked at.
 const SUPERVISE_EVERY: Duration = Duration::from_millis(100);
-/// Replacement workers started over the whole job, per requested worker: enough for a few crashes, not a
-/// fork loop when every worker dies at once (say, a broken app).
-const RESPAWNS_PER_WORKER: usize = 3;
+/// Replacement workers that may be started, per requested worker, without any task finishing in between:
+/// a job that makes progress keeps getting replacements (the crash test app kills a third of its attempts),
+/// while an app that kills every worker at once (say, a broken app) ends the job instead of a fork loop.
+const RESPAWNS_PER_WORKER_WITHOUT_PROGRESS: usize = 3;
 /// How long workers get to exit on their own after the job ended before they are killed.
 const WORKER_EXIT_GRACE: Duration = Duration::from_secs(5);
 
@@ -66,12 +67,18 @@ pub fn run_local(run: &LocalRun<'_>, apps: &AppRegistry) -> anyhow::Result<JobSu
     }
 
     let bar = progress_bar(run.show_progress);
-    let mut respawns_left = run.workers * RESPAWNS_PER_WORKER;
+    let respawn_budget = run.workers * RESPAWNS_PER_WORKER_WITHOUT_PROGRESS;
+    let mut respawns_left = respawn_budget;
+    let mut tasks_done = 0;
     let mut worker_peak_rss = 0u64;
     while !serving.is_finished() {
         thread::sleep(SUPERVISE_EVERY);
         let progress = handle.progress();
         update_bar(&bar, &progress);
+        if progress.summary.counts.done > tasks_done {
+            tasks_done = progress.summary.counts.done;
+            respawns_left = respawn_budget;
+        }
         for child in &mut children {
             if let Some(peak) = peak_rss_bytes_of(child.id()) {
                 worker_peak_rss = worker_peak_rss.max(peak);
@@ -92,7 +99,10 @@ pub fn run_local(run: &LocalRun<'_>, apps: &AppRegistry) -> anyhow::Result<JobSu
         }
         let any_alive = children.iter_mut().any(|c| matches!(c.try_wait(), Ok(None)));
         if !any_alive && respawns_left == 0 && !progress.finished {
-            handle.abort("every worker process died and the replacement budget is used up".into());
+            handle.abort(format!(
+                "every worker process died, {respawn_budget} replacements in a row died too without finishing a \
+                 task; is the app crashing?"
+            ));
         }
     }
     let result = serving.join().unwrap_or_else(|_| Err(anyhow::anyhow!("the coordinator thread panicked")));
