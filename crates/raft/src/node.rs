@@ -535,7 +535,7 @@ impl RaftNode {
         }
         let last_index = self.log.last_index();
         let Some(progress) = self.progress.get_mut(&from) else { return Ok(()) };
-        progress.awaiting_reply = false;
+        let mut send_now = false;
         match reply {
             AppendReply::Success { match_index } => {
                 if match_index > last_index {
@@ -545,6 +545,7 @@ impl RaftNode {
                     });
                 }
                 progress.record_match(match_index);
+                send_now = progress.is_idle();
                 self.maybe_commit();
             }
             AppendReply::Reject { prev_log_index, conflict_term, conflict_first_index, last_log_index } => {
@@ -555,11 +556,11 @@ impl RaftNode {
                 // Always move back at least one entry from the failed probe, never past the follower's log end.
                 let next = hinted.min(prev_log_index).min(last_log_index.saturating_add(1));
                 if let Some(progress) = self.progress.get_mut(&from) {
-                    progress.back_off_to(next);
+                    send_now = progress.record_rejection(prev_log_index, next);
                 }
             }
         }
-        if self.progress.get(&from).is_some_and(|p| p.next_index <= last_index) {
+        if send_now && self.progress.get(&from).is_some_and(|p| p.next_index <= last_index) {
             self.send_append(from);
         }
         Ok(())
@@ -577,9 +578,8 @@ impl RaftNode {
             });
         }
         let Some(progress) = self.progress.get_mut(&from) else { return Ok(()) };
-        progress.awaiting_reply = false;
         progress.record_match(index);
-        let more = progress.next_index <= last_index;
+        let more = progress.is_idle() && progress.next_index <= last_index;
         self.maybe_commit();
         if more {
             self.send_append(from);
@@ -592,8 +592,11 @@ impl RaftNode {
     fn broadcast_append(&mut self, heartbeat: bool) {
         let peers: Vec<NodeId> = self.peers().collect();
         for peer in peers {
-            let idle = self.progress.get(&peer).is_some_and(|p| !p.awaiting_reply);
-            if heartbeat || idle {
+            let Some(progress) = self.progress.get_mut(&peer) else { continue };
+            if heartbeat {
+                progress.forget_outstanding();
+            }
+            if progress.is_idle() {
                 self.send_append(peer);
             }
         }
@@ -601,28 +604,29 @@ impl RaftNode {
 
     /// Sends `to` whatever it needs next: entries from its next index, or the snapshot if those were compacted.
     fn send_append(&mut self, to: NodeId) {
-        let Some(progress) = self.progress.get_mut(&to) else { return };
-        progress.awaiting_reply = true;
-        let next_index = progress.next_index;
+        let Some(next_index) = self.progress.get(&to).map(|p| p.next_index) else { return };
         let prev_log_index = next_index - 1;
-        let body = match (self.log.term_at(prev_log_index), &self.snapshot) {
-            (Some(prev_log_term), _) => MessageBody::AppendEntries {
-                prev_log_index,
-                prev_log_term,
-                entries: self.log.slice(
-                    next_index,
-                    self.config.max_entries_per_append,
-                    self.config.max_bytes_per_append,
-                ),
-                leader_commit: self.commit_index,
-            },
-            (None, Some(snapshot)) => MessageBody::InstallSnapshot { meta: snapshot.meta, data: snapshot.data.clone() },
+        let (body, last_index) = match (self.log.term_at(prev_log_index), &self.snapshot) {
+            (Some(prev_log_term), _) => {
+                let limits = (self.config.max_entries_per_append, self.config.max_bytes_per_append);
+                let entries = self.log.slice(next_index, limits.0, limits.1);
+                let last_index = prev_log_index + entries.len() as u64;
+                let leader_commit = self.commit_index;
+                (MessageBody::AppendEntries { prev_log_index, prev_log_term, entries, leader_commit }, last_index)
+            }
+            (None, Some(snapshot)) => {
+                let body = MessageBody::InstallSnapshot { meta: snapshot.meta, data: snapshot.data.clone() };
+                (body, snapshot.meta.index)
+            }
             (None, None) => {
                 // next_index is always within [1, last + 1] and the prefix is compacted only with a snapshot.
                 debug_assert!(false, "no term at {prev_log_index} and no snapshot");
                 return;
             }
         };
+        if let Some(progress) = self.progress.get_mut(&to) {
+            progress.sent(prev_log_index, last_index);
+        }
         self.send(to, body);
     }
 

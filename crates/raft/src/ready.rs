@@ -85,14 +85,22 @@ impl DurableState {
             self.hard_state = hard_state;
         }
         if let Some(snapshot) = &update.snapshot {
-            let snapshot_index = snapshot.meta.index;
-            self.entries.retain(|e| e.index > snapshot_index);
+            let covered = self.position_of(snapshot.meta.index.saturating_add(1));
+            self.entries.drain(..covered);
             self.snapshot = Some(snapshot.clone());
         }
         if let Some(from) = update.truncate_from {
-            self.entries.retain(|e| e.index < from);
+            let keep = self.position_of(from);
+            self.entries.truncate(keep);
         }
         self.entries.extend(update.entries.iter().cloned());
+    }
+
+    /// How many stored entries precede `index`. Entries are contiguous, so this is arithmetic, not a scan: a
+    /// persist costs what it changes, not the length of the log.
+    fn position_of(&self, index: Index) -> usize {
+        let Some(first) = self.entries.first().map(|e| e.index) else { return 0 };
+        usize::try_from(index.saturating_sub(first)).map_or(self.entries.len(), |p| p.min(self.entries.len()))
     }
 }
 

@@ -317,3 +317,29 @@ fn a_restarted_node_recovers_term_vote_and_log_exactly() {
     assert_eq!((r.term(), r.voted_for(), r.log().last_index(), r.log().last_term()), (3, Some(2), 2, 3));
     assert_eq!(r.commit_index(), 0, "commit index is volatile and relearned from the leader");
 }
+
+/// Regression (found by `keel raft bench`): heartbeats used to start a new chain of AppendEntries each time while
+/// one was outstanding, and every reply reopened the window, so chains accumulated and each entry crossed the
+/// network about ten times. Only the answer to the latest message (or a heartbeat) may trigger a send.
+#[test]
+fn heartbeats_while_a_reply_is_outstanding_do_not_multiply_appends() {
+    let mut l = node(0, 3);
+    elect(&mut l, 3);
+    let term = l.term();
+    l.propose(b"a".to_vec()).unwrap();
+    // Three heartbeat intervals pass with no answers: three more AppendEntries to node 1 (retransmissions).
+    for _ in 0..(3 * keel_raft::DEFAULT_HEARTBEAT_INTERVAL_TICKS) {
+        l.tick();
+    }
+    l.take_ready();
+    for k in 0..5u8 {
+        l.propose(vec![k]).unwrap();
+    }
+    l.take_ready();
+    // Now all four answers arrive (each acknowledging entry 1). Only the answer to the latest message may send.
+    for _ in 0..4 {
+        l.step(msg(1, 0, term, MessageBody::AppendEntriesReply(AppendReply::Success { match_index: 1 }))).unwrap();
+    }
+    let to_node_1 = l.take_ready().messages.iter().filter(|m| m.to == 1).count();
+    assert!(to_node_1 <= 1, "{to_node_1} AppendEntries sent to node 1 for one batch of new entries");
+}

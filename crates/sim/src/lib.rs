@@ -2,9 +2,11 @@
 //!
 //! Virtual clock, one seeded generator, a message queue ordered by delivery time. The same seed gives the same
 //! run, event for event; a failure prints its seed and the command that replays it (`KEEL_SEED=<n>`).
+pub mod bench;
 pub mod catalogue;
 pub mod checker;
 pub mod cluster;
+pub mod demo;
 pub mod event_queue;
 pub mod network;
 pub mod seeds;

@@ -15,6 +15,13 @@ pub const MAX_LOG_SIZE_BYTES: usize = 2000;
 /// 6.824's SnapShotInterval.
 pub const SNAPSHOT_INTERVAL: u64 = 10;
 
+/// When set, `Tester::end` prints nothing (the benchmark runs the catalogue and wants a clean report).
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// The tester's integer commands travel as 8 little-endian bytes.
 pub fn u64_command(x: u64) -> Vec<u8> {
     x.to_le_bytes().to_vec()
@@ -73,6 +80,9 @@ impl Tester {
     /// 6.824's end(): checks the time limit and prints the summary line.
     pub fn end(&mut self) {
         self.check_timeout();
+        if QUIET.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
         println!(
             "  {} ... Passed -- {:.1}s virtual, {} peers, {} rpcs, {} bytes, {} agreements (seed {})",
             self.description,
