@@ -591,6 +591,11 @@ fn commit(shared: &Shared, task: TaskId, attempt: AttemptId) -> anyhow::Result<(
                 fs::metadata(&part).with_context(|| format!("{task} {attempt}: missing {}", part.display()))?;
             }
             let (from, to) = (layout.attempt_dir(attempt), layout.map_dir(m));
+            // The table says this map is not done, so an existing map directory is what an earlier commit
+            // left when its rename succeeded but the fsync after it failed: stale, and in the way.
+            if to.exists() {
+                fs::remove_dir_all(&to).with_context(|| format!("removing stale {}", to.display()))?;
+            }
             fs::rename(&from, &to).with_context(|| format!("renaming {} to {}", from.display(), to.display()))?;
             sync_dir(&layout.work_dir).with_context(|| format!("syncing {}", layout.work_dir.display()))?;
         }

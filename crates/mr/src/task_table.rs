@@ -243,6 +243,7 @@ impl TaskTable {
         task.state = TaskState::InProgress { attempt, deadline: now + self.task_timeout };
         let id = make_id(index as u32);
         self.issued.insert(attempt, id);
+        self.debug_check_invariants();
         Next::Run { task: id, attempt }
     }
 
@@ -252,7 +253,39 @@ impl TaskTable {
         if matches!(verdict, Verdict::Ignore { .. }) {
             self.counts.ignored_reports += 1;
         }
+        self.debug_check_invariants();
         verdict
+    }
+
+    /// The table's invariants, checked after every event in debug builds (tests run them thousands of
+    /// times through the property test).
+    fn debug_check_invariants(&self) {
+        if !cfg!(debug_assertions) {
+            return;
+        }
+        let done = |tasks: &[Task]| tasks.iter().filter(|t| matches!(t.state, TaskState::Done { .. })).count();
+        assert_eq!(done(&self.maps), self.maps_done as usize, "maps_done matches the map states");
+        assert_eq!(done(&self.reduces), self.reduces_done as usize, "reduces_done matches the reduce states");
+        if self.reduces.iter().any(|t| t.attempts_started > 0) {
+            assert_eq!(self.maps_done as usize, self.maps.len(), "a reduce started before every map was done");
+        }
+        for (id, task) in self
+            .maps
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (TaskId::Map(i as u32), t))
+            .chain(self.reduces.iter().enumerate().map(|(i, t)| (TaskId::Reduce(i as u32), t)))
+        {
+            if let TaskState::InProgress { attempt, .. }
+            | TaskState::Committing { attempt }
+            | TaskState::Done { attempt } = task.state
+            {
+                assert_eq!(self.issued.get(&attempt), Some(&id), "{id}'s attempt on record was issued for it");
+            }
+        }
+        if self.status == JobStatus::Succeeded {
+            assert_eq!(self.reduces_done as usize, self.reduces.len(), "succeeded with reduces left");
+        }
     }
 
     fn judge(&mut self, task_id: TaskId, attempt: AttemptId, outcome: Outcome) -> Verdict {
@@ -317,6 +350,7 @@ impl TaskTable {
                 if self.reduces_done as usize == self.reduces.len() && self.status == JobStatus::Running {
                     self.status = JobStatus::Succeeded;
                 }
+                self.debug_check_invariants();
             }
             Err(error) => {
                 task.state = TaskState::Idle;
