@@ -42,6 +42,8 @@ pub struct Stats {
 
 struct Slot {
     raft: Option<RaftNode>,
+    /// Crash this node the next time it hands state to storage, before that state is durable.
+    crash_before_durable: bool,
     /// Bumped on every crash, so ticks and messages meant for an earlier life are discarded.
     incarnation: u64,
     storage: MemStorage,
@@ -70,7 +72,14 @@ impl Cluster {
         let mut cluster = Cluster {
             now_ms: 0,
             rng: Rng::derive(config.seed, u64::MAX),
-            slots: (0..n).map(|_| Slot { raft: None, incarnation: 0, storage: MemStorage::default() }).collect(),
+            slots: (0..n)
+                .map(|_| Slot {
+                    raft: None,
+                    crash_before_durable: false,
+                    incarnation: 0,
+                    storage: MemStorage::default(),
+                })
+                .collect(),
             queue: EventQueue::default(),
             net,
             checker: ApplyChecker::new(n),
@@ -191,7 +200,10 @@ impl Cluster {
             if ready.is_empty() {
                 if let Some(term) = was_leader_term {
                     match self.checker.leader_elected(term, i as NodeId) {
-                        Ok(true) => self.trace.note(self.now_ms, format!("{i} is leader of term {term}")),
+                        Ok(true) => {
+                            self.trace.note(self.now_ms, format!("{i} is leader of term {term}"));
+                            self.check_leader_completeness(i);
+                        }
                         Ok(false) => {}
                         Err(e) => self.fail(&e),
                     }
@@ -199,7 +211,16 @@ impl Cluster {
                 return;
             }
             if let Some(update) = &ready.persist {
+                if self.slots[i].crash_before_durable {
+                    // The update was handed to storage but the machine died before it was durable: it is lost,
+                    // and so is everything in this Ready that depended on it.
+                    self.slots[i].crash_before_durable = false;
+                    self.trace.note(self.now_ms, format!("{i} loses an update that was not yet durable"));
+                    self.crash(i);
+                    return;
+                }
                 let Ok(()) = self.slots[i].storage.persist(update);
+                self.check_durable_matches_memory(i);
             }
             for msg in ready.messages {
                 self.send(msg);
@@ -283,9 +304,24 @@ impl Cluster {
     /// Kills node i: volatile state and anything not yet durable is lost; in-flight messages to it are lost.
     pub fn crash(&mut self, i: usize) {
         let slot = &mut self.slots[i];
+        slot.crash_before_durable = false;
         if slot.raft.take().is_some() {
             slot.incarnation += 1;
             self.trace.note(self.now_ms, format!("crash {i}"));
+        }
+    }
+
+    /// Arms a crash of node i at its next persist, before that persist becomes durable.
+    pub fn crash_before_next_persist(&mut self, i: usize) {
+        if self.slots[i].raft.is_some() {
+            self.slots[i].crash_before_durable = true;
+        }
+    }
+
+    /// Disarms every pending crash-before-durable (the fault schedule is over).
+    pub fn cancel_pending_crashes(&mut self) {
+        for slot in &mut self.slots {
+            slot.crash_before_durable = false;
         }
     }
 
@@ -343,14 +379,114 @@ impl Cluster {
         (0..self.nodes()).filter_map(|i| self.raft(i).filter(|r| r.is_leader()).map(|r| (i, r.term()))).collect()
     }
 
+    // ----- Safety properties beyond the per-apply checks ---------------------------------------------------------
+
+    /// The persistence contract, checked from the storage side: once a Ready's update is durable (and before its
+    /// messages leave), durable term, vote and log tail equal the node's in-memory state. A change the core forgot
+    /// to mark for persistence (say, a vote) shows up here in any run, not only when a crash happens to hit it.
+    fn check_durable_matches_memory(&self, i: usize) {
+        let Some(raft) = self.raft(i) else { return };
+        let durable = self.slots[i].storage.state();
+        let memory = keel_raft::HardState { term: raft.term(), voted_for: raft.voted_for() };
+        if durable.hard_state != memory {
+            self.fail(&format!(
+                "persistence contract: node {i} holds {memory:?} but only {:?} is durable",
+                durable.hard_state
+            ));
+        }
+        let durable_snapshot = durable.snapshot.as_ref().map(|s| s.meta).unwrap_or_default();
+        let durable_last =
+            durable.entries.last().map_or((durable_snapshot.index, durable_snapshot.term), |e| (e.index, e.term));
+        let memory_last = (raft.log().last_index(), raft.log().last_term());
+        if durable_last != memory_last || durable_snapshot != raft.log().snapshot_meta() {
+            self.fail(&format!(
+                "persistence contract: node {i} log ends at {memory_last:?} (snapshot {:?}) but durable log ends at {durable_last:?} (snapshot {durable_snapshot:?})",
+                raft.log().snapshot_meta()
+            ));
+        }
+    }
+
+    /// Leader Completeness: a new leader's log holds every entry any server has applied (above its snapshot).
+    fn check_leader_completeness(&self, leader: usize) {
+        let Some(raft) = self.raft(leader) else { return };
+        let log = raft.log();
+        for index in log.first_index()..=self.checker.max_index {
+            let Ok((count, Some(command))) = self.checker.n_committed(index) else { continue };
+            debug_assert!(count > 0);
+            match log.entry(index) {
+                Some(entry) if entry.data == command => {}
+                Some(_) => self.fail(&format!(
+                    "leader completeness: new leader {leader} (term {}) holds a different entry at committed index {index}",
+                    raft.term()
+                )),
+                None => self.fail(&format!(
+                    "leader completeness: new leader {leader} (term {}) lacks committed index {index} (its last index is {})",
+                    raft.term(),
+                    log.last_index()
+                )),
+            }
+        }
+    }
+
+    /// Log Matching: if two live logs hold an entry with the same index and term, they are identical up to there.
+    pub fn check_log_matching(&self) {
+        let live: Vec<(usize, &RaftNode)> = (0..self.nodes()).filter_map(|i| self.raft(i).map(|r| (i, r))).collect();
+        for (a, ra) in &live {
+            for (b, rb) in live.iter().filter(|(b, _)| b > a) {
+                let (la, lb) = (ra.log(), rb.log());
+                let low = la.first_index().max(lb.first_index());
+                let mut index = la.last_index().min(lb.last_index());
+                // The highest index where both hold an entry of the same term...
+                while index >= low && la.term_at(index) != lb.term_at(index) {
+                    index -= 1;
+                }
+                // ...and everything below it (that both still hold) must be identical.
+                while index >= low {
+                    if la.entry(index) != lb.entry(index) {
+                        self.fail(&format!(
+                            "log matching: nodes {a} and {b} agree on a later entry but differ at {index}"
+                        ));
+                    }
+                    index -= 1;
+                }
+            }
+        }
+    }
+
+    /// One line per node: what a reader of the Raft paper wants to know at a glance.
+    pub fn describe_nodes(&self) -> String {
+        let mut out = String::new();
+        for i in 0..self.nodes() {
+            let link = if self.net.is_connected(i) { "connected" } else { "disconnected" };
+            let line = match self.raft(i) {
+                None => format!("    {i}: crashed, {link}\n"),
+                Some(r) => format!(
+                    "    {i}: {:?} term {} voted {:?}, log {}..={} (last term {}), commit {}, applied {} (checker {}), {link}\n",
+                    r.role(),
+                    r.term(),
+                    r.voted_for(),
+                    r.log().first_index(),
+                    r.log().last_index(),
+                    r.log().last_term(),
+                    r.commit_index(),
+                    r.applied_index(),
+                    self.checker.last_applied(i),
+                ),
+            };
+            out.push_str(&line);
+        }
+        out
+    }
+
     /// Stops the run with a report a reader can act on: what went wrong, the seed, how to replay it, and the last
     /// events before it.
     pub fn fail(&self, what: &str) -> ! {
         let test = std::thread::current().name().unwrap_or("<test name>").to_string();
         let test = test.rsplit("::").next().unwrap_or(&test).to_string();
         panic!(
-            "\n{what}\n  at virtual time {:.3}s, seed {seed}\n  replay: KEEL_SEED={seed} cargo test --release -p keel-sim -- {test} --exact\n  last events:\n{}",
+            "\n{what}\n  at virtual time {:.3}s, seed {seed}\n  replay: KEEL_SEED={seed} cargo test --release -p keel-sim -- {test} --exact\n  nodes:\n{}  last events:\n{}",
             self.now_ms as f64 / 1000.0,
+            self.describe_nodes(),
             self.trace.render_recent(),
             seed = self.config.seed,
         );

@@ -11,6 +11,7 @@ pub mod event_queue;
 pub mod network;
 pub mod seeds;
 pub mod storage;
+pub mod sweep;
 pub mod tasks;
 pub mod tester;
 pub mod trace;
