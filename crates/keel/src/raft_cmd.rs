@@ -4,13 +4,30 @@ use std::io::Write;
 use clap::{Args, Subcommand};
 use keel_sim::bench::{GO_REFERENCE_2A_TO_2C_S, GO_REFERENCE_2D_S, throughput, time_catalogue};
 use keel_sim::demo::{DemoOptions, run_demo};
+use keel_sim::sweep_runner::run_sweep;
 
 #[derive(Debug, Subcommand)]
 pub enum RaftCommand {
     /// Run a simulated cluster under client load and faults, narrating elections, commits and faults.
     Demo(DemoArgs),
-    /// Benchmark: wall time of the 6.824 catalogue in the simulator, and commit throughput.
+    /// Benchmark: wall time of the 6.824 catalogue in the simulator, commit throughput, sweep rate.
     Bench(BenchArgs),
+    /// Randomized fault sweep: random clusters and fault schedules, safety checked after every event, liveness
+    /// after the heal. Failures print their seed and replay command.
+    Sweep(SweepArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// How many seeds to run.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    seeds: u64,
+    /// First seed.
+    #[arg(long, default_value_t = 1)]
+    first_seed: u64,
+    /// Worker threads (default: available cores).
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -34,6 +51,9 @@ pub struct BenchArgs {
     /// Seeds per catalogue scenario.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1000))]
     seeds: u64,
+    /// Seeds for the sweep-rate figure.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
+    sweep_seeds: u64,
 }
 
 pub fn run(command: RaftCommand) -> anyhow::Result<()> {
@@ -53,7 +73,47 @@ pub fn run(command: RaftCommand) -> anyhow::Result<()> {
             Ok(())
         }
         RaftCommand::Bench(args) => bench(args),
+        RaftCommand::Sweep(args) => sweep(args),
     }
+}
+
+fn available_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn sweep(args: SweepArgs) -> anyhow::Result<()> {
+    let threads = args.threads.unwrap_or_else(available_threads).max(1);
+    println!("fault sweep: seeds {}..{} on {threads} thread(s)", args.first_seed, args.first_seed + args.seeds - 1);
+    let tenth = (args.seeds / 10).max(1);
+    let progress = |done: u64| {
+        if done % tenth == 0 {
+            eprintln!("  {done} of {} seeds done", args.seeds);
+        }
+    };
+    let report = run_sweep(args.first_seed, args.seeds, threads, &progress);
+    for (seed, failure) in &report.failures {
+        println!("\nseed {seed} FAILED:{failure}");
+    }
+    println!(
+        "\n{} seeds, {} failed, in {:.1} s: {:.0} seeds per minute",
+        report.seeds,
+        report.failures.len(),
+        report.wall.as_secs_f64(),
+        report.seeds_per_minute()
+    );
+    println!(
+        "  clusters of 3/5/7 nodes: {}/{}/{}; {} fault events; {} entries committed; {:.0} s of virtual time",
+        report.by_nodes[0],
+        report.by_nodes[1],
+        report.by_nodes[2],
+        report.events,
+        report.committed,
+        report.virtual_ms as f64 / 1000.0
+    );
+    if !report.failures.is_empty() {
+        anyhow::bail!("{} seed(s) violated a Raft property", report.failures.len());
+    }
+    Ok(())
 }
 
 fn bench(args: BenchArgs) -> anyhow::Result<()> {
@@ -101,6 +161,17 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
         out,
         "  3-node / 1-node (no replication) baseline: {:.2}x the wall-clock rate",
         three.per_wall_second() / baseline.per_wall_second()
+    )?;
+
+    let threads = available_threads();
+    let report = run_sweep(1, args.sweep_seeds, threads, &|_| {});
+    writeln!(
+        out,
+        "\nfault sweep: {} seeds on {threads} thread(s) in {:.2} s: {:.0} seeds per minute ({} failed)",
+        report.seeds,
+        report.wall.as_secs_f64(),
+        report.seeds_per_minute(),
+        report.failures.len()
     )?;
     Ok(())
 }

@@ -460,13 +460,22 @@ fn serve_connection(shared: &Shared, id: u64, stream: TcpStream, peer: SocketAdd
     loop {
         let request: Request = wire::receive(&mut reader)?;
         let reply = match request {
-            Request::GetTask => next_task(shared, id, peer),
+            Request::GetTask => next_task(shared, peer),
             Request::Report(report) => {
                 handle_report(shared, report, peer);
                 Reply::Ack
             }
         };
         wire::send(&mut writer, &reply)?;
+        if let Reply::Exit { .. } = reply {
+            // Counted only once the reply is written: the coordinator closes every connection when all
+            // workers are told, and must not cut this one before the worker could read its `Exit`.
+            let mut state = shared.lock();
+            if let Some(connection) = state.connections.get_mut(&id) {
+                connection.told_to_exit = true;
+            }
+            shared.changed.notify_all();
+        }
     }
 }
 
@@ -493,17 +502,12 @@ fn refusal(shared: &Shared, hello: &Hello) -> Option<String> {
 }
 
 /// Answers `GetTask`, holding the request up to [`LONG_POLL`] while there is nothing to hand out.
-fn next_task(shared: &Shared, id: u64, peer: SocketAddr) -> Reply {
+fn next_task(shared: &Shared, peer: SocketAddr) -> Reply {
     let held_until = Instant::now() + LONG_POLL;
     let mut state = shared.lock();
     loop {
         if let Some(finished) = &state.finished {
-            let failure = finished.clone().err();
-            if let Some(connection) = state.connections.get_mut(&id) {
-                connection.told_to_exit = true;
-            }
-            shared.changed.notify_all();
-            return Reply::Exit { failure };
+            return Reply::Exit { failure: finished.clone().err() };
         }
         match state.table.request(shared.now()) {
             Next::Run { task, attempt } => {

@@ -150,17 +150,41 @@ fn execute(app: &dyn App, job: &JobSpec, layout: &Layout, assignment: Assignment
 fn connect(address: &str, job: Option<JobId>) -> anyhow::Result<Option<(Session, JobSpec)>> {
     let give_up_at = Instant::now() + CONNECT_PATIENCE;
     loop {
-        match try_connect(address) {
-            Ok(stream) => return handshake(stream, address, job).map(Some),
-            Err(e) if Instant::now() < give_up_at => {
-                debug!("connecting to {address}: {e}; retrying");
-                thread::sleep(CONNECT_RETRY);
-            }
-            Err(e) => {
-                debug!("connecting to {address}: {e}; giving up");
-                return Ok(None);
-            }
+        let error = match try_connect(address) {
+            Ok(stream) => match handshake(stream, address, job) {
+                Ok(joined) => return Ok(Some(joined)),
+                // Connected, then cut off before an answer: a coordinator that is exiting (its socket still
+                // accepts for a moment) or restarting. Same as not answering at all.
+                Err(HandshakeError::Lost(e)) => e.to_string(),
+                Err(HandshakeError::Refused(e)) => return Err(e),
+            },
+            Err(e) => e.to_string(),
+        };
+        if Instant::now() >= give_up_at {
+            debug!("connecting to {address}: {error}; giving up");
+            return Ok(None);
         }
+        debug!("connecting to {address}: {error}; retrying");
+        thread::sleep(CONNECT_RETRY);
+    }
+}
+
+enum HandshakeError {
+    /// The connection broke during the handshake.
+    Lost(WireError),
+    /// The coordinator answered, and the answer means this worker cannot join.
+    Refused(anyhow::Error),
+}
+
+impl From<WireError> for HandshakeError {
+    fn from(e: WireError) -> Self {
+        if e.is_disconnect() { HandshakeError::Lost(e) } else { HandshakeError::Refused(e.into()) }
+    }
+}
+
+impl From<std::io::Error> for HandshakeError {
+    fn from(e: std::io::Error) -> Self {
+        HandshakeError::from(WireError::Io(e))
     }
 }
 
@@ -175,26 +199,33 @@ fn try_connect(address: &str) -> std::io::Result<TcpStream> {
     Err(last_error)
 }
 
-fn handshake(stream: TcpStream, address: &str, job: Option<JobId>) -> anyhow::Result<(Session, JobSpec)> {
+fn handshake(stream: TcpStream, address: &str, job: Option<JobId>) -> Result<(Session, JobSpec), HandshakeError> {
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
     let mut session = Session { reader: BufReader::new(stream.try_clone()?), writer: BufWriter::new(stream) };
     let hello = Hello { magic: PROTOCOL_MAGIC, protocol_version: PROTOCOL_VERSION, job, pid: std::process::id() };
-    wire::send(&mut session.writer, &hello).with_context(|| format!("greeting the coordinator at {address}"))?;
-    let reply: HelloReply =
-        wire::receive(&mut session.reader).with_context(|| format!("handshake with the coordinator at {address}"))?;
+    wire::send(&mut session.writer, &hello)?;
+    let reply: HelloReply = wire::receive(&mut session.reader).map_err(|e| match HandshakeError::from(e) {
+        HandshakeError::Refused(e) => {
+            HandshakeError::Refused(e.context(format!("handshake with the coordinator at {address}")))
+        }
+        lost => lost,
+    })?;
+    let refused = |message: String| Err(HandshakeError::Refused(anyhow::anyhow!(message)));
     match reply {
-        HelloReply::Rejected { reason } => bail!("the coordinator at {address} refused this worker: {reason}"),
+        HelloReply::Rejected { reason } => {
+            refused(format!("the coordinator at {address} refused this worker: {reason}"))
+        }
         HelloReply::Welcome { protocol_version, job: spec } => {
             if protocol_version != PROTOCOL_VERSION {
-                bail!(
+                return refused(format!(
                     "the coordinator at {address} speaks protocol version {protocol_version}, this worker {PROTOCOL_VERSION}"
-                );
+                ));
             }
             if let Some(job) = job
                 && job != spec.job
             {
-                bail!("the coordinator at {address} runs job {}, not job {job}", spec.job);
+                return refused(format!("the coordinator at {address} runs job {}, not job {job}", spec.job));
             }
             Ok((session, spec))
         }

@@ -343,3 +343,15 @@ fn heartbeats_while_a_reply_is_outstanding_do_not_multiply_appends() {
     let to_node_1 = l.take_ready().messages.iter().filter(|m| m.to == 1).count();
     assert!(to_node_1 <= 1, "{to_node_1} AppendEntries sent to node 1 for one batch of new entries");
 }
+
+/// Regression (found by the property test): an index near u64::MAX made `index + 1` overflow. Absurd indexes
+/// are refused before any state changes.
+#[test]
+fn absurd_indexes_are_refused_not_overflowed() {
+    let mut f = node(1, 3);
+    let install = MessageBody::InstallSnapshot { meta: SnapshotMeta { index: u64::MAX, term: 1 }, data: vec![] };
+    assert!(matches!(f.step(msg(0, 1, 1, install)), Err(StepError::Malformed { .. })));
+    let probe = append((u64::MAX - 1, 1), vec![], u64::MAX);
+    assert!(matches!(f.step(msg(0, 1, 1, probe)), Err(StepError::Malformed { .. })));
+    assert_eq!((f.term(), f.log().last_index(), f.commit_index()), (0, 0, 0), "nothing changed");
+}

@@ -12,6 +12,7 @@ pub mod network;
 pub mod seeds;
 pub mod storage;
 pub mod sweep;
+pub mod sweep_runner;
 pub mod tasks;
 pub mod tester;
 pub mod trace;

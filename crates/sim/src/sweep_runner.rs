@@ -1,0 +1,86 @@
+//! Runs many sweep seeds on several threads and summarizes them (`keel raft sweep`). Failures do not stop the
+//! run: each is reported with its seed and replay command.
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::sweep::{SweepOutcome, run_seed};
+
+#[derive(Debug, Default)]
+pub struct SweepReport {
+    pub seeds: u64,
+    pub failures: Vec<(u64, String)>,
+    pub events: u64,
+    pub committed: u64,
+    pub virtual_ms: u64,
+    pub by_nodes: [u64; 3],
+    pub wall: Duration,
+}
+
+impl SweepReport {
+    pub fn seeds_per_minute(&self) -> f64 {
+        self.seeds as f64 * 60.0 / self.wall.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Runs seeds `first..first + count` on `threads` threads. `progress` is called after every seed with the number done.
+pub fn run_sweep(first: u64, count: u64, threads: usize, progress: &(dyn Fn(u64) + Sync)) -> SweepReport {
+    let next = AtomicU64::new(first);
+    let done = AtomicU64::new(0);
+    let report = Mutex::new(SweepReport::default());
+    let started = Instant::now();
+    // Panics are reported as failures; keep the default hook from printing each one twice.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    std::thread::scope(|scope| {
+        for _ in 0..threads.max(1) {
+            // Named like the test so a failure's replay command points at it.
+            let worker = std::thread::Builder::new().name("fault_sweep".into());
+            let spawned = worker.spawn_scoped(scope, || {
+                loop {
+                    let seed = next.fetch_add(1, Ordering::Relaxed);
+                    if seed >= first + count {
+                        break;
+                    }
+                    let outcome = catch_unwind(AssertUnwindSafe(|| run_seed(seed)));
+                    record(&report, seed, outcome);
+                    progress(done.fetch_add(1, Ordering::Relaxed) + 1);
+                }
+            });
+            if let Err(e) = spawned {
+                report
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .failures
+                    .push((0, format!("cannot start worker: {e}")));
+            }
+        }
+    });
+    std::panic::set_hook(hook);
+    let mut report = report.into_inner().unwrap_or_else(|p| p.into_inner());
+    report.wall = started.elapsed();
+    report.failures.sort_by_key(|(seed, _)| *seed);
+    report
+}
+
+fn record(report: &Mutex<SweepReport>, seed: u64, outcome: std::thread::Result<SweepOutcome>) {
+    let mut report = report.lock().unwrap_or_else(|p| p.into_inner());
+    report.seeds += 1;
+    match outcome {
+        Ok(o) => {
+            report.events += u64::from(o.events);
+            report.committed += o.committed;
+            report.virtual_ms += o.virtual_ms;
+            report.by_nodes[(o.nodes / 2).saturating_sub(1).min(2)] += 1;
+        }
+        Err(panic) => {
+            let text = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "panic without a message".into());
+            report.failures.push((seed, text));
+        }
+    }
+}
