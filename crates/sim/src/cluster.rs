@@ -21,6 +21,9 @@ pub struct ClusterConfig {
     pub reliable: bool,
     /// Take a service snapshot after every this many applied entries (6.824's applierSnap uses 10).
     pub snapshot_interval: Option<u64>,
+    /// Instead of every `snapshot_interval`-th entry, snapshot after any applied entry with probability
+    /// 1/`snapshot_interval` (the fault sweep's "snapshots at random points").
+    pub random_snapshots: bool,
 }
 
 /// Message and byte counters, with labrpc's meanings.
@@ -262,9 +265,12 @@ impl Cluster {
                 if let Err(e) = self.checker.apply_command(i, index, &data) {
                     self.fail(&e);
                 }
-                if let Some(interval) = self.config.snapshot_interval
-                    && (index + 1) % interval == 0
-                {
+                let snapshot_now = match self.config.snapshot_interval {
+                    Some(interval) if self.config.random_snapshots => self.rng.chance(1, interval),
+                    Some(interval) => (index + 1) % interval == 0,
+                    None => false,
+                };
+                if snapshot_now {
                     let Some(commands) = self.checker.applied_prefix(i, index) else {
                         self.fail(&format!("server {i} cannot snapshot at {index}: its applied prefix has a gap"));
                     };

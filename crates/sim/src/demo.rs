@@ -48,6 +48,7 @@ pub fn run_demo(options: &DemoOptions, out: &mut dyn Write) -> io::Result<DemoSu
         seed: options.seed,
         reliable: !options.unreliable,
         snapshot_interval: None,
+        random_snapshots: false,
     });
     let mut summary = DemoSummary::default();
     let mut known_leader = None;

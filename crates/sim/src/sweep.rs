@@ -40,6 +40,8 @@ pub struct SweepShape {
     pub schedule: Schedule,
     pub nodes: usize,
     pub snapshot_interval: Option<u64>,
+    /// Snapshot at random applied entries rather than every `snapshot_interval`-th.
+    pub random_snapshots: bool,
     pub chaos_ms: u64,
 }
 
@@ -50,6 +52,7 @@ impl SweepShape {
             schedule: if rng.chance(1, 3) { Schedule::LeaderChurn } else { Schedule::Mixed },
             nodes: [3, 5, 7][rng.range(0, 3) as usize],
             snapshot_interval: rng.chance(2, 3).then(|| rng.range(3, 30)),
+            random_snapshots: rng.chance(1, 2),
             chaos_ms: rng.range(4_000, 12_000),
         }
     }
@@ -65,8 +68,15 @@ pub fn run_seed(seed: u64) -> SweepOutcome {
         seed,
         reliable: rng.chance(1, 2),
         snapshot_interval: shape.snapshot_interval,
+        random_snapshots: shape.random_snapshots,
     });
-    cluster.trace.note(0, format!("sweep: {n} nodes, snapshots every {:?}", shape.snapshot_interval));
+    cluster.trace.note(
+        0,
+        format!(
+            "sweep: {n} nodes, snapshot interval {:?} (random: {})",
+            shape.snapshot_interval, shape.random_snapshots
+        ),
+    );
     let mut command = 0u64;
     let mut events = 0u32;
     cluster.trace.note(0, format!("sweep schedule {:?}", shape.schedule));

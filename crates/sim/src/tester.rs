@@ -55,6 +55,7 @@ impl Tester {
             seed,
             reliable: !unreliable,
             snapshot_interval: snapshot.then_some(SNAPSHOT_INTERVAL),
+            random_snapshots: false,
         });
         Tester {
             cluster,
