@@ -15,7 +15,7 @@
 //! - With no timeouts and no failures, every task is handed out exactly once.
 //!
 //! See `README.md` in this crate for the state diagram.
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::time::Duration;
 
@@ -24,6 +24,9 @@ use serde::{Deserialize, Serialize};
 /// How many reported failures one task may have before the whole job fails. A deterministic bug in the
 /// app would otherwise loop forever; 4 is Hadoop's `mapreduce.map.maxattempts`.
 pub const MAX_FAILED_ATTEMPTS_PER_TASK: u32 = 4;
+
+/// Largest table whose invariants are re-checked after every event in debug builds.
+const DEBUG_CHECK_TASKS_MAX: usize = 1000;
 
 /// One unit of work: map task `m` (one input split) or reduce task `r` (one output partition).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -158,6 +161,11 @@ pub struct TaskTable {
     next_attempt: u64,
     /// Every attempt ever issued, so a report can be checked against the task it was issued for.
     issued: HashMap<AttemptId, TaskId>,
+    /// Tasks in `Idle`, in order (maps sort before reduces), so handing out work is O(log n) even with the
+    /// paper's 200,000 map tasks.
+    idle: BTreeSet<TaskId>,
+    /// `(deadline, task)` of every task in `InProgress`, earliest first, so `tick` only looks at the expired.
+    deadlines: BTreeSet<(Duration, TaskId)>,
     status: JobStatus,
     maps_done: u32,
     reduces_done: u32,
@@ -174,6 +182,8 @@ impl TaskTable {
             task_timeout,
             next_attempt: 1,
             issued: HashMap::new(),
+            idle: (0..map_tasks).map(TaskId::Map).chain((0..reduce_tasks).map(TaskId::Reduce)).collect(),
+            deadlines: BTreeSet::new(),
             status: JobStatus::Running,
             maps_done: 0,
             reduces_done: 0,
@@ -196,28 +206,47 @@ impl TaskTable {
     pub fn counts(&self) -> TaskCounts {
         let mut counts = self.counts;
         counts.total = (self.maps.len() + self.reduces.len()) as u32;
-        counts.idle = 0;
-        counts.in_progress = 0;
+        counts.idle = self.idle.len() as u32;
         counts.done = self.maps_done + self.reduces_done;
-        for task in self.maps.iter().chain(&self.reduces) {
-            match task.state {
-                TaskState::Idle => counts.idle += 1,
-                TaskState::InProgress { .. } | TaskState::Committing { .. } => counts.in_progress += 1,
-                TaskState::Done { .. } => {}
-            }
-        }
+        counts.in_progress = counts.total - counts.idle - counts.done;
         counts
+    }
+
+    /// Moves `id` to `state`, keeping the idle and deadline indexes in step. Every state change goes
+    /// through here.
+    fn set_state(&mut self, id: TaskId, state: TaskState) {
+        let Some(task) = self.task_mut(id) else {
+            return;
+        };
+        let old = std::mem::replace(&mut task.state, state);
+        match old {
+            TaskState::Idle => {
+                self.idle.remove(&id);
+            }
+            TaskState::InProgress { deadline, .. } => {
+                self.deadlines.remove(&(deadline, id));
+            }
+            TaskState::Committing { .. } | TaskState::Done { .. } => {}
+        }
+        match state {
+            TaskState::Idle => {
+                self.idle.insert(id);
+            }
+            TaskState::InProgress { deadline, .. } => {
+                self.deadlines.insert((deadline, id));
+            }
+            TaskState::Committing { .. } | TaskState::Done { .. } => {}
+        }
     }
 
     /// Time passes: every in-progress attempt past its deadline is forgotten and its task becomes idle.
     pub fn tick(&mut self, now: Duration) {
-        for task in self.maps.iter_mut().chain(self.reduces.iter_mut()) {
-            if let TaskState::InProgress { deadline, .. } = task.state
-                && deadline <= now
-            {
-                task.state = TaskState::Idle;
-                self.counts.timeouts += 1;
+        while let Some(&(deadline, id)) = self.deadlines.first() {
+            if deadline > now {
+                break;
             }
+            self.set_state(id, TaskState::Idle);
+            self.counts.timeouts += 1;
         }
     }
 
@@ -228,20 +257,25 @@ impl TaskTable {
             return Next::Exit;
         }
         let all_maps_done = self.maps_done as usize == self.maps.len();
-        let (tasks, make_id): (&mut Vec<Task>, fn(u32) -> TaskId) =
-            if all_maps_done { (&mut self.reduces, TaskId::Reduce) } else { (&mut self.maps, TaskId::Map) };
-        let Some(index) = tasks.iter().position(|t| t.state == TaskState::Idle) else {
+        let candidate = if all_maps_done {
+            self.idle.range(TaskId::Reduce(0)..).next()
+        } else {
+            self.idle.range(..TaskId::Reduce(0)).next()
+        };
+        let Some(&id) = candidate else {
             return Next::Wait;
         };
         let attempt = AttemptId(self.next_attempt);
         self.next_attempt += 1;
-        let task = &mut tasks[index];
-        if task.attempts_started > 0 {
+        let Some(task) = self.task_mut(id) else {
+            return Next::Wait;
+        };
+        let reexecution = task.attempts_started > 0;
+        task.attempts_started += 1;
+        if reexecution {
             self.counts.reexecutions += 1;
         }
-        task.attempts_started += 1;
-        task.state = TaskState::InProgress { attempt, deadline: now + self.task_timeout };
-        let id = make_id(index as u32);
+        self.set_state(id, TaskState::InProgress { attempt, deadline: now + self.task_timeout });
         self.issued.insert(attempt, id);
         self.debug_check_invariants();
         Next::Run { task: id, attempt }
@@ -260,7 +294,8 @@ impl TaskTable {
     /// The table's invariants, checked after every event in debug builds (tests run them thousands of
     /// times through the property test).
     fn debug_check_invariants(&self) {
-        if !cfg!(debug_assertions) {
+        // The checks scan every task, so they are skipped for big tables (which would go quadratic).
+        if !cfg!(debug_assertions) || self.maps.len() + self.reduces.len() > DEBUG_CHECK_TASKS_MAX {
             return;
         }
         let done = |tasks: &[Task]| tasks.iter().filter(|t| matches!(t.state, TaskState::Done { .. })).count();
@@ -286,6 +321,22 @@ impl TaskTable {
         if self.status == JobStatus::Succeeded {
             assert_eq!(self.reduces_done as usize, self.reduces.len(), "succeeded with reduces left");
         }
+        let all = self.maps.iter().enumerate().map(|(i, t)| (TaskId::Map(i as u32), t.state));
+        let all = all.chain(self.reduces.iter().enumerate().map(|(i, t)| (TaskId::Reduce(i as u32), t.state)));
+        let (mut idle, mut deadlines) = (BTreeSet::new(), BTreeSet::new());
+        for (id, state) in all {
+            match state {
+                TaskState::Idle => {
+                    idle.insert(id);
+                }
+                TaskState::InProgress { deadline, .. } => {
+                    deadlines.insert((deadline, id));
+                }
+                TaskState::Committing { .. } | TaskState::Done { .. } => {}
+            }
+        }
+        assert_eq!(idle, self.idle, "the idle index matches the task states");
+        assert_eq!(deadlines, self.deadlines, "the deadline index matches the task states");
     }
 
     fn judge(&mut self, task_id: TaskId, attempt: AttemptId, outcome: Outcome) -> Verdict {
@@ -295,7 +346,7 @@ impl TaskTable {
         if self.is_over() {
             return Verdict::Ignore { reason: IgnoreReason::JobOver };
         }
-        let Some(task) = self.task_mut(task_id) else {
+        let Some(task) = self.task(task_id) else {
             return Verdict::Ignore { reason: IgnoreReason::Foreign };
         };
         match task.state {
@@ -309,14 +360,11 @@ impl TaskTable {
         }
         match outcome {
             Outcome::Succeeded => {
-                task.state = TaskState::Committing { attempt };
+                self.set_state(task_id, TaskState::Committing { attempt });
                 Verdict::Commit { task: task_id }
             }
             Outcome::Failed { permanent, error } => {
-                task.state = TaskState::Idle;
-                task.failed_attempts += 1;
-                let failures = task.failed_attempts;
-                self.counts.failed_attempts += 1;
+                let failures = self.record_failure(task_id);
                 if permanent {
                     self.fail(format!("{task_id} failed: {error}"));
                     Verdict::JobFailed { task: task_id }
@@ -330,19 +378,29 @@ impl TaskTable {
         }
     }
 
+    /// The task's attempt failed: back to idle. Returns how many attempts of it have failed.
+    fn record_failure(&mut self, id: TaskId) -> u32 {
+        self.set_state(id, TaskState::Idle);
+        self.counts.failed_attempts += 1;
+        match self.task_mut(id) {
+            Some(task) => {
+                task.failed_attempts += 1;
+                task.failed_attempts
+            }
+            None => 0,
+        }
+    }
+
     /// The caller finished committing `attempt` of `task`: `Ok` makes the task `Done`; `Err` (the rename
     /// failed) counts as a failed attempt, so the task is retried or, after too many failures, fails the job.
     pub fn commit_finished(&mut self, task_id: TaskId, attempt: AttemptId, result: Result<(), String>) {
-        let Some(task) = self.task_mut(task_id) else {
-            return;
-        };
-        if task.state != (TaskState::Committing { attempt }) {
+        if self.state(task_id) != Some(TaskState::Committing { attempt }) {
             // Only the attempt this table told the caller to commit can finish committing.
             return;
         }
         match result {
             Ok(()) => {
-                task.state = TaskState::Done { attempt };
+                self.set_state(task_id, TaskState::Done { attempt });
                 match task_id {
                     TaskId::Map(_) => self.maps_done += 1,
                     TaskId::Reduce(_) => self.reduces_done += 1,
@@ -350,18 +408,15 @@ impl TaskTable {
                 if self.reduces_done as usize == self.reduces.len() && self.status == JobStatus::Running {
                     self.status = JobStatus::Succeeded;
                 }
-                self.debug_check_invariants();
             }
             Err(error) => {
-                task.state = TaskState::Idle;
-                task.failed_attempts += 1;
-                let failures = task.failed_attempts;
-                self.counts.failed_attempts += 1;
+                let failures = self.record_failure(task_id);
                 if failures >= MAX_FAILED_ATTEMPTS_PER_TASK {
                     self.fail(format!("committing {task_id} failed {failures} times; last error: {error}"));
                 }
             }
         }
+        self.debug_check_invariants();
     }
 
     /// Fails the whole job (for example when the coordinator cannot go on); workers are then told to exit.
