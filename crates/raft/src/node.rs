@@ -419,15 +419,16 @@ impl RaftNode {
         leader_commit: Index,
     ) -> Result<(), StepError> {
         let last = self.log.last_index();
+        // A rejection without a conflicting entry: the leader's probe is beyond our log (or the leader is stale).
+        let reject_beyond_log = |prev_log_index| AppendReply::Reject {
+            prev_log_index,
+            conflict_term: None,
+            conflict_first_index: last + 1,
+            last_log_index: last,
+        };
         if term < self.term() {
             // Our reply carries our newer term, which deposes the stale leader.
-            let reject = AppendReply::Reject {
-                prev_log_index,
-                conflict_term: None,
-                conflict_first_index: last + 1,
-                last_log_index: last,
-            };
-            self.send(from, MessageBody::AppendEntriesReply(reject));
+            self.send(from, MessageBody::AppendEntriesReply(reject_beyond_log(prev_log_index)));
             return Ok(());
         }
         self.accept_leader(from, term)?;
@@ -450,13 +451,7 @@ impl RaftNode {
 
         match self.log.term_at(prev_log_index) {
             None => {
-                let reject = AppendReply::Reject {
-                    prev_log_index,
-                    conflict_term: None,
-                    conflict_first_index: last + 1,
-                    last_log_index: last,
-                };
-                self.send(from, MessageBody::AppendEntriesReply(reject));
+                self.send(from, MessageBody::AppendEntriesReply(reject_beyond_log(prev_log_index)));
                 return Ok(());
             }
             Some(term_here) if term_here != prev_log_term => {
