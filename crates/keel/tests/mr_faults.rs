@@ -47,7 +47,9 @@ fn killing_workers_mid_job_leaves_the_output_identical_to_seq() {
     let output = scratch.output("out");
     assert!(output == reference, "output differs from keel mr seq\n{}", scratch.logs());
     let stats = read(&scratch.path().join("stats.txt"));
-    assert!(stat(&stats, "timeouts") >= 1, "no kill hit a running task; the test proved nothing:\n{stats}");
+    // A killed worker's task is reassigned when its connection drops (or, failing that, at the timeout).
+    let reassigned = stat(&stats, "abandoned") + stat(&stats, "timeouts");
+    assert!(reassigned >= 1, "no kill hit a running task; the test proved nothing:\n{stats}");
 }
 
 #[test]

@@ -92,6 +92,8 @@ pub struct Progress {
 struct Connection {
     stream: TcpStream,
     told_to_exit: bool,
+    /// The attempt this worker is running, if any: abandoned if the connection drops.
+    running: Option<(TaskId, AttemptId)>,
 }
 
 struct State {
@@ -425,7 +427,10 @@ fn serve(shared: &Shared, stream: TcpStream, peer: SocketAddr) {
         Err(e) => warn!("worker {peer}: {e}; closing the connection"),
     }
     let mut state = shared.lock();
-    state.connections.remove(&id);
+    if let Some(Connection { running: Some((task, attempt)), .. }) = state.connections.remove(&id) {
+        info!("worker {peer} disconnected while running {task} {attempt}; reassigning it");
+        state.table.abandon(task, attempt);
+    }
     shared.changed.notify_all();
 }
 
@@ -436,7 +441,7 @@ fn register(shared: &Shared, stream: &TcpStream) -> io::Result<u64> {
     let mut state = shared.lock();
     let id = state.next_connection;
     state.next_connection += 1;
-    state.connections.insert(id, Connection { stream: clone, told_to_exit: false });
+    state.connections.insert(id, Connection { stream: clone, told_to_exit: false, running: None });
     Ok(id)
 }
 
@@ -460,8 +465,15 @@ fn serve_connection(shared: &Shared, id: u64, stream: TcpStream, peer: SocketAdd
     loop {
         let request: Request = wire::receive(&mut reader)?;
         let reply = match request {
-            Request::GetTask => next_task(shared, peer),
+            Request::GetTask => {
+                let reply = next_task(shared, peer);
+                if let Reply::Run(assignment) = &reply {
+                    set_running(shared, id, Some((assignment.task, assignment.attempt)));
+                }
+                reply
+            }
             Request::Report(report) => {
+                set_running(shared, id, None);
                 handle_report(shared, report, peer);
                 Reply::Ack
             }
@@ -476,6 +488,12 @@ fn serve_connection(shared: &Shared, id: u64, stream: TcpStream, peer: SocketAdd
             }
             shared.changed.notify_all();
         }
+    }
+}
+
+fn set_running(shared: &Shared, id: u64, running: Option<(TaskId, AttemptId)>) {
+    if let Some(connection) = shared.lock().connections.get_mut(&id) {
+        connection.running = running;
     }
 }
 

@@ -148,7 +148,7 @@ fn update_bar(bar: &ProgressBar, progress: &Progress) {
     bar.set_message(format!(
         "{} running, {} failed, {} re-run | {} / {} read ({}/s) | {} workers",
         c.in_progress,
-        c.failed_attempts + c.timeouts,
+        c.failed_attempts + c.timeouts + c.abandoned,
         c.reexecutions,
         format_bytes(s.input_bytes),
         format_bytes(progress.total_input_bytes),

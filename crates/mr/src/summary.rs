@@ -11,8 +11,15 @@ pub fn human(summary: &JobSummary) -> String {
     let _ = writeln!(out, "job {job} done in {:.2} s", summary.elapsed.as_secs_f64());
     let _ = writeln!(
         out,
-        "tasks: {} map + {} reduce; {} re-executions ({} timeouts, {} failed attempts, {} ignored reports)",
-        summary.map_tasks, summary.reduce_tasks, c.reexecutions, c.timeouts, c.failed_attempts, c.ignored_reports
+        "tasks: {} map + {} reduce; {} re-executions ({} timeouts, {} lost with their worker, {} failed attempts, \
+         {} ignored reports)",
+        summary.map_tasks,
+        summary.reduce_tasks,
+        c.reexecutions,
+        c.timeouts,
+        c.abandoned,
+        c.failed_attempts,
+        c.ignored_reports
     );
     let rate = summary.input_bytes as f64 / summary.elapsed.as_secs_f64().max(1e-9);
     let _ = writeln!(
@@ -37,13 +44,14 @@ pub fn human(summary: &JobSummary) -> String {
 pub fn machine(summary: &JobSummary) -> String {
     let c = &summary.counts;
     let job = summary.job.map(|j| j.to_string()).unwrap_or_default();
-    let fields: [(&str, String); 14] = [
+    let fields: [(&str, String); 15] = [
         ("job", job),
         ("elapsed_ms", summary.elapsed.as_millis().to_string()),
         ("map_tasks", summary.map_tasks.to_string()),
         ("reduce_tasks", summary.reduce_tasks.to_string()),
         ("reexecutions", c.reexecutions.to_string()),
         ("timeouts", c.timeouts.to_string()),
+        ("abandoned", c.abandoned.to_string()),
         ("failed_attempts", c.failed_attempts.to_string()),
         ("ignored_reports", c.ignored_reports.to_string()),
         ("input_bytes", summary.input_bytes.to_string()),

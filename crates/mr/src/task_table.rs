@@ -3,7 +3,8 @@
 //! Every task is `Idle`, `InProgress { attempt, deadline }`, `Committing { attempt }` or `Done { attempt }`.
 //! Events drive it: a worker asks for work ([`TaskTable::request`]), a worker reports the outcome of an
 //! attempt ([`TaskTable::report`]), the caller finished (or failed) the commit it was told to do
-//! ([`TaskTable::commit_finished`]), and time passes ([`TaskTable::tick`]). Time is an argument (a
+//! ([`TaskTable::commit_finished`]), a worker's connection is lost ([`TaskTable::abandon`]), and time passes
+//! ([`TaskTable::tick`]). Time is an argument (a
 //! `Duration` since the job started), so tests drive it by hand and the same code runs under a real clock.
 //!
 //! The rules the rest of the engine relies on:
@@ -136,6 +137,8 @@ pub struct TaskCounts {
     /// Attempts started for a task that had been started before (after a timeout or a failure).
     pub reexecutions: u64,
     pub timeouts: u64,
+    /// Attempts given up because the worker running them disconnected (died, most likely).
+    pub abandoned: u64,
     pub failed_attempts: u64,
     pub ignored_reports: u64,
 }
@@ -248,6 +251,20 @@ impl TaskTable {
             self.set_state(id, TaskState::Idle);
             self.counts.timeouts += 1;
         }
+    }
+
+    /// The worker running `attempt` of `task` is gone (its connection closed): give the task to someone else
+    /// now rather than after the timeout, as the paper's master does for a worker that stops answering. If
+    /// the worker was alive after all, its report will simply be ignored.
+    pub fn abandon(&mut self, task: TaskId, attempt: AttemptId) {
+        if let Some(TaskState::InProgress { attempt: on_record, .. }) = self.state(task)
+            && on_record == attempt
+            && !self.is_over()
+        {
+            self.set_state(task, TaskState::Idle);
+            self.counts.abandoned += 1;
+        }
+        self.debug_check_invariants();
     }
 
     /// A worker asks for work. Hands out the lowest-numbered idle task of the current phase.

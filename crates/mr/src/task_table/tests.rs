@@ -83,6 +83,23 @@ fn a_task_past_its_deadline_goes_to_another_worker_and_the_late_report_is_ignore
 }
 
 #[test]
+fn a_task_of_a_lost_worker_is_reassigned_at_once() {
+    let mut table = TaskTable::new(1, 1, TIMEOUT);
+    let (task, lost) = run(table.request(secs(0)));
+    // Abandoning an attempt that is not on record changes nothing.
+    table.abandon(task, AttemptId(999));
+    assert_eq!(table.request(secs(1)), Next::Wait);
+    table.abandon(task, lost);
+    let (again, second) = run(table.request(secs(1)));
+    assert_eq!(again, task);
+    assert_eq!(table.counts().abandoned, 1);
+    assert_eq!(table.counts().timeouts, 0);
+    // The worker was alive after all and reports late: ignored.
+    assert_eq!(table.report(task, lost, Outcome::Succeeded), Verdict::Ignore { reason: IgnoreReason::Stale });
+    finish(&mut table, task, second);
+}
+
+#[test]
 fn duplicate_and_foreign_reports_are_ignored() {
     let mut table = TaskTable::new(2, 1, TIMEOUT);
     let (task, attempt) = run(table.request(secs(0)));
@@ -179,6 +196,7 @@ enum Event {
     Fail(usize),
     CommitOk(usize),
     CommitErr(usize),
+    Abandon(usize),
     Advance(u64),
 }
 
@@ -189,6 +207,7 @@ fn event() -> impl Strategy<Value = Event> {
         1 => (0usize..64).prop_map(Event::Fail),
         4 => (0usize..64).prop_map(Event::CommitOk),
         1 => (0usize..64).prop_map(Event::CommitErr),
+        1 => (0usize..64).prop_map(Event::Abandon),
         2 => (0u64..6).prop_map(Event::Advance),
     ]
 }
@@ -249,6 +268,10 @@ proptest! {
                         prop_assert!(committed.insert(task), "a task is committed at most once");
                         prop_assert_eq!(table.state(task), Some(TaskState::Done { attempt }));
                     }
+                }
+                Event::Abandon(i) if !issued.is_empty() => {
+                    let (task, attempt) = issued[i % issued.len()];
+                    table.abandon(task, attempt);
                 }
                 Event::Advance(s) => {
                     now += Duration::from_secs(s);
