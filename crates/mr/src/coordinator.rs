@@ -310,11 +310,19 @@ fn check_no_previous_results(output_dir: &Path) -> anyhow::Result<()> {
         fs::read_dir(output_dir).with_context(|| format!("reading output directory {}", output_dir.display()))?;
     for entry in entries {
         let entry = entry.with_context(|| format!("reading output directory {}", output_dir.display()))?;
-        if entry.file_name().to_string_lossy().starts_with("mr-out-") {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("mr-out-") {
             bail!(
-                "output directory {} already holds results ({}); remove them or choose another directory",
-                output_dir.display(),
-                entry.file_name().to_string_lossy()
+                "output directory {} already holds results ({name}); remove them or choose another directory",
+                output_dir.display()
+            );
+        }
+        if name.starts_with(SCRATCH_PREFIX) {
+            // Left by a coordinator that was killed. Not removed automatically: it might belong to a job that
+            // is still running against this directory (a mistake, but not one to make worse).
+            warn!(
+                "{} holds {name}, scratch space of an earlier job that did not finish; remove it if no job is running",
+                output_dir.display()
             );
         }
     }
