@@ -1,0 +1,197 @@
+//! The coordinator driven by hand-written workers speaking the wire protocol, to observe what the process
+//! tests cannot: a late report is ignored and its files are removed at once, a duplicate report changes
+//! nothing, and the output appears only when the job is complete.
+use std::fs;
+use std::io::{BufReader, BufWriter};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::thread;
+use std::time::Duration;
+
+use keel_mr::AppRegistry;
+use keel_mr::coordinator::{Coordinator, JobConfig};
+use keel_mr::input::InputSplit;
+use keel_mr::layout::Layout;
+use keel_mr::protocol::{
+    Assignment, Hello, HelloReply, JobSpec, PROTOCOL_MAGIC, PROTOCOL_VERSION, Reply, Report, ReportedOutcome, Request,
+};
+use keel_mr::task_exec::{run_map, run_reduce};
+use keel_mr::task_table::TaskId;
+use keel_mr::wire;
+
+struct FakeWorker {
+    reader: BufReader<TcpStream>,
+    writer: BufWriter<TcpStream>,
+    job: JobSpec,
+}
+
+impl FakeWorker {
+    fn join(address: &str) -> FakeWorker {
+        let stream = TcpStream::connect(address).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut writer = BufWriter::new(stream);
+        let hello = Hello { magic: PROTOCOL_MAGIC, protocol_version: PROTOCOL_VERSION, job: None, pid: 0 };
+        wire::send(&mut writer, &hello).unwrap();
+        match wire::receive(&mut reader).unwrap() {
+            HelloReply::Welcome { job, .. } => FakeWorker { reader, writer, job },
+            HelloReply::Rejected { reason } => panic!("refused: {reason}"),
+        }
+    }
+
+    fn call(&mut self, request: &Request) -> Reply {
+        wire::send(&mut self.writer, request).unwrap();
+        wire::receive(&mut self.reader).unwrap()
+    }
+
+    /// Asks until a task comes (the coordinator answers `Wait` while none is ready).
+    fn task(&mut self) -> Assignment {
+        for _ in 0..50 {
+            match self.call(&Request::GetTask) {
+                Reply::Run(assignment) => return assignment,
+                Reply::Wait => continue,
+                other => panic!("expected a task, got {other:?}"),
+            }
+        }
+        panic!("no task handed out");
+    }
+
+    fn layout(&self) -> Layout {
+        Layout { work_dir: PathBuf::from(&self.job.work_dir), staging_dir: PathBuf::from(&self.job.staging_dir) }
+    }
+
+    /// Runs the assignment for real (files and all) and reports it.
+    fn run_and_report(&mut self, assignment: &Assignment) -> Reply {
+        let apps = AppRegistry::builtin();
+        let app = apps.lookup("wc").unwrap();
+        let layout = self.layout();
+        let stats = match (assignment.task, &assignment.input) {
+            (TaskId::Map(_), Some(split)) => {
+                let split = InputSplit {
+                    path: PathBuf::from(&split.path),
+                    name: split.name.clone(),
+                    offset: split.offset,
+                    len: split.len,
+                };
+                run_map(app.as_ref(), &self.job, &layout, assignment.attempt, &split).unwrap()
+            }
+            (TaskId::Reduce(r), _) => run_reduce(app.as_ref(), &self.job, &layout, assignment.attempt, r).unwrap(),
+            other => panic!("unexpected assignment {other:?}"),
+        };
+        self.report(assignment, ReportedOutcome::Succeeded(stats))
+    }
+
+    fn report(&mut self, assignment: &Assignment, outcome: ReportedOutcome) -> Reply {
+        self.call(&Request::Report(Report { task: assignment.task, attempt: assignment.attempt, outcome }))
+    }
+}
+
+#[test]
+fn late_and_duplicate_reports_are_ignored_and_late_files_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("book.txt");
+    fs::write(&input, "the cat and the hat\nthe end\n").unwrap();
+    let output = dir.path().join("out");
+    let config = JobConfig {
+        app: "wc".into(),
+        inputs: vec![input],
+        reduce_tasks: 2,
+        output_dir: output.clone(),
+        // Long enough that the fast worker always reports in time, even on a loaded machine.
+        task_timeout: Duration::from_millis(1500),
+        work_dir: None,
+        split_size_bytes: 1 << 20,
+        memory_budget_bytes: 1 << 20,
+    };
+    let coordinator = Coordinator::prepare(&config, "127.0.0.1:0", &AppRegistry::builtin()).unwrap();
+    let address = coordinator.local_addr().unwrap().to_string();
+    let serving = thread::spawn(move || coordinator.run());
+
+    let mut slow = FakeWorker::join(&address);
+    let mut fast = FakeWorker::join(&address);
+    let layout = slow.layout();
+    let late = slow.task();
+    assert_eq!(late.task, TaskId::Map(0));
+    // The slow worker sits on the task past the timeout; the fast one gets it.
+    let reassigned = fast.task();
+    assert_eq!(reassigned.task, TaskId::Map(0));
+    assert_ne!(reassigned.attempt, late.attempt);
+
+    // The slow worker finishes after all: its files are written, its report is ignored, its files removed.
+    assert_eq!(slow.run_and_report(&late), Reply::Ack);
+    assert!(!layout.attempt_dir(late.attempt).exists(), "the late attempt's files must be removed");
+    assert!(!layout.map_dir(0).exists(), "a late attempt must not be committed");
+
+    assert_eq!(fast.run_and_report(&reassigned), Reply::Ack);
+    assert!(layout.map_part(0, 0).exists() && layout.map_part(0, 1).exists(), "map 0 committed");
+    // Reporting the committed attempt again changes nothing.
+    assert_eq!(fast.run_and_report_again(&reassigned), Reply::Ack);
+    assert!(layout.map_part(0, 0).exists(), "a duplicate report must not disturb committed output");
+
+    let first = fast.task();
+    let second = slow.task();
+    assert!(matches!(first.task, TaskId::Reduce(_)) && matches!(second.task, TaskId::Reduce(_)));
+    assert_eq!(fast.run_and_report(&first), Reply::Ack);
+    assert!(!output.join("mr-out-0").exists() && !output.join("mr-out-1").exists(), "output appears only at the end");
+    assert_eq!(slow.run_and_report(&second), Reply::Ack);
+
+    assert_eq!(fast.call(&Request::GetTask), Reply::Exit { failure: None });
+    assert_eq!(slow.call(&Request::GetTask), Reply::Exit { failure: None });
+    let summary = serving.join().unwrap().unwrap();
+    assert_eq!(summary.counts.ignored_reports, 2);
+    assert_eq!(summary.counts.timeouts, 1);
+    let mut lines: Vec<String> = (0..2)
+        .flat_map(|r| {
+            fs::read_to_string(output.join(format!("mr-out-{r}")))
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    lines.sort();
+    assert_eq!(lines, ["and 1", "cat 1", "end 1", "hat 1", "the 3"]);
+    let mut left: Vec<String> =
+        fs::read_dir(&output).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    left.sort();
+    assert_eq!(left, ["mr-out-0", "mr-out-1"], "scratch directories removed");
+}
+
+impl FakeWorker {
+    /// Sends the success report of an attempt that already reported (files long gone from its attempt dir).
+    fn run_and_report_again(&mut self, assignment: &Assignment) -> Reply {
+        self.report(assignment, ReportedOutcome::Succeeded(Default::default()))
+    }
+}
+
+#[test]
+fn a_permanent_failure_ends_the_job_with_its_reason_and_no_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("book.txt");
+    fs::write(&input, "words\n").unwrap();
+    let output = dir.path().join("out");
+    let config = JobConfig {
+        app: "wc".into(),
+        inputs: vec![input],
+        reduce_tasks: 1,
+        output_dir: output.clone(),
+        task_timeout: Duration::from_secs(10),
+        work_dir: None,
+        split_size_bytes: 1 << 20,
+        memory_budget_bytes: 1 << 20,
+    };
+    let coordinator = Coordinator::prepare(&config, "127.0.0.1:0", &AppRegistry::builtin()).unwrap();
+    let address = coordinator.local_addr().unwrap().to_string();
+    let serving = thread::spawn(move || coordinator.run());
+    let mut worker = FakeWorker::join(&address);
+    let assignment = worker.task();
+    let failure = ReportedOutcome::Failed { permanent: true, error: "input book.txt: not valid UTF-8".into() };
+    assert_eq!(worker.report(&assignment, failure), Reply::Ack);
+    match worker.call(&Request::GetTask) {
+        Reply::Exit { failure: Some(reason) } => assert!(reason.contains("not valid UTF-8"), "{reason}"),
+        other => panic!("expected Exit with the failure, got {other:?}"),
+    }
+    let error = serving.join().unwrap().unwrap_err().to_string();
+    assert!(error.contains("not valid UTF-8"), "{error}");
+    assert!(!output.exists(), "the output directory this job created is removed again");
+}
