@@ -9,7 +9,6 @@ use clap::{Args, Subcommand};
 
 use crate::app::AppRegistry;
 use crate::coordinator::{Coordinator, JobConfig, JobSummary};
-use crate::input::SPLIT_SIZE_BYTES_DEFAULT;
 use crate::local_run::{LocalRun, run_local};
 use crate::protocol::JobId;
 use crate::seq::run_sequential;
@@ -20,6 +19,10 @@ use crate::worker::{WorkerExit, WorkerOptions, run_worker};
 
 /// Default bound on a map task's in-memory buffer before it spills sorted runs to disk.
 pub const MEMORY_BUDGET_BYTES_DEFAULT: u64 = 256 * 1024 * 1024;
+/// [`MEMORY_BUDGET_BYTES_DEFAULT`] as shown in `--help`.
+const MEMORY_BUDGET_DEFAULT_TEXT: &str = "256MiB";
+/// [`crate::input::SPLIT_SIZE_BYTES_DEFAULT`] as shown in `--help`.
+const SPLIT_SIZE_DEFAULT_TEXT: &str = "64MiB";
 /// 6.824's reassignment timeout.
 pub const TASK_TIMEOUT_DEFAULT: &str = "10s";
 
@@ -56,10 +59,10 @@ pub struct JobArgs {
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
     /// Largest map input split; larger files are cut at line boundaries (e.g. 64MiB).
-    #[arg(long, default_value_t = SPLIT_SIZE_BYTES_DEFAULT, value_parser = parse_bytes)]
+    #[arg(long, default_value = SPLIT_SIZE_DEFAULT_TEXT, value_parser = parse_bytes)]
     pub split_size: u64,
     /// Memory a map task may buffer before spilling sorted runs to disk (e.g. 256MiB).
-    #[arg(long, default_value_t = MEMORY_BUDGET_BYTES_DEFAULT, value_parser = parse_bytes)]
+    #[arg(long, default_value = MEMORY_BUDGET_DEFAULT_TEXT, value_parser = parse_bytes)]
     pub memory_budget: u64,
     /// Write the summary as `key value` lines to this file.
     #[arg(long)]
@@ -201,4 +204,16 @@ fn init_logging(default_level: &str) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_shown_in_help_are_the_library_defaults() {
+        assert_eq!(parse_bytes(SPLIT_SIZE_DEFAULT_TEXT), Ok(crate::input::SPLIT_SIZE_BYTES_DEFAULT));
+        assert_eq!(parse_bytes(MEMORY_BUDGET_DEFAULT_TEXT), Ok(MEMORY_BUDGET_BYTES_DEFAULT));
+        assert_eq!(parse_duration(TASK_TIMEOUT_DEFAULT), Ok(Duration::from_secs(10)));
+    }
 }

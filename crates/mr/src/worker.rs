@@ -36,6 +36,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// The coordinator answers every request within about a second (it holds `GetTask` at most that long);
 /// no answer in this time means it is hung or gone.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest error message sent to the coordinator; a panic message can be arbitrarily long, and the whole
+/// report must fit in one frame.
+const ERROR_MESSAGE_BYTES_MAX: usize = 16 * 1024;
 /// Pause after a `Wait` answer, in case the coordinator answers without holding the request.
 const WAIT_PAUSE: Duration = Duration::from_millis(20);
 
@@ -139,10 +142,22 @@ fn execute(app: &dyn App, job: &JobSpec, layout: &Layout, assignment: Assignment
         }
         Err(failure) => {
             warn!("{task} {attempt} failed: {}", failure.error);
-            ReportedOutcome::Failed { permanent: failure.permanent, error: failure.error }
+            ReportedOutcome::Failed { permanent: failure.permanent, error: truncated(failure.error) }
         }
     };
     Report { task, attempt, outcome }
+}
+
+fn truncated(mut message: String) -> String {
+    if message.len() > ERROR_MESSAGE_BYTES_MAX {
+        let mut end = ERROR_MESSAGE_BYTES_MAX;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push_str("... (truncated)");
+    }
+    message
 }
 
 /// Connects and shakes hands, retrying for [`CONNECT_PATIENCE`]. `Ok(None)` if nobody answers; an error if
