@@ -1,0 +1,72 @@
+//! A user's own app through the public API: registry, coordinator and keel's worker loop, all in one process
+//! (threads instead of processes; the protocol and files are the real ones).
+use std::fs;
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use keel_mr::coordinator::{Coordinator, JobConfig};
+use keel_mr::worker::{WorkerExit, WorkerOptions, run_worker};
+use keel_mr::{App, AppRegistry};
+
+/// Line lengths: how many lines have each length.
+struct LineLengths;
+
+impl App for LineLengths {
+    fn map(&self, _input_name: &str, contents: &str, emit: &mut dyn FnMut(&str, &str)) {
+        for line in contents.lines() {
+            emit(&format!("{:04}", line.chars().count()), "1");
+        }
+    }
+
+    fn reduce(&self, _key: &str, values: &mut dyn Iterator<Item = String>) -> String {
+        values.count().to_string()
+    }
+}
+
+#[test]
+fn a_user_app_runs_on_keels_worker_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("lines.txt");
+    let text: String = (0..1000).map(|i| format!("{}\n", "x".repeat(i % 7))).collect();
+    fs::write(&input, text).unwrap();
+    let mut apps = AppRegistry::builtin();
+    apps.register("line-lengths", Arc::new(LineLengths));
+    let apps = Arc::new(apps);
+
+    let config = JobConfig {
+        app: "line-lengths".into(),
+        inputs: vec![input],
+        reduce_tasks: 3,
+        output_dir: dir.path().join("out"),
+        task_timeout: Duration::from_secs(10),
+        work_dir: None,
+        // Small splits, so the job has several map tasks for the two workers.
+        split_size_bytes: 512,
+        memory_budget_bytes: 1 << 20,
+    };
+    let coordinator = Coordinator::prepare(&config, "127.0.0.1:0", &apps).unwrap();
+    let options =
+        WorkerOptions { coordinator: coordinator.local_addr().unwrap().to_string(), job: Some(coordinator.job()) };
+    let serving = thread::spawn(move || coordinator.run());
+    let workers: Vec<_> = (0..2)
+        .map(|_| {
+            let (apps, options) = (Arc::clone(&apps), options.clone());
+            thread::spawn(move || run_worker(&options, &apps))
+        })
+        .collect();
+    let summary = serving.join().unwrap().unwrap();
+    assert!(summary.map_tasks > 2, "{summary:?}");
+    for worker in workers {
+        assert_eq!(worker.join().unwrap().unwrap(), WorkerExit::JobDone);
+    }
+    let mut lines: Vec<String> = (0..3)
+        .flat_map(|r| {
+            let text = fs::read_to_string(dir.path().join(format!("out/mr-out-{r}"))).unwrap();
+            text.lines().map(str::to_string).collect::<Vec<_>>()
+        })
+        .collect();
+    lines.sort();
+    let expected: Vec<String> = (0..7).map(|n| format!("{n:04} {}", if n < 6 { 143 } else { 142 })).collect();
+    assert_eq!(lines, expected);
+}
