@@ -86,7 +86,7 @@ fn sweep(args: SweepArgs) -> anyhow::Result<()> {
     println!("fault sweep: seeds {}..{} on {threads} thread(s)", args.first_seed, args.first_seed + args.seeds - 1);
     let tenth = (args.seeds / 10).max(1);
     let progress = |done: u64| {
-        if done % tenth == 0 {
+        if done.is_multiple_of(tenth) {
             eprintln!("  {done} of {} seeds done", args.seeds);
         }
     };

@@ -41,6 +41,8 @@ pub struct Stats {
     /// Deliveries per message kind, and AppendEntries rejections.
     pub delivered_by_kind: std::collections::BTreeMap<&'static str, u64>,
     pub append_rejections: u64,
+    /// Leaders elected in a term at or below a term that had already committed entries (a delayed vote).
+    pub leaders_elected_behind_a_commit: u64,
 }
 
 struct Slot {
@@ -199,6 +201,9 @@ impl Cluster {
         loop {
             let Some(raft) = self.slots[i].raft.as_mut() else { return };
             let was_leader_term = raft.is_leader().then(|| raft.term());
+            if let Some(term) = was_leader_term {
+                self.checker.leader_committed(term, raft.commit_index());
+            }
             let ready: Ready = raft.take_ready();
             if ready.is_empty() {
                 if let Some(term) = was_leader_term {
@@ -324,11 +329,13 @@ impl Cluster {
         }
     }
 
-    /// Disarms every pending crash-before-durable (the fault schedule is over).
-    pub fn cancel_pending_crashes(&mut self) {
+    /// Disarms every pending crash-before-durable (the fault schedule is over); returns how many were armed.
+    pub fn cancel_pending_crashes(&mut self) -> u32 {
+        let mut armed = 0;
         for slot in &mut self.slots {
-            slot.crash_before_durable = false;
+            armed += u32::from(std::mem::take(&mut slot.crash_before_durable));
         }
+        armed
     }
 
     /// Crashes node i (if alive) and starts a fresh instance from its durable state alone.
@@ -412,22 +419,31 @@ impl Cluster {
         }
     }
 
-    /// Leader Completeness: a new leader's log holds every entry any server has applied (above its snapshot).
-    fn check_leader_completeness(&self, leader: usize) {
+    /// Leader Completeness: a new leader of term L holds every entry committed in a term before L (above its
+    /// snapshot). Entries committed in L or later bind only later leaders: a long-delayed vote can still elect a
+    /// leader of an old term after a newer leader committed more.
+    fn check_leader_completeness(&mut self, leader: usize) {
+        let Some(term) = self.raft(leader).map(|r| r.term()) else { return };
+        let newest_commit_term = self.checker.committed_in(self.checker.max_index).unwrap_or(0);
+        if newest_commit_term >= term {
+            self.stats.leaders_elected_behind_a_commit += 1;
+        }
         let Some(raft) = self.raft(leader) else { return };
         let log = raft.log();
         for index in log.first_index()..=self.checker.max_index {
-            let Ok((count, Some(command))) = self.checker.n_committed(index) else { continue };
-            debug_assert!(count > 0);
+            if self.checker.committed_in(index).is_none_or(|committed_in| committed_in >= term) {
+                continue;
+            }
+            let Ok((_, Some(command))) = self.checker.n_committed(index) else { continue };
             match log.entry(index) {
                 Some(entry) if entry.data == command => {}
                 Some(_) => self.fail(&format!(
-                    "leader completeness: new leader {leader} (term {}) holds a different entry at committed index {index}",
-                    raft.term()
+                    "leader completeness: new leader {leader} (term {term}) holds a different entry at index {index}, committed in term {:?}",
+                    self.checker.committed_in(index)
                 )),
                 None => self.fail(&format!(
-                    "leader completeness: new leader {leader} (term {}) lacks committed index {index} (its last index is {})",
-                    raft.term(),
+                    "leader completeness: new leader {leader} (term {term}) lacks index {index}, committed in term {:?} (its last index is {})",
+                    self.checker.committed_in(index),
                     log.last_index()
                 )),
             }

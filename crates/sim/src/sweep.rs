@@ -21,6 +21,12 @@ const CLIENT_PERIOD_MS: u64 = 20;
 pub struct SweepOutcome {
     pub nodes: usize,
     pub events: u32,
+    /// Crashes still armed when the faults were healed (and disarmed then).
+    pub crashes_disarmed_at_heal: u32,
+    /// Proposals the liveness check needed (more than one when a leader was deposed before committing).
+    pub liveness_attempts: u32,
+    /// Leaders elected in a term no newer than an existing commit (delayed votes).
+    pub leaders_elected_behind_a_commit: u64,
     pub committed: u64,
     pub virtual_ms: u64,
 }
@@ -93,11 +99,19 @@ pub fn run_seed(seed: u64) -> SweepOutcome {
         events += 1;
         cluster.check_log_matching();
     }
-    heal(&mut cluster);
+    let crashes_disarmed_at_heal = heal(&mut cluster);
     cluster.check_log_matching();
-    check_liveness(&mut cluster, &mut command);
+    let liveness_attempts = check_liveness(&mut cluster, &mut command);
     cluster.check_log_matching();
-    SweepOutcome { nodes: n, events, committed: cluster.checker.max_index, virtual_ms: cluster.now_ms() }
+    SweepOutcome {
+        nodes: n,
+        events,
+        crashes_disarmed_at_heal,
+        liveness_attempts,
+        leaders_elected_behind_a_commit: cluster.stats.leaders_elected_behind_a_commit,
+        committed: cluster.checker.max_index,
+        virtual_ms: cluster.now_ms(),
+    }
 }
 
 fn run_with_clients(cluster: &mut Cluster, ms: u64, command: &mut u64) {
@@ -180,9 +194,10 @@ fn churn_leader(cluster: &mut Cluster, rng: &mut Rng, command: &mut u64) {
     }
 }
 
-fn heal(cluster: &mut Cluster) {
+/// Ends every fault; returns how many crashes were still armed.
+fn heal(cluster: &mut Cluster) -> u32 {
     let n = cluster.nodes();
-    cluster.cancel_pending_crashes();
+    let disarmed = cluster.cancel_pending_crashes();
     cluster.partition(&vec![0; n]);
     cluster.set_reliable(true);
     cluster.set_long_reordering(false);
@@ -192,19 +207,22 @@ fn heal(cluster: &mut Cluster) {
         }
         cluster.connect(i);
     }
+    disarmed
 }
 
 /// After the heal, one new command must reach every server's state machine within the limit. As in 6.824's
 /// `one()`, an attempt that does not commit within [`LIVENESS_ATTEMPT_MS`] is proposed again (its leader may have
 /// been deposed), until the overall limit.
-fn check_liveness(cluster: &mut Cluster, command: &mut u64) {
+fn check_liveness(cluster: &mut Cluster, command: &mut u64) -> u32 {
     let deadline = cluster.now_ms() + LIVENESS_LIMIT_MS;
     let mut attempt: Option<(u64, Vec<u8>, u64)> = None;
+    let mut attempts = 0;
     while cluster.now_ms() < deadline {
         let next = cluster.now_ms() + CLIENT_PERIOD_MS;
         cluster.run_until(next);
         if attempt.as_ref().is_none_or(|(_, _, started)| cluster.now_ms() - started >= LIVENESS_ATTEMPT_MS) {
             *command += 1;
+            attempts += 1;
             attempt = (0..cluster.nodes()).find_map(|i| {
                 let data = unique_command(*command, i);
                 cluster.propose(i, data.clone()).map(|(index, _)| (index, data, cluster.now_ms()))
@@ -215,7 +233,7 @@ fn check_liveness(cluster: &mut Cluster, command: &mut u64) {
             && applied == *data
             && count == cluster.nodes()
         {
-            return;
+            return attempts;
         }
     }
     cluster.fail(&format!(
