@@ -1,4 +1,4 @@
-//! Errors the core reports. None of them is fatal: the node's state is unchanged by a rejected input.
+//! Errors the core reports. None of them is fatal: the node stays consistent and keeps running.
 use crate::types::{Index, NodeId, Term};
 
 /// `propose` on a node that is not the leader.
@@ -11,7 +11,10 @@ pub struct NotLeader {
     pub leader_hint: Option<NodeId>,
 }
 
-/// A message the node refused. The message is dropped; the node is unchanged.
+/// A message the node refused. The message is dropped. Malformed messages (unknown peer, absurd term or index,
+/// inconsistent entries) are refused before anything changes; the rest are refused by their handler after the
+/// rules every message obeys (a higher term is adopted, a current leader is recognized), never after the log
+/// or commit index changed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum StepError {
     #[error("message from {from} to {to}, but this is node {node}")]

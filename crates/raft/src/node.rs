@@ -187,7 +187,7 @@ impl RaftNode {
         Ok(())
     }
 
-    /// Handles one message from a peer. A refused message leaves the node unchanged.
+    /// Handles one message from a peer. See [`StepError`] for what a refused message may have changed.
     pub fn step(&mut self, msg: Message) -> Result<(), StepError> {
         self.validate(&msg)?;
         if msg.term > self.term() {
