@@ -2,6 +2,7 @@
 use std::io::Write;
 
 use clap::{Args, Subcommand};
+use keel_sim::RaftOptions;
 use keel_sim::bench::{GO_REFERENCE_2A_TO_2C_S, GO_REFERENCE_2D_S, throughput, time_catalogue};
 use keel_sim::demo::{DemoOptions, run_demo};
 use keel_sim::sweep_runner::run_sweep;
@@ -44,6 +45,9 @@ pub struct DemoArgs {
     /// Use an unreliable network (10% loss each way, 0-26 ms extra delay).
     #[arg(long)]
     unreliable: bool,
+    /// Run Figure 2 as written: no PreVote, no CheckQuorum (watch rejoining nodes raise the term).
+    #[arg(long)]
+    figure2: bool,
 }
 
 #[derive(Debug, Args)]
@@ -64,6 +68,7 @@ pub fn run(command: RaftCommand) -> anyhow::Result<()> {
                 nodes: args.nodes as usize,
                 duration_s: args.seconds,
                 unreliable: args.unreliable,
+                raft: RaftOptions { pre_vote: !args.figure2, check_quorum: !args.figure2 },
             };
             let stdout = std::io::stdout();
             let summary = run_demo(&options, &mut stdout.lock())?;

@@ -17,6 +17,13 @@ pub struct Config {
     pub max_bytes_per_append: usize,
     /// Seeds the generator the node owns (election timeouts). Same seed and inputs, same outputs.
     pub seed: u64,
+    /// Ask for PreVotes before campaigning, and refuse PreVotes while a leader is heard from (Raft thesis 9.6).
+    /// A node that is partitioned away or rejoining then never raises the term and never deposes a working
+    /// leader. Off by default: the default is the paper's Figure 2, read literally.
+    pub pre_vote: bool,
+    /// A leader that has not heard from a majority within an election timeout steps down (Raft thesis 6.2), so a
+    /// leader cut off with a minority stops accepting proposals it can never commit. Off by default.
+    pub check_quorum: bool,
 }
 
 /// 10 ticks = 100 ms at a 10 ms tick: at most 10 heartbeats per second per follower, as 6.824 asks.
@@ -41,6 +48,8 @@ impl Config {
             max_entries_per_append: DEFAULT_MAX_ENTRIES_PER_APPEND,
             max_bytes_per_append: DEFAULT_MAX_BYTES_PER_APPEND,
             seed,
+            pre_vote: false,
+            check_quorum: false,
         }
     }
 

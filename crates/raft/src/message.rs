@@ -20,6 +20,17 @@ pub enum MessageBody {
     RequestVoteReply {
         granted: bool,
     },
+    /// PreVote (Raft thesis, section 9.6): "would you vote for me in the term in this message?" Asked before
+    /// campaigning, answered without changing the voter's term or vote, so a node that cannot win never raises
+    /// the cluster's term.
+    PreVote {
+        last_log_index: Index,
+        last_log_term: Term,
+    },
+    /// A granted answer carries the term asked about; a refusal carries the voter's own term.
+    PreVoteReply {
+        granted: bool,
+    },
     AppendEntries {
         prev_log_index: Index,
         prev_log_term: Term,
@@ -60,7 +71,10 @@ impl MessageBody {
     pub fn is_request(&self) -> bool {
         matches!(
             self,
-            MessageBody::RequestVote { .. } | MessageBody::AppendEntries { .. } | MessageBody::InstallSnapshot { .. }
+            MessageBody::RequestVote { .. }
+                | MessageBody::PreVote { .. }
+                | MessageBody::AppendEntries { .. }
+                | MessageBody::InstallSnapshot { .. }
         )
     }
 
@@ -68,6 +82,8 @@ impl MessageBody {
         match self {
             MessageBody::RequestVote { .. } => "RequestVote",
             MessageBody::RequestVoteReply { .. } => "RequestVoteReply",
+            MessageBody::PreVote { .. } => "PreVote",
+            MessageBody::PreVoteReply { .. } => "PreVoteReply",
             MessageBody::AppendEntries { .. } => "AppendEntries",
             MessageBody::AppendEntriesReply(_) => "AppendEntriesReply",
             MessageBody::InstallSnapshot { .. } => "InstallSnapshot",

@@ -19,6 +19,8 @@ use crate::types::{Entry, HardState, INDEX_LIMIT, Index, NodeId, Snapshot, Snaps
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
     Follower,
+    /// Asking for PreVotes (only with `Config::pre_vote`); its term is unchanged until it wins them.
+    PreCandidate,
     Candidate,
     Leader,
 }
@@ -37,8 +39,14 @@ pub struct RaftNode {
     // Volatile state.
     role: Role,
     leader_hint: Option<NodeId>,
+    /// Votes for this node in its current term (as candidate).
     votes: BTreeSet<NodeId>,
+    /// PreVotes for this node for the next term (as pre-candidate).
+    pre_votes: BTreeSet<NodeId>,
     progress: BTreeMap<NodeId, Progress>,
+    /// Followers heard from since the last quorum check (leader with `check_quorum` only).
+    recently_active: BTreeSet<NodeId>,
+    quorum_check_elapsed_ticks: u32,
     commit_index: Index,
     /// Highest index handed to the service through `Ready::applies`.
     applied_index: Index,
@@ -84,7 +92,10 @@ impl RaftNode {
             role: Role::Follower,
             leader_hint: None,
             votes: BTreeSet::new(),
+            pre_votes: BTreeSet::new(),
             progress: BTreeMap::new(),
+            recently_active: BTreeSet::new(),
+            quorum_check_elapsed_ticks: 0,
             commit_index: snapshot_meta.index,
             applied_index: snapshot_meta.index,
             election_elapsed_ticks: 0,
@@ -144,11 +155,18 @@ impl RaftNode {
                     self.heartbeat_elapsed_ticks = 0;
                     self.broadcast_append(true);
                 }
+                if self.config.check_quorum {
+                    self.check_quorum();
+                }
             }
-            Role::Follower | Role::Candidate => {
+            Role::Follower | Role::PreCandidate | Role::Candidate => {
                 self.election_elapsed_ticks += 1;
                 if self.election_elapsed_ticks >= self.election_timeout_ticks {
-                    self.campaign();
+                    if self.config.pre_vote {
+                        self.start_pre_vote();
+                    } else {
+                        self.campaign();
+                    }
                 }
             }
         }
@@ -190,8 +208,15 @@ impl RaftNode {
     /// Handles one message from a peer. See [`StepError`] for what a refused message may have changed.
     pub fn step(&mut self, msg: Message) -> Result<(), StepError> {
         self.validate(&msg)?;
-        if msg.term > self.term() {
+        // A PreVote, and a granted answer to one, speak of a term nobody has entered yet: they must not move
+        // anyone's term (that is their whole point). Every other message with a newer term does.
+        let about_a_future_term =
+            matches!(msg.body, MessageBody::PreVote { .. } | MessageBody::PreVoteReply { granted: true });
+        if msg.term > self.term() && !about_a_future_term {
             self.become_follower(msg.term, None);
+        }
+        if self.role == Role::Leader && msg.term == self.term() {
+            self.recently_active.insert(msg.from);
         }
         let Message { from, term, body, .. } = msg;
         match body {
@@ -201,6 +226,14 @@ impl RaftNode {
             }
             MessageBody::RequestVoteReply { granted } => {
                 self.handle_vote_reply(from, term, granted);
+                Ok(())
+            }
+            MessageBody::PreVote { last_log_index, last_log_term } => {
+                self.handle_pre_vote(from, term, last_log_index, last_log_term);
+                Ok(())
+            }
+            MessageBody::PreVoteReply { granted } => {
+                self.handle_pre_vote_reply(from, term, granted);
                 Ok(())
             }
             MessageBody::AppendEntries { prev_log_index, prev_log_term, entries, leader_commit } => {
@@ -264,7 +297,9 @@ impl RaftNode {
         }
         let malformed = |what: String| Err(StepError::Malformed { from, what });
         let largest_index = match &msg.body {
-            MessageBody::RequestVote { last_log_index, .. } => *last_log_index,
+            MessageBody::RequestVote { last_log_index, .. } | MessageBody::PreVote { last_log_index, .. } => {
+                *last_log_index
+            }
             MessageBody::AppendEntries { prev_log_index, entries, leader_commit, .. } => {
                 (*prev_log_index).max(*leader_commit).saturating_add(entries.len() as u64)
             }
@@ -277,14 +312,16 @@ impl RaftNode {
             }) => (*prev_log_index).max(*conflict_first_index).max(*last_log_index),
             MessageBody::InstallSnapshot { meta, .. } => meta.index,
             MessageBody::InstallSnapshotReply { last_included_index } => *last_included_index,
-            MessageBody::RequestVoteReply { .. } => 0,
+            MessageBody::RequestVoteReply { .. } | MessageBody::PreVoteReply { .. } => 0,
         };
         if largest_index > INDEX_LIMIT {
             return malformed(format!("{} carries absurd index {largest_index}", msg.body.kind()));
         }
         match &msg.body {
-            MessageBody::RequestVote { last_log_term, .. } if *last_log_term > msg.term => {
-                malformed(format!("RequestVote last_log_term {last_log_term} above its term {}", msg.term))
+            MessageBody::RequestVote { last_log_term, .. } | MessageBody::PreVote { last_log_term, .. }
+                if *last_log_term > msg.term =>
+            {
+                malformed(format!("{} last_log_term {last_log_term} above its term {}", msg.body.kind(), msg.term))
             }
             MessageBody::AppendEntries { prev_log_index, prev_log_term, entries, .. } => {
                 if *prev_log_term > msg.term {
@@ -346,6 +383,68 @@ impl RaftNode {
         }
     }
 
+    /// PreVote round: ask whether a majority would vote for us in the next term, without entering it.
+    fn start_pre_vote(&mut self) {
+        self.reset_election_timer();
+        if self.term() >= TERM_LIMIT {
+            return;
+        }
+        self.role = Role::PreCandidate;
+        self.leader_hint = None;
+        // `votes` is kept: if this node was the candidate of the current term, votes for it that arrive late
+        // (replies can be delayed past a timeout) still count; see `handle_vote_reply`.
+        self.pre_votes = BTreeSet::from([self.id()]);
+        if self.pre_votes.len() >= quorum::majority(self.config.members.len()) {
+            self.campaign();
+            return;
+        }
+        let (last_log_index, last_log_term) = (self.log.last_index(), self.log.last_term());
+        let next_term = self.term() + 1;
+        for peer in self.peers() {
+            self.send_in_term(peer, next_term, MessageBody::PreVote { last_log_index, last_log_term });
+        }
+    }
+
+    /// Whether this node currently hears from a leader (or is one): then it refuses PreVotes, so a node that
+    /// merely lost contact cannot start an election against a leader the rest of the cluster still follows.
+    fn hears_from_a_leader(&self) -> bool {
+        self.role == Role::Leader
+            || (self.leader_hint.is_some() && self.election_elapsed_ticks < self.config.election_timeout_ticks_min)
+    }
+
+    fn handle_pre_vote(&mut self, from: NodeId, term: Term, last_log_index: Index, last_log_term: Term) {
+        let granted =
+            term > self.term() && !self.hears_from_a_leader() && self.is_up_to_date(last_log_index, last_log_term);
+        // The vote and term stay untouched either way; a refusal tells the asker our term.
+        let reply_term = if granted { term } else { self.term() };
+        self.send_in_term(from, reply_term, MessageBody::PreVoteReply { granted });
+    }
+
+    fn handle_pre_vote_reply(&mut self, from: NodeId, term: Term, granted: bool) {
+        if self.role != Role::PreCandidate || !granted || term != self.term() + 1 {
+            return;
+        }
+        self.pre_votes.insert(from);
+        if self.pre_votes.len() >= quorum::majority(self.config.members.len()) {
+            self.campaign();
+        }
+    }
+
+    /// CheckQuorum: once per minimum election timeout, a leader that did not hear from a majority steps down.
+    fn check_quorum(&mut self) {
+        self.quorum_check_elapsed_ticks += 1;
+        if self.quorum_check_elapsed_ticks < self.config.election_timeout_ticks_min {
+            return;
+        }
+        self.quorum_check_elapsed_ticks = 0;
+        let heard = self.recently_active.len() + 1;
+        self.recently_active.clear();
+        if heard < quorum::majority(self.config.members.len()) {
+            let term = self.term();
+            self.become_follower(term, None);
+        }
+    }
+
     fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
         if term > self.term() {
             // votedFor changes only together with the term.
@@ -355,7 +454,9 @@ impl RaftNode {
         if self.role != Role::Follower {
             self.role = Role::Follower;
             self.progress.clear();
+            self.recently_active.clear();
             self.votes.clear();
+            self.pre_votes.clear();
             self.reset_election_timer();
         }
         self.leader_hint = leader;
@@ -367,6 +468,8 @@ impl RaftNode {
         self.votes.clear();
         let last_index = self.log.last_index();
         self.progress = self.peers().map(|p| (p, Progress::new(last_index))).collect();
+        self.recently_active.clear();
+        self.quorum_check_elapsed_ticks = 0;
         self.heartbeat_elapsed_ticks = 0;
         // Assert leadership at once so other candidates stand down.
         self.broadcast_append(true);
@@ -374,10 +477,8 @@ impl RaftNode {
 
     fn handle_request_vote(&mut self, from: NodeId, term: Term, last_log_index: Index, last_log_term: Term) {
         let granted = term == self.term() && {
-            let up_to_date = last_log_term > self.log.last_term()
-                || (last_log_term == self.log.last_term() && last_log_index >= self.log.last_index());
             let free = self.hard_state.voted_for.is_none_or(|v| v == from);
-            up_to_date && free
+            self.is_up_to_date(last_log_index, last_log_term) && free
         };
         if granted {
             self.hard_state.voted_for = Some(from);
@@ -387,8 +488,21 @@ impl RaftNode {
         self.send(from, MessageBody::RequestVoteReply { granted });
     }
 
+    /// Section 5.4.1: a candidate's log is at least as up to date as ours.
+    fn is_up_to_date(&self, last_log_index: Index, last_log_term: Term) -> bool {
+        last_log_term > self.log.last_term()
+            || (last_log_term == self.log.last_term() && last_log_index >= self.log.last_index())
+    }
+
     fn handle_vote_reply(&mut self, from: NodeId, term: Term, granted: bool) {
-        if self.role != Role::Candidate || term != self.term() || !granted {
+        // A pre-candidate that is still the self-voted candidate of this term keeps counting votes for it: with
+        // PreVote the term does not move when a campaign times out, so a vote delayed past the timeout is still a
+        // vote for this term, and election safety only needs each voter to vote once per term.
+        let campaigning = self.role == Role::Candidate
+            || (self.role == Role::PreCandidate
+                && self.hard_state.voted_for == Some(self.id())
+                && !self.votes.is_empty());
+        if !campaigning || term != self.term() || !granted {
             return;
         }
         self.votes.insert(from);
@@ -650,7 +764,12 @@ impl RaftNode {
     }
 
     fn send(&mut self, to: NodeId, body: MessageBody) {
-        self.messages.push(Message { from: self.id(), to, term: self.term(), body });
+        let term = self.term();
+        self.send_in_term(to, term, body);
+    }
+
+    fn send_in_term(&mut self, to: NodeId, term: Term, body: MessageBody) {
+        self.messages.push(Message { from: self.id(), to, term, body });
     }
 
     fn mark_log_dirty(&mut self, index: Index) {

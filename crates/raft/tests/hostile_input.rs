@@ -33,6 +33,8 @@ fn body() -> impl Strategy<Value = MessageBody> {
     prop_oneof![
         (index(), term()).prop_map(|(i, t)| MessageBody::RequestVote { last_log_index: i, last_log_term: t }),
         any::<bool>().prop_map(|granted| MessageBody::RequestVoteReply { granted }),
+        (index(), term()).prop_map(|(i, t)| MessageBody::PreVote { last_log_index: i, last_log_term: t }),
+        any::<bool>().prop_map(|granted| MessageBody::PreVoteReply { granted }),
         (index(), term(), entries(), index()).prop_map(|(p, pt, entries, c)| MessageBody::AppendEntries {
             prev_log_index: p,
             prev_log_term: pt,
@@ -89,7 +91,11 @@ proptest! {
 
     #[test]
     fn random_messages_never_panic_and_invariants_hold(inputs in prop::collection::vec(input(), 1..60)) {
-        let mut node = RaftNode::new(Config::new(0, vec![0, 1, 2], 9)).unwrap();
+        let mut config = Config::new(0, vec![0, 1, 2], 9);
+        // Exercise the optional extensions too: they add states and message kinds.
+        config.pre_vote = inputs.len() % 2 == 0;
+        config.check_quorum = inputs.len() % 3 == 0;
+        let mut node = RaftNode::new(config).unwrap();
         let (mut last_term, mut last_commit, mut last_applied) = (0, 0, 0);
         for input in inputs {
             match input {

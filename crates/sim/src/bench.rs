@@ -57,8 +57,14 @@ impl Throughput {
 /// A fault-free cluster whose leader receives `proposals_per_ms` new commands every virtual millisecond for
 /// `virtual_s` seconds; counts the entries applied on every node.
 pub fn throughput(nodes: usize, proposals_per_ms: u64, virtual_s: u64, seed: u64) -> Throughput {
-    let mut cluster =
-        Cluster::new(ClusterConfig { nodes, seed, reliable: true, snapshot_interval: None, random_snapshots: false });
+    let mut cluster = Cluster::new(ClusterConfig {
+        nodes,
+        seed,
+        reliable: true,
+        snapshot_interval: None,
+        random_snapshots: false,
+        raft: Default::default(),
+    });
     // Let a leader emerge before the clock starts.
     cluster.run_until(2_000);
     let started_ms = cluster.now_ms();

@@ -14,6 +14,13 @@ use crate::trace::{Trace, TraceLine};
 /// Virtual milliseconds per core tick.
 pub const TICK_MS: u64 = 10;
 
+/// Optional Raft extensions the simulated nodes run with (both off: the paper's Figure 2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RaftOptions {
+    pub pre_vote: bool,
+    pub check_quorum: bool,
+}
+
 #[derive(Clone, Debug)]
 pub struct ClusterConfig {
     pub nodes: usize,
@@ -24,6 +31,7 @@ pub struct ClusterConfig {
     /// Instead of every `snapshot_interval`-th entry, snapshot after any applied entry with probability
     /// 1/`snapshot_interval` (the fault sweep's "snapshots at random points").
     pub random_snapshots: bool,
+    pub raft: RaftOptions,
 }
 
 /// Message and byte counters, with labrpc's meanings.
@@ -349,7 +357,10 @@ impl Cluster {
             Ok(d) => d,
             Err(e) => match e {},
         };
-        match RaftNode::restart(Config::new(i as NodeId, members, seed), durable) {
+        let mut config = Config::new(i as NodeId, members, seed);
+        config.pre_vote = self.config.raft.pre_vote;
+        config.check_quorum = self.config.raft.check_quorum;
+        match RaftNode::restart(config, durable) {
             Ok(raft) => slot.raft = Some(raft),
             Err(e) => self.fail(&format!("node {i} cannot restart from its durable state: {e}")),
         }

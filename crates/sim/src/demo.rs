@@ -3,7 +3,7 @@ use std::io::{self, Write};
 
 use keel_raft::Index;
 
-use crate::cluster::{Cluster, ClusterConfig};
+use crate::cluster::{Cluster, ClusterConfig, RaftOptions};
 
 #[derive(Clone, Debug)]
 pub struct DemoOptions {
@@ -12,6 +12,8 @@ pub struct DemoOptions {
     /// Virtual seconds of faults and traffic before the final heal.
     pub duration_s: u64,
     pub unreliable: bool,
+    /// PreVote and CheckQuorum (see `keel_raft::Config`).
+    pub raft: RaftOptions,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -49,6 +51,7 @@ pub fn run_demo(options: &DemoOptions, out: &mut dyn Write) -> io::Result<DemoSu
         reliable: !options.unreliable,
         snapshot_interval: None,
         random_snapshots: false,
+        raft: options.raft,
     });
     let mut summary = DemoSummary::default();
     let mut known_leader = None;
@@ -57,7 +60,18 @@ pub fn run_demo(options: &DemoOptions, out: &mut dyn Write) -> io::Result<DemoSu
     let mut next_report_ms = 1_000;
     let mut command = 0u64;
     let end_ms = options.duration_s * 1000;
-    writeln!(out, "keel raft demo: {n} simulated nodes, seed {}, {} network", options.seed, network(options))?;
+    let extensions = match (options.raft.pre_vote, options.raft.check_quorum) {
+        (false, false) => "Figure 2 as written",
+        (true, true) => "PreVote and CheckQuorum",
+        (true, false) => "PreVote",
+        (false, true) => "CheckQuorum",
+    };
+    writeln!(
+        out,
+        "keel raft demo: {n} simulated nodes, seed {}, {} network, {extensions}",
+        options.seed,
+        network(options)
+    )?;
 
     while cluster.now_ms() < end_ms {
         let now = cluster.now_ms() + CLIENT_PERIOD_MS;
@@ -200,7 +214,7 @@ mod tests {
 
     #[test]
     fn demo_elects_commits_everywhere_and_replays() {
-        let options = DemoOptions { seed: 5, nodes: 5, duration_s: 20, unreliable: true };
+        let options = DemoOptions { seed: 5, nodes: 5, duration_s: 20, unreliable: true, raft: RaftOptions::default() };
         let mut text = Vec::new();
         let first = run_demo(&options, &mut text).unwrap();
         let text = String::from_utf8(text).unwrap();

@@ -17,5 +17,5 @@ pub mod tasks;
 pub mod tester;
 pub mod trace;
 
-pub use cluster::{Cluster, ClusterConfig, Stats, TICK_MS};
+pub use cluster::{Cluster, ClusterConfig, RaftOptions, Stats, TICK_MS};
 pub use tester::Tester;

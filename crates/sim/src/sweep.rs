@@ -7,7 +7,7 @@
 //! [`LIVENESS_LIMIT_MS`] of virtual time.
 use keel_raft::Rng;
 
-use crate::cluster::{Cluster, ClusterConfig};
+use crate::cluster::{Cluster, ClusterConfig, RaftOptions};
 
 /// After the heal, a fresh command must be applied everywhere within this much virtual time: a few election
 /// rounds (300-600 ms each) plus the 2.2 s that long-reordered replies may still be in flight.
@@ -48,6 +48,8 @@ pub struct SweepShape {
     pub snapshot_interval: Option<u64>,
     /// Snapshot at random applied entries rather than every `snapshot_interval`-th.
     pub random_snapshots: bool,
+    /// PreVote and CheckQuorum, each on in half the seeds.
+    pub raft: RaftOptions,
     pub chaos_ms: u64,
 }
 
@@ -59,6 +61,7 @@ impl SweepShape {
             nodes: [3, 5, 7][rng.range(0, 3) as usize],
             snapshot_interval: rng.chance(2, 3).then(|| rng.range(3, 30)),
             random_snapshots: rng.chance(1, 2),
+            raft: RaftOptions { pre_vote: rng.chance(1, 2), check_quorum: rng.chance(1, 2) },
             chaos_ms: rng.range(4_000, 12_000),
         }
     }
@@ -75,6 +78,7 @@ pub fn run_seed(seed: u64) -> SweepOutcome {
         reliable: rng.chance(1, 2),
         snapshot_interval: shape.snapshot_interval,
         random_snapshots: shape.random_snapshots,
+        raft: shape.raft,
     });
     cluster.trace.note(
         0,

@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 
 use keel_raft::{Index, Rng, Term};
 
-use crate::cluster::{Cluster, ClusterConfig};
+use crate::cluster::{Cluster, ClusterConfig, RaftOptions};
 use crate::tasks::{One, Poll, Task, TaskResult};
 
 /// 6.824's RaftElectionTimeout: "generous", used for the tests' sleeps.
@@ -20,6 +20,20 @@ static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new
 
 pub fn set_quiet(quiet: bool) {
     QUIET.store(quiet, std::sync::atomic::Ordering::Relaxed);
+}
+
+thread_local! {
+    /// The Raft options testers on this thread give their nodes (see [`with_raft_options`]).
+    static RAFT_OPTIONS: std::cell::Cell<RaftOptions> = const { std::cell::Cell::new(RaftOptions { pre_vote: false, check_quorum: false }) };
+}
+
+/// Runs `body` with every tester created on this thread using `options`: how the catalogue is run a second time
+/// with PreVote and CheckQuorum on.
+pub fn with_raft_options<T>(options: RaftOptions, body: impl FnOnce() -> T) -> T {
+    let previous = RAFT_OPTIONS.with(|o| o.replace(options));
+    let result = body();
+    RAFT_OPTIONS.with(|o| o.set(previous));
+    result
 }
 
 /// The tester's integer commands travel as 8 little-endian bytes.
@@ -56,6 +70,7 @@ impl Tester {
             reliable: !unreliable,
             snapshot_interval: snapshot.then_some(SNAPSHOT_INTERVAL),
             random_snapshots: false,
+            raft: RAFT_OPTIONS.with(|o| o.get()),
         });
         Tester {
             cluster,

@@ -15,3 +15,15 @@ macro_rules! catalogue_tests {
 }
 
 keel_sim::with_catalogue!(catalogue_tests);
+
+/// The whole catalogue again with PreVote and CheckQuorum on: the 6.824 scenarios and bounds hold for the
+/// extensions a production deployment would enable.
+#[test]
+fn catalogue_with_pre_vote_and_check_quorum() {
+    let options = keel_sim::RaftOptions { pre_vote: true, check_quorum: true };
+    keel_sim::tester::with_raft_options(options, || {
+        for scenario in ALL {
+            for_each_seed(scenario.run);
+        }
+    });
+}

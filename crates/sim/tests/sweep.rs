@@ -24,8 +24,8 @@ fn fault_sweep() {
 /// a node down during the liveness check. The heal now disarms pending crashes.
 #[test]
 fn sweep_regression_no_fault_outlives_the_heal() {
-    let outcome = run_seed(18);
-    assert!(outcome.crashes_disarmed_at_heal > 0, "seed 18 no longer has a crash armed at the heal");
+    let outcome = run_seed(2);
+    assert!(outcome.crashes_disarmed_at_heal > 0, "seed 2 no longer has a crash armed at the heal");
 }
 
 /// Found at seed 18 (first sweep version): the liveness command went to a leader that was deposed before
