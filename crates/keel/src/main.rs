@@ -1,4 +1,6 @@
 //! The `keel` command-line tool.
+use std::process::ExitCode;
+
 use clap::{Parser, Subcommand};
 
 mod raft_cmd;
@@ -20,10 +22,25 @@ enum Command {
     Mr(keel_mr::cli::MrCommand),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let result = match cli.command {
         Command::Raft(cmd) => raft_cmd::run(cmd),
         Command::Mr(cmd) => keel_mr::cli::run(cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`keel raft demo | head`): nothing is wrong, stop quietly like other tools do.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

@@ -33,3 +33,21 @@ fn a_short_sweep_passes_and_reports_its_rate() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("50 seeds, 0 failed") && text.contains("seeds per minute"), "{text}");
 }
+
+#[test]
+fn a_reader_that_goes_away_is_not_an_error() {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args(["raft", "demo", "--seconds", "3600"]) // prints far more than a pipe buffer holds
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run keel");
+    let mut first = [0u8; 16];
+    child.stdout.take().expect("stdout").read_exact(&mut first).expect("some output");
+    // stdout is now closed on our side, as `| head -c 16` would do.
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+}
