@@ -140,6 +140,17 @@ pub struct RecordReader {
     ended: bool,
 }
 
+/// Every record of a file, in order (tests of this crate read whole files back).
+#[cfg(test)]
+pub(crate) fn read_all_records(path: &Path) -> Result<Vec<(String, String)>, RecordError> {
+    let mut reader = RecordReader::open(path)?;
+    let mut records = Vec::new();
+    while let Some(record) = reader.next_record()? {
+        records.push(record);
+    }
+    Ok(records)
+}
+
 impl RecordReader {
     pub fn open(path: &Path) -> Result<RecordReader, RecordError> {
         let io_err = |source| RecordError::Io { path: path.to_path_buf(), source };

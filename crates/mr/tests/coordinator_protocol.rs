@@ -86,19 +86,25 @@ impl FakeWorker {
     }
 }
 
-#[test]
-fn late_and_duplicate_reports_are_ignored_and_late_files_removed() {
+/// A `wc` job over one small input file, served by a coordinator on a loopback port.
+struct Job {
+    dir: tempfile::TempDir,
+    output: PathBuf,
+    address: String,
+    serving: thread::JoinHandle<anyhow::Result<keel_mr::coordinator::JobSummary>>,
+}
+
+fn start_job(text: &str, reduce_tasks: u32, task_timeout: Duration) -> Job {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("book.txt");
-    fs::write(&input, "the cat and the hat\nthe end\n").unwrap();
+    fs::write(&input, text).unwrap();
     let output = dir.path().join("out");
     let config = JobConfig {
         app: "wc".into(),
         inputs: vec![input],
-        reduce_tasks: 2,
+        reduce_tasks,
         output_dir: output.clone(),
-        // Long enough that the fast worker always reports in time, even on a loaded machine.
-        task_timeout: Duration::from_millis(1500),
+        task_timeout,
         work_dir: None,
         split_size_bytes: 1 << 20,
         memory_budget_bytes: 1 << 20,
@@ -106,6 +112,14 @@ fn late_and_duplicate_reports_are_ignored_and_late_files_removed() {
     let coordinator = Coordinator::prepare(&config, "127.0.0.1:0", &AppRegistry::builtin()).unwrap();
     let address = coordinator.local_addr().unwrap().to_string();
     let serving = thread::spawn(move || coordinator.run());
+    Job { dir, output, address, serving }
+}
+
+#[test]
+fn late_and_duplicate_reports_are_ignored_and_late_files_removed() {
+    // The timeout is long enough that the fast worker always reports in time, even on a loaded machine.
+    let Job { dir: _dir, output, address, serving } =
+        start_job("the cat and the hat\nthe end\n", 2, Duration::from_millis(1500));
 
     let mut slow = FakeWorker::join(&address);
     let mut fast = FakeWorker::join(&address);
@@ -166,23 +180,7 @@ impl FakeWorker {
 
 #[test]
 fn a_permanent_failure_ends_the_job_with_its_reason_and_no_output() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("book.txt");
-    fs::write(&input, "words\n").unwrap();
-    let output = dir.path().join("out");
-    let config = JobConfig {
-        app: "wc".into(),
-        inputs: vec![input],
-        reduce_tasks: 1,
-        output_dir: output.clone(),
-        task_timeout: Duration::from_secs(10),
-        work_dir: None,
-        split_size_bytes: 1 << 20,
-        memory_budget_bytes: 1 << 20,
-    };
-    let coordinator = Coordinator::prepare(&config, "127.0.0.1:0", &AppRegistry::builtin()).unwrap();
-    let address = coordinator.local_addr().unwrap().to_string();
-    let serving = thread::spawn(move || coordinator.run());
+    let Job { dir: _dir, output, address, serving } = start_job("words\n", 1, Duration::from_secs(10));
     let mut worker = FakeWorker::join(&address);
     let assignment = worker.task();
     let failure = ReportedOutcome::Failed { permanent: true, error: "input book.txt: not valid UTF-8".into() };

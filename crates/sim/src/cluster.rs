@@ -46,9 +46,6 @@ pub struct Stats {
     pub messages_delivered: u64,
     /// InstallSnapshot requests delivered: how often a follower was caught up from a snapshot.
     pub snapshots_installed: u64,
-    /// Deliveries per message kind, and AppendEntries rejections.
-    pub delivered_by_kind: std::collections::BTreeMap<&'static str, u64>,
-    pub append_rejections: u64,
     /// Leaders elected in a term at or below a term that had already committed entries (a delayed vote).
     pub leaders_elected_behind_a_commit: u64,
 }
@@ -127,9 +124,6 @@ impl Cluster {
     pub fn storage(&self, i: usize) -> &MemStorage {
         &self.slots[i].storage
     }
-    pub fn pending_events(&self) -> usize {
-        self.queue.len()
-    }
 
     /// (term, is_leader) of a live node.
     pub fn state(&self, i: usize) -> Option<(Term, bool)> {
@@ -174,10 +168,6 @@ impl Cluster {
             self.fail(&format!("message from {from} to {to} changed on the wire"));
         }
         self.stats.messages_delivered += 1;
-        *self.stats.delivered_by_kind.entry(msg.body.kind()).or_default() += 1;
-        if matches!(msg.body, keel_raft::MessageBody::AppendEntriesReply(keel_raft::AppendReply::Reject { .. })) {
-            self.stats.append_rejections += 1;
-        }
         if matches!(msg.body, keel_raft::MessageBody::InstallSnapshot { .. }) {
             self.stats.snapshots_installed += 1;
         }

@@ -15,10 +15,6 @@ impl MemStorage {
         encoded.map_or(usize::MAX, |bytes| bytes.len())
     }
 
-    pub fn snapshot_size_bytes(&self) -> usize {
-        self.state.snapshot.as_ref().map_or(0, |s| s.data.len())
-    }
-
     pub fn state(&self) -> &DurableState {
         &self.state
     }

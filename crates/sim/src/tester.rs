@@ -127,6 +127,10 @@ impl Tester {
     pub fn rand_range(&mut self, lo: u64, hi: u64) -> u64 {
         self.rng.range(lo, hi)
     }
+    /// A random command value, like 6.824's `rand.Int()` (kept below 2^31 so it reads well in reports).
+    pub fn random_command(&mut self) -> u64 {
+        self.rng.next_u64() >> 33
+    }
     pub fn is_connected(&self, i: usize) -> bool {
         self.cluster.net.is_connected(i)
     }

@@ -2,16 +2,7 @@ use std::path::Path;
 
 use super::*;
 use crate::apps::WordCount;
-use crate::records::RecordReader;
-
-fn read_all(path: &Path) -> Vec<(String, String)> {
-    let mut r = RecordReader::open(path).unwrap();
-    let mut out = Vec::new();
-    while let Some(kv) = r.next_record().unwrap() {
-        out.push(kv);
-    }
-    out
-}
+use crate::records::read_all_records;
 
 fn emit_words(out: &mut MapOutput<'_>, n: usize) {
     for i in 0..n {
@@ -23,7 +14,7 @@ fn emit_words(out: &mut MapOutput<'_>, n: usize) {
 fn collect(dir: &Path, reduces: u32) -> Vec<(String, String)> {
     let mut all = Vec::new();
     for r in 0..reduces {
-        let part = read_all(&dir.join(format!("part-{r}")));
+        let part = read_all_records(&dir.join(format!("part-{r}"))).unwrap();
         assert!(part.windows(2).all(|w| w[0].0 <= w[1].0), "partition {r} is sorted");
         assert!(part.iter().all(|(k, _)| partition_of(k, reduces) == r), "keys in their partition");
         all.extend(part);
@@ -70,7 +61,7 @@ fn without_a_combiner_every_pair_is_kept_in_emission_order() {
     assert_eq!(stats.records_emitted, 300);
     let mut all = Vec::new();
     for r in 0..2 {
-        all.extend(read_all(&dir.path().join(format!("part-{r}"))));
+        all.extend(read_all_records(&dir.path().join(format!("part-{r}"))).unwrap());
     }
     for k in 0..3 {
         let values: Vec<u32> =

@@ -2,6 +2,7 @@ use std::path::PathBuf;
 
 use super::*;
 use crate::apps::WordCount;
+use crate::records::read_all_records;
 
 fn run_file(dir: &Path, name: &str, records: &[(&str, &str)]) -> PathBuf {
     let path = dir.join(name);
@@ -11,15 +12,6 @@ fn run_file(dir: &Path, name: &str, records: &[(&str, &str)]) -> PathBuf {
     }
     w.finish().unwrap();
     path
-}
-
-fn read_all(path: &Path) -> Vec<(String, String)> {
-    let mut r = RecordReader::open(path).unwrap();
-    let mut out = Vec::new();
-    while let Some(kv) = r.next_record().unwrap() {
-        out.push(kv);
-    }
-    out
 }
 
 #[test]
@@ -77,7 +69,7 @@ fn many_runs_merge_in_passes_to_the_same_result() {
     assert!(narrowed.len() <= 3);
     let out = dir.path().join("out");
     merge_into(&narrowed, &out, None, Durability::Durable).unwrap();
-    assert_eq!(read_all(&out), expected);
+    assert_eq!(read_all_records(&out).unwrap(), expected);
 }
 
 #[test]
@@ -89,7 +81,7 @@ fn merging_with_a_combiner_folds_equal_keys() {
     merge_into(&[a, b], &out, Some(&WordCount), Durability::Durable).unwrap();
     let expected: Vec<(String, String)> =
         [("a", "2"), ("the", "7"), ("zebra", "1")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    assert_eq!(read_all(&out), expected);
+    assert_eq!(read_all_records(&out).unwrap(), expected);
 }
 
 #[test]

@@ -10,15 +10,6 @@ fn write(path: &Path, records: &[(String, String)]) -> u64 {
     w.finish().unwrap()
 }
 
-fn read_all(path: &Path) -> Result<Vec<(String, String)>, RecordError> {
-    let mut r = RecordReader::open(path)?;
-    let mut out = Vec::new();
-    while let Some(kv) = r.next_record()? {
-        out.push(kv);
-    }
-    Ok(out)
-}
-
 fn sample(n: usize) -> Vec<(String, String)> {
     (0..n).map(|i| (format!("key-{i:06}-ß"), "v".repeat(i % 300))).collect()
 }
@@ -31,7 +22,7 @@ fn round_trip_across_many_blocks() {
     let size = write(&path, &records);
     assert_eq!(size, fs::metadata(&path).unwrap().len());
     assert!(size > 3 * BLOCK_TARGET_BYTES as u64, "test must span several blocks");
-    assert_eq!(read_all(&path).unwrap(), records);
+    assert_eq!(read_all_records(&path).unwrap(), records);
 }
 
 #[test]
@@ -39,7 +30,7 @@ fn empty_file_round_trips() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("f");
     write(&path, &[]);
-    assert_eq!(read_all(&path).unwrap(), vec![]);
+    assert_eq!(read_all_records(&path).unwrap(), vec![]);
 }
 
 #[test]
@@ -50,7 +41,7 @@ fn a_flipped_bit_is_a_checksum_error() {
     let mut bytes = fs::read(&path).unwrap();
     bytes[40] ^= 0x04;
     fs::write(&path, &bytes).unwrap();
-    assert!(matches!(read_all(&path), Err(RecordError::Checksum { .. })));
+    assert!(matches!(read_all_records(&path), Err(RecordError::Checksum { .. })));
 }
 
 #[test]
@@ -62,7 +53,7 @@ fn a_file_cut_short_is_truncated_not_short() {
     // Cut exactly at the end marker and in the middle of a block.
     for cut in [bytes.len() - 16, bytes.len() / 2, 4] {
         fs::write(&path, &bytes[..cut]).unwrap();
-        assert!(matches!(read_all(&path), Err(RecordError::Truncated { .. })), "cut at {cut}");
+        assert!(matches!(read_all_records(&path), Err(RecordError::Truncated { .. })), "cut at {cut}");
     }
 }
 
@@ -71,7 +62,7 @@ fn other_files_are_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("f");
     fs::write(&path, b"{\"Key\":\"a\",\"Value\":\"1\"}\n").unwrap();
-    assert!(matches!(read_all(&path), Err(RecordError::BadMagic { .. })));
+    assert!(matches!(read_all_records(&path), Err(RecordError::BadMagic { .. })));
 }
 
 #[test]

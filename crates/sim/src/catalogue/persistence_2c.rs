@@ -3,10 +3,6 @@ use crate::Tester;
 use crate::tasks::{ChurnClient, One, TaskResult};
 use crate::tester::{ELECTION_TIMEOUT_MS, u64_command};
 
-fn random_command(t: &mut Tester) -> u64 {
-    t.rand_u64() >> 33
-}
-
 pub fn persist1_2c(seed: u64) {
     let servers = 3;
     let mut t = Tester::new(seed, servers, false, false);
@@ -99,13 +95,13 @@ pub fn figure8_2c(seed: u64) {
     let servers = 5;
     let mut t = Tester::new(seed, servers, false, false);
     t.begin("Test (2C): Figure 8");
-    let x = random_command(&mut t);
+    let x = t.random_command();
     t.one_u64(x, 1, true);
     let mut nup = servers;
     for _ in 0..1000 {
         let mut leader = None;
         for i in 0..servers {
-            let x = random_command(&mut t);
+            let x = t.random_command();
             if t.is_alive(i) && t.start(i, u64_command(x)).is_some() {
                 leader = Some(i);
             }
@@ -132,7 +128,7 @@ pub fn figure8_2c(seed: u64) {
             t.connect(i);
         }
     }
-    let x = random_command(&mut t);
+    let x = t.random_command();
     t.one_u64(x, servers, true);
     t.end();
 }
@@ -245,7 +241,7 @@ fn churn(seed: u64, unreliable: bool) {
         }
     }
     t.sleep_ms(ELECTION_TIMEOUT_MS);
-    let x = random_command(&mut t);
+    let x = t.random_command();
     let last_index = t.one_u64(x, servers, true);
     let mut really = Vec::new();
     for index in 1..=last_index {

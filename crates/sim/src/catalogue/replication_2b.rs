@@ -3,10 +3,6 @@ use crate::Tester;
 use crate::checker::describe;
 use crate::tester::{ELECTION_TIMEOUT_MS, u64_command};
 
-fn random_command(t: &mut Tester) -> u64 {
-    t.rand_u64() >> 33
-}
-
 pub fn basic_agree_2b(seed: u64) {
     let servers = 3;
     let mut t = Tester::new(seed, servers, false, false);
@@ -238,7 +234,7 @@ pub fn backup_2b(seed: u64) {
     let servers = 5;
     let mut t = Tester::new(seed, servers, false, false);
     t.begin("Test (2B): leader backs up quickly over incorrect follower logs");
-    let x = random_command(&mut t);
+    let x = t.random_command();
     t.one_u64(x, servers, true);
     // Put leader and one follower in a partition.
     let leader1 = t.check_one_leader();
@@ -247,7 +243,7 @@ pub fn backup_2b(seed: u64) {
     }
     // Submit lots of commands that won't commit.
     for _ in 0..50 {
-        let x = random_command(&mut t);
+        let x = t.random_command();
         t.start(leader1, u64_command(x));
     }
     t.sleep_ms(ELECTION_TIMEOUT_MS / 2);
@@ -259,7 +255,7 @@ pub fn backup_2b(seed: u64) {
     }
     // Lots of successful commands to the new group.
     for _ in 0..50 {
-        let x = random_command(&mut t);
+        let x = t.random_command();
         t.one_u64(x, 3, true);
     }
     // Now another partitioned leader and one follower.
@@ -271,7 +267,7 @@ pub fn backup_2b(seed: u64) {
     t.disconnect(other);
     // Lots more commands that won't commit.
     for _ in 0..50 {
-        let x = random_command(&mut t);
+        let x = t.random_command();
         t.start(leader2, u64_command(x));
     }
     t.sleep_ms(ELECTION_TIMEOUT_MS / 2);
@@ -284,14 +280,14 @@ pub fn backup_2b(seed: u64) {
     t.connect(other);
     // Lots of successful commands to the new group.
     for _ in 0..50 {
-        let x = random_command(&mut t);
+        let x = t.random_command();
         t.one_u64(x, 3, true);
     }
     // Now everyone.
     for i in 0..servers {
         t.connect(i);
     }
-    let x = random_command(&mut t);
+    let x = t.random_command();
     t.one_u64(x, servers, true);
     t.end();
 }
@@ -318,7 +314,7 @@ pub fn count_2b(seed: u64) {
         let Some((start_index, term)) = t.start(leader, u64_command(1)) else { continue };
         let mut commands = Vec::new();
         for i in 1..iters + 2 {
-            let x = random_command(&mut t);
+            let x = t.random_command();
             commands.push(x);
             match t.start(leader, u64_command(x)) {
                 Some((index, term1)) if term1 == term => {

@@ -3,12 +3,8 @@
 use crate::Tester;
 use crate::tester::{MAX_LOG_SIZE_BYTES, SNAPSHOT_INTERVAL, u64_command};
 
-fn random_command(t: &mut Tester) -> u64 {
-    t.rand_u64() >> 33
-}
-
 fn one_random(t: &mut Tester, expected: usize) -> u64 {
-    let x = random_command(t);
+    let x = t.random_command();
     t.one_u64(x, expected, true)
 }
 
@@ -38,7 +34,7 @@ fn snapcommon(seed: u64, name: &str, disconnect: bool, reliable: bool, crash: bo
         // Perhaps send enough to get a snapshot.
         let nn = SNAPSHOT_INTERVAL / 2 + t.rand_range(0, SNAPSHOT_INTERVAL);
         for _ in 0..nn {
-            let x = random_command(&mut t);
+            let x = t.random_command();
             t.start(sender, u64_command(x));
         }
         // Let the appliers catch up with the Start()s.
