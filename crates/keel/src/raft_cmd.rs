@@ -68,7 +68,7 @@ pub fn run(command: RaftCommand) -> anyhow::Result<()> {
                 nodes: args.nodes as usize,
                 duration_s: args.seconds,
                 unreliable: args.unreliable,
-                raft: RaftOptions { pre_vote: !args.figure2, check_quorum: !args.figure2 },
+                raft: RaftOptions::with_extensions(!args.figure2, !args.figure2),
             };
             let stdout = std::io::stdout();
             let summary = run_demo(&options, &mut stdout.lock())?;

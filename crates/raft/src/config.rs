@@ -7,7 +7,9 @@ pub struct Config {
     pub id: NodeId,
     /// Every member of the cluster, including `id`.
     pub members: Vec<NodeId>,
-    /// Election timeouts are drawn uniformly from `[min, max)` after every reset (Raft section 5.2).
+    /// Election timeouts are drawn uniformly from `[min, max)` after every reset (Raft section 5.2). The range
+    /// must hold at least two values: with one, every node times out after the same number of ticks, and split
+    /// votes can repeat forever.
     pub election_timeout_ticks_min: u32,
     pub election_timeout_ticks_max: u32,
     /// A leader sends AppendEntries to every follower at least this often.
@@ -66,7 +68,7 @@ impl Config {
         }
         if self.heartbeat_interval_ticks == 0
             || self.election_timeout_ticks_min <= self.heartbeat_interval_ticks
-            || self.election_timeout_ticks_max <= self.election_timeout_ticks_min
+            || self.election_timeout_ticks_max < self.election_timeout_ticks_min.saturating_add(2)
         {
             return Err(BadTimeouts);
         }

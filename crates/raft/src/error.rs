@@ -45,7 +45,9 @@ pub enum ConfigError {
     NotAMember(NodeId),
     #[error("the member list names a node twice")]
     DuplicateMember,
-    #[error("timeouts must satisfy 0 < heartbeat < election min < election max")]
+    #[error(
+        "timeouts must satisfy 0 < heartbeat < election min and election min + 2 <= election max (the election timeout needs a range to randomize over)"
+    )]
     BadTimeouts,
     #[error("max_entries_per_append must be at least 1")]
     BadAppendLimit,

@@ -23,6 +23,7 @@ pub use error::{ConfigError, NotLeader, SnapshotError, StepError};
 pub use log::RaftLog;
 pub use message::{AppendReply, Message, MessageBody};
 pub use node::{RaftNode, Role};
+pub use progress::Progress;
 pub use quorum::majority;
 pub use ready::{Apply, DurableState, PersistUpdate, Ready, Storage};
 pub use rng::Rng;

@@ -16,6 +16,8 @@ use crate::ready::{Apply, DurableState, PersistUpdate, Ready};
 use crate::rng::Rng;
 use crate::types::{Entry, HardState, INDEX_LIMIT, Index, NodeId, Snapshot, SnapshotMeta, TERM_LIMIT, Term};
 
+mod invariants;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
     Follower,
@@ -143,6 +145,10 @@ impl RaftNode {
     pub fn config(&self) -> &Config {
         &self.config
     }
+    /// A leader's view of `peer`'s log (Figure 2's nextIndex and matchIndex); `None` unless this node leads.
+    pub fn progress(&self, peer: NodeId) -> Option<&Progress> {
+        self.progress.get(&peer)
+    }
 
     // ----- Inputs ----------------------------------------------------------------------------------------------
 
@@ -170,6 +176,7 @@ impl RaftNode {
                 }
             }
         }
+        self.assert_invariants();
     }
 
     /// Appends a command if this node leads. Returns at once with the index and term the entry will have if it
@@ -184,6 +191,7 @@ impl RaftNode {
         self.mark_log_dirty(index);
         self.maybe_commit();
         self.broadcast_append(false);
+        self.assert_invariants();
         Ok((index, term))
     }
 
@@ -202,11 +210,18 @@ impl RaftNode {
         debug_assert!(kept, "the log holds every applied entry above the snapshot");
         self.snapshot = Some(Snapshot { meta, data });
         self.snapshot_dirty = true;
+        self.assert_invariants();
         Ok(())
     }
 
     /// Handles one message from a peer. See [`StepError`] for what a refused message may have changed.
     pub fn step(&mut self, msg: Message) -> Result<(), StepError> {
+        let result = self.step_checked(msg);
+        self.assert_invariants();
+        result
+    }
+
+    fn step_checked(&mut self, msg: Message) -> Result<(), StepError> {
         self.validate(&msg)?;
         // A PreVote, and a granted answer to one, speak of a term nobody has entered yet: they must not move
         // anyone's term (that is their whole point). Every other message with a newer term does.
@@ -278,6 +293,7 @@ impl RaftNode {
             applies.push(Apply::Command { index, term: entry.term, data: entry.data.clone() });
             self.applied_index = index;
         }
+        self.assert_invariants();
         Ready { persist, messages: std::mem::take(&mut self.messages), applies }
     }
 
@@ -663,7 +679,8 @@ impl RaftNode {
                     None => last_log_index.saturating_add(1),
                 };
                 // Always move back at least one entry from the failed probe, never past the follower's log end.
-                let next = hinted.min(prev_log_index).min(last_log_index.saturating_add(1));
+                // and never past our own log end (a hostile or confused reply may name any index).
+                let next = hinted.min(prev_log_index).min(last_log_index.saturating_add(1)).min(last_index + 1);
                 if let Some(progress) = self.progress.get_mut(&from) {
                     send_now = progress.record_rejection(prev_log_index, next);
                 }

@@ -12,8 +12,6 @@ pub struct ApplyChecker {
     /// Index of the last command each server applied (reset on restart).
     last_applied: Vec<Index>,
     leaders: BTreeMap<Term, NodeId>,
-    /// `committed_in[index]`: the term of the leader that first committed `index` (index 0 unused).
-    committed_in: Vec<Term>,
 }
 
 impl ApplyChecker {
@@ -23,7 +21,6 @@ impl ApplyChecker {
             max_index: 0,
             last_applied: vec![0; servers],
             leaders: BTreeMap::new(),
-            committed_in: vec![0],
         }
     }
 
@@ -129,17 +126,9 @@ impl ApplyChecker {
         Ok((count, command.cloned()))
     }
 
-    /// A leader of `term` reports its commit index. A leader always commits an index before anyone else learns it
-    /// is committed, so the first report of each index names the term it was committed in.
-    pub fn leader_committed(&mut self, term: Term, commit_index: Index) {
-        while (self.committed_in.len() as u64) <= commit_index {
-            self.committed_in.push(term);
-        }
-    }
-
-    /// The term in which `index` was committed, if it is known to be committed.
-    pub fn committed_in(&self, index: Index) -> Option<Term> {
-        self.committed_in.get(index as usize).copied().filter(|_| index > 0)
+    /// The leader of `term`, if one was seen.
+    pub fn leader_of(&self, term: Term) -> Option<NodeId> {
+        self.leaders.get(&term).copied()
     }
 
     /// Election safety: at most one leader per term. Returns whether this leader is newly seen.

@@ -3,23 +3,34 @@
 //! The cluster is the simulator's driver: it follows the core's persistence contract (persist, then send, then
 //! apply), runs the safety checkers on every applied entry, and models faults: disconnects, partitions, unreliable
 //! links, long reordering, crashes that lose everything not yet durable, and restarts from durable state.
-use keel_raft::{Apply, Config, Index, Message, NodeId, RaftNode, Ready, Rng, Storage, Term};
+use std::time::{Duration, Instant};
+
+use keel_raft::{Apply, Config, Index, Message, MessageBody, NodeId, RaftNode, Ready, Rng, Storage, Term};
 
 use crate::checker::ApplyChecker;
 use crate::event_queue::{Event, EventQueue};
+use crate::invariants::Invariants;
+use crate::nemesis::{Moment, Nemesis, Strike};
 use crate::network::{Fate, Network};
+pub use crate::options::RaftOptions;
 use crate::storage::MemStorage;
 use crate::trace::{Trace, TraceLine};
 
 /// Virtual milliseconds per core tick.
 pub const TICK_MS: u64 = 10;
 
-/// Optional Raft extensions the simulated nodes run with (both off: the paper's Figure 2).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RaftOptions {
-    pub pre_vote: bool,
-    pub check_quorum: bool,
-}
+/// A run may process at most this many events (ticks and deliveries) in one virtual second. A healthy 7-node
+/// cluster at the shortest legal heartbeat, with duplicated messages and clients proposing every 20 ms, stays
+/// well below a tenth of it (`Stats::events_per_virtual_second_peak`); a message storm (every reply answered
+/// with two messages, say) passes it within a virtual second and is reported instead of hanging the sweep.
+pub const EVENTS_PER_VIRTUAL_SECOND_MAX: u64 = 60_000;
+/// A run may take at most this much wall time: the backstop for loops that do not advance virtual time.
+pub const WALL_BUDGET: Duration = Duration::from_secs(60);
+/// Wall time is read once per this many events (reading it costs more than most events).
+const WALL_CHECK_EVERY_EVENTS: u64 = 4096;
+/// Handling one event may produce at most this many Readies in a row (each apply may snapshot, which produces
+/// another): a core that never goes quiet is a bug.
+const READIES_PER_EVENT_MAX: u32 = 1000;
 
 #[derive(Clone, Debug)]
 pub struct ClusterConfig {
@@ -48,6 +59,92 @@ pub struct Stats {
     pub snapshots_installed: u64,
     /// Leaders elected in a term at or below a term that had already committed entries (a delayed vote).
     pub leaders_elected_behind_a_commit: u64,
+    /// Messages delivered, by kind (in `MessageBody::kind` order, see [`kind_slot`]).
+    pub delivered_by_kind: [u64; KINDS],
+    /// Copies of messages the network duplicated.
+    pub duplicated: u64,
+    /// Most events seen in one virtual second (see [`EVENTS_PER_VIRTUAL_SECOND_MAX`]).
+    pub events_per_virtual_second_peak: u64,
+    /// Times the armed nemesis found its moment and struck.
+    pub nemesis_strikes: u64,
+    /// Risky patterns the run produced, so tests can assert that a seed still exercises what they rely on.
+    pub patterns: Patterns,
+}
+
+/// Deliveries that only a correct node survives: each is the trigger of a classic Raft bug.
+#[derive(Clone, Debug, Default)]
+pub struct Patterns {
+    /// A reply from an earlier term reached a node that leads (or campaigns in) a later term.
+    pub stale_replies: u64,
+    /// An AppendEntries whose `leader_commit` lies beyond the last entry it carries reached a follower whose
+    /// log holds a different entry just past that point: committing up to `leader_commit` there would commit an
+    /// entry the message never verified.
+    pub commit_beyond_verified: u64,
+    /// An AppendEntries reached a follower that already held every entry it carried, and more after them.
+    pub outdated_appends: u64,
+}
+
+/// Message kinds, for counting.
+pub const KINDS: usize = 8;
+pub const KIND_NAMES: [&str; KINDS] = [
+    "RequestVote",
+    "RequestVoteReply",
+    "PreVote",
+    "PreVoteReply",
+    "AppendEntries",
+    "AppendEntriesReply",
+    "InstallSnapshot",
+    "InstallSnapshotReply",
+];
+
+pub fn kind_slot(body: &MessageBody) -> usize {
+    match body {
+        MessageBody::RequestVote { .. } => 0,
+        MessageBody::RequestVoteReply { .. } => 1,
+        MessageBody::PreVote { .. } => 2,
+        MessageBody::PreVoteReply { .. } => 3,
+        MessageBody::AppendEntries { .. } => 4,
+        MessageBody::AppendEntriesReply(_) => 5,
+        MessageBody::InstallSnapshot { .. } => 6,
+        MessageBody::InstallSnapshotReply { .. } => 7,
+    }
+}
+
+fn count_patterns(patterns: &mut Patterns, receiver: &RaftNode, msg: &Message) {
+    match &msg.body {
+        MessageBody::AppendEntriesReply(_)
+        | MessageBody::InstallSnapshotReply { .. }
+        | MessageBody::RequestVoteReply { .. }
+            if msg.term < receiver.term() && receiver.role() != keel_raft::Role::Follower =>
+        {
+            patterns.stale_replies += 1;
+        }
+        MessageBody::AppendEntries { prev_log_index, entries, leader_commit, .. } if msg.term == receiver.term() => {
+            let log = receiver.log();
+            let last_new = prev_log_index + entries.len() as u64;
+            let held = entries.iter().all(|e| log.term_at(e.index) == Some(e.term));
+            if held && log.last_index() > last_new && !entries.is_empty() {
+                patterns.outdated_appends += 1;
+            }
+            if *leader_commit > last_new
+                && log.last_index() > last_new
+                && last_new >= receiver.commit_index()
+                && log.term_at(last_new + 1).is_some_and(|t| t != msg.term)
+            {
+                patterns.commit_beyond_verified += 1;
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Events counted over the current virtual second, for the event budget.
+#[derive(Default)]
+struct EventWindow {
+    start_ms: u64,
+    ticks: u64,
+    delivered_by_kind: [u64; KINDS],
+    total: u64,
 }
 
 struct Slot {
@@ -67,8 +164,18 @@ pub struct Cluster {
     queue: EventQueue,
     pub net: Network,
     pub checker: ApplyChecker,
+    pub(crate) invariants: Invariants,
     pub stats: Stats,
     pub trace: Trace,
+    window: EventWindow,
+    events_total: u64,
+    started: Instant,
+    /// Armed by the sweep; strikes once at its moment.
+    nemesis: Option<Nemesis>,
+    /// A strike whose moment came during the current event, applied as soon as that event is handled.
+    strike_now: Option<(usize, Strike)>,
+    /// What the run is (the sweep's shape, say), printed with every failure.
+    pub context: String,
 }
 
 /// The service state the tester's snapshot applier stores: the index and every command through it.
@@ -93,8 +200,15 @@ impl Cluster {
             queue: EventQueue::default(),
             net,
             checker: ApplyChecker::new(n),
+            invariants: Invariants::new(n),
             stats: Stats { rpcs_delivered: vec![0; n], ..Stats::default() },
             trace: Trace::default(),
+            window: EventWindow::default(),
+            events_total: 0,
+            started: Instant::now(),
+            nemesis: None,
+            strike_now: None,
+            context: String::new(),
             config,
         };
         for i in 0..n {
@@ -136,12 +250,55 @@ impl Cluster {
     pub fn run_until(&mut self, until_ms: u64) {
         while let Some((at_ms, event)) = self.queue.pop_due(until_ms) {
             self.now_ms = at_ms;
+            self.count_event(&event);
             match event {
                 Event::Tick { node, incarnation } => self.tick(node, incarnation),
                 Event::Deliver { msg, wire, to_incarnation } => self.deliver(msg, wire, to_incarnation),
             }
+            self.strike_if_due();
         }
         self.now_ms = self.now_ms.max(until_ms);
+    }
+
+    /// The event budget: a storm of messages, or a run that never ends, is a failure to report with its seed and
+    /// the message counts, never a hung test.
+    fn count_event(&mut self, event: &Event) {
+        if self.now_ms >= self.window.start_ms + 1000 {
+            self.stats.events_per_virtual_second_peak =
+                self.stats.events_per_virtual_second_peak.max(self.window.total);
+            self.window = EventWindow { start_ms: self.now_ms - self.now_ms % 1000, ..EventWindow::default() };
+        }
+        self.window.total += 1;
+        match event {
+            Event::Tick { .. } => self.window.ticks += 1,
+            Event::Deliver { msg, .. } => self.window.delivered_by_kind[kind_slot(&msg.body)] += 1,
+        }
+        if self.window.total > EVENTS_PER_VIRTUAL_SECOND_MAX {
+            self.fail(&format!(
+                "event budget: more than {EVENTS_PER_VIRTUAL_SECOND_MAX} events in the virtual second from {:.3}s (a message storm): {}",
+                self.window.start_ms as f64 / 1000.0,
+                self.describe_window()
+            ));
+        }
+        self.events_total += 1;
+        if self.events_total.is_multiple_of(WALL_CHECK_EVERY_EVENTS) && self.started.elapsed() > WALL_BUDGET {
+            self.fail(&format!(
+                "wall budget: the run took more than {} s of wall time ({} events); this virtual second: {}",
+                WALL_BUDGET.as_secs(),
+                self.events_total,
+                self.describe_window()
+            ));
+        }
+    }
+
+    fn describe_window(&self) -> String {
+        let mut parts = vec![format!("{} ticks", self.window.ticks)];
+        for (kind, count) in KIND_NAMES.iter().zip(self.window.delivered_by_kind) {
+            if count > 0 {
+                parts.push(format!("{count} {kind}"));
+            }
+        }
+        parts.join(", ")
     }
 
     fn tick(&mut self, i: usize, incarnation: u64) {
@@ -157,7 +314,7 @@ impl Cluster {
     fn deliver(&mut self, sent: Message, wire: Vec<u8>, to_incarnation: u64) {
         let (from, to) = (sent.from as usize, sent.to as usize);
         let alive = self.slots[to].raft.is_some() && self.slots[to].incarnation == to_incarnation;
-        if !alive || !self.net.link_up(from, to) {
+        if !alive || !self.net.deliverable(from, to) {
             return;
         }
         let msg: Message = match postcard::from_bytes(&wire) {
@@ -168,6 +325,10 @@ impl Cluster {
             self.fail(&format!("message from {from} to {to} changed on the wire"));
         }
         self.stats.messages_delivered += 1;
+        self.stats.delivered_by_kind[kind_slot(&msg.body)] += 1;
+        if let Some(receiver) = self.slots[to].raft.as_ref() {
+            count_patterns(&mut self.stats.patterns, receiver, &msg);
+        }
         if matches!(msg.body, keel_raft::MessageBody::InstallSnapshot { .. }) {
             self.stats.snapshots_installed += 1;
         }
@@ -194,27 +355,41 @@ impl Cluster {
     }
 
     /// Follows the persistence contract for everything node `i` produced: persist, then send, then apply. Applying
-    /// may call back into the node (snapshots), which can produce more output, so this loops until quiet.
+    /// may call back into the node (snapshots), which can produce more output, so this loops until quiet. Then
+    /// the invariants that involve node `i` are checked, if anything happened.
     fn process_ready(&mut self, i: usize) {
+        let mut readies = 0u32;
+        let mut truncated = false;
         loop {
             let Some(raft) = self.slots[i].raft.as_mut() else { return };
             let was_leader_term = raft.is_leader().then(|| raft.term());
-            if let Some(term) = was_leader_term {
-                self.checker.leader_committed(term, raft.commit_index());
-            }
+            let commit_advanced = was_leader_term.is_some() && self.invariants.leader_committed(raft);
             let ready: Ready = raft.take_ready();
+            if commit_advanced {
+                self.moment(i, Moment::CommitAdvanced);
+            }
             if ready.is_empty() {
                 if let Some(term) = was_leader_term {
                     match self.checker.leader_elected(term, i as NodeId) {
                         Ok(true) => {
                             self.trace.note(self.now_ms, format!("{i} is leader of term {term}"));
                             self.check_leader_completeness(i);
+                            self.moment(i, Moment::Elected);
                         }
                         Ok(false) => {}
                         Err(e) => self.fail(&e),
                     }
                 }
+                if readies > 0 {
+                    self.check_after_event(i, truncated);
+                }
                 return;
+            }
+            readies += 1;
+            if readies > READIES_PER_EVENT_MAX {
+                self.fail(&format!(
+                    "node {i} produced {READIES_PER_EVENT_MAX} Readies for one event without going quiet"
+                ));
             }
             if let Some(update) = &ready.persist {
                 if self.slots[i].crash_before_durable {
@@ -225,6 +400,7 @@ impl Cluster {
                     self.crash(i);
                     return;
                 }
+                truncated |= update.truncate_from.is_some() || update.snapshot.is_some();
                 let Ok(()) = self.slots[i].storage.persist(update);
                 self.check_durable_matches_memory(i);
             }
@@ -233,6 +409,37 @@ impl Cluster {
             }
             for apply in ready.applies {
                 self.apply(i, apply);
+            }
+        }
+    }
+
+    /// The armed nemesis strikes if this is its moment (on node `i`, a leader).
+    fn moment(&mut self, i: usize, moment: Moment) {
+        if let Some(nemesis) = self.nemesis.filter(|n| n.moment == moment) {
+            self.nemesis = None;
+            self.strike_now = Some((i, nemesis.strike));
+        }
+    }
+
+    /// Arms a nemesis (replacing any armed one); it strikes once, at its moment.
+    pub fn arm_nemesis(&mut self, nemesis: Option<Nemesis>) {
+        self.nemesis = nemesis;
+    }
+
+    fn strike_if_due(&mut self) {
+        let Some((leader, strike)) = self.strike_now.take() else { return };
+        self.stats.nemesis_strikes += 1;
+        self.trace.note(self.now_ms, format!("nemesis: {strike:?} on leader {leader}"));
+        match strike {
+            Strike::Crash => self.crash(leader),
+            Strike::TornPersist => self.crash_before_next_persist(leader),
+            Strike::Disconnect => self.disconnect(leader),
+            Strike::Restart => self.restart(leader),
+            Strike::CutOffFollower => {
+                let n = self.nodes();
+                let follower = (leader + 1 + self.rng.range(0, n as u64 - 1) as usize) % n;
+                self.cut_link(leader, follower, true);
+                self.cut_link(follower, leader, true);
             }
         }
     }
@@ -246,6 +453,11 @@ impl Cluster {
             Ok(w) => w,
             Err(e) => self.fail(&format!("message from {from} to {to} does not encode: {e}")),
         };
+        if let Some(sender) = self.slots[from].raft.as_ref()
+            && let Err(e) = self.invariants.on_send(sender, &msg)
+        {
+            self.fail(&e);
+        }
         let is_request = msg.body.is_request();
         if is_request {
             self.stats.rpcs_sent += 1;
@@ -254,8 +466,13 @@ impl Cluster {
         if !self.net.link_up(from, to) {
             return;
         }
-        if let Fate::DeliverAfterMs(delay_ms) = self.net.fate(&mut self.rng, is_request) {
+        if let Fate::DeliverAfterMs(delay_ms, copy_delay_ms) = self.net.fate(&mut self.rng, is_request, self.now_ms) {
             let to_incarnation = self.slots[to].incarnation;
+            if let Some(copy_delay_ms) = copy_delay_ms {
+                self.stats.duplicated += 1;
+                let copy = Event::Deliver { msg: msg.clone(), wire: wire.clone(), to_incarnation };
+                self.queue.push(self.now_ms + copy_delay_ms, copy);
+            }
             self.queue.push(self.now_ms + delay_ms, Event::Deliver { msg, wire, to_incarnation });
         }
     }
@@ -307,6 +524,10 @@ impl Cluster {
     pub fn propose(&mut self, i: usize, command: Vec<u8>) -> Option<(Index, Term)> {
         let result = self.slots[i].raft.as_mut()?.propose(command).ok();
         self.process_ready(i);
+        if result.is_some() && self.raft(i).is_some_and(|r| r.is_leader() && r.log().last_index() > r.commit_index()) {
+            self.moment(i, Moment::Uncommitted);
+        }
+        self.strike_if_due();
         result
     }
 
@@ -348,8 +569,7 @@ impl Cluster {
             Err(e) => match e {},
         };
         let mut config = Config::new(i as NodeId, members, seed);
-        config.pre_vote = self.config.raft.pre_vote;
-        config.check_quorum = self.config.raft.check_quorum;
+        self.config.raft.apply_to(&mut config);
         match RaftNode::restart(config, durable) {
             Ok(raft) => slot.raft = Some(raft),
             Err(e) => self.fail(&format!("node {i} cannot restart from its durable state: {e}")),
@@ -388,92 +608,26 @@ impl Cluster {
         self.trace.note(self.now_ms, format!("long reordering = {on}"));
     }
 
+    /// Cuts (or restores) the one-way link `from -> to`: `to` stops hearing `from`.
+    pub fn cut_link(&mut self, from: usize, to: usize, cut: bool) {
+        self.net.set_cut(from, to, cut);
+        self.trace.note(self.now_ms, format!("link {from} -> {to} {}", if cut { "cut" } else { "restored" }));
+    }
+
+    pub fn clear_cuts(&mut self) {
+        self.net.clear_cuts();
+        self.trace.note(self.now_ms, "every one-way link restored".into());
+    }
+
+    /// Most messages are lost for the next `ms` of virtual time.
+    pub fn loss_burst(&mut self, ms: u64) {
+        self.net.loss_burst_until_ms = self.now_ms + ms;
+        self.trace.note(self.now_ms, format!("burst of loss for {ms} ms"));
+    }
+
     /// Live nodes that believe they lead, with their terms.
     pub fn leader_terms(&self) -> Vec<(usize, Term)> {
         (0..self.nodes()).filter_map(|i| self.raft(i).filter(|r| r.is_leader()).map(|r| (i, r.term()))).collect()
-    }
-
-    // ----- Safety properties beyond the per-apply checks ---------------------------------------------------------
-
-    /// The persistence contract, checked from the storage side: once a Ready's update is durable (and before its
-    /// messages leave), durable term, vote and log tail equal the node's in-memory state. A change the core forgot
-    /// to mark for persistence (say, a vote) shows up here in any run, not only when a crash happens to hit it.
-    fn check_durable_matches_memory(&self, i: usize) {
-        let Some(raft) = self.raft(i) else { return };
-        let durable = self.slots[i].storage.state();
-        let memory = keel_raft::HardState { term: raft.term(), voted_for: raft.voted_for() };
-        if durable.hard_state != memory {
-            self.fail(&format!(
-                "persistence contract: node {i} holds {memory:?} but only {:?} is durable",
-                durable.hard_state
-            ));
-        }
-        let durable_snapshot = durable.snapshot.as_ref().map(|s| s.meta).unwrap_or_default();
-        let durable_last =
-            durable.entries.last().map_or((durable_snapshot.index, durable_snapshot.term), |e| (e.index, e.term));
-        let memory_last = (raft.log().last_index(), raft.log().last_term());
-        if durable_last != memory_last || durable_snapshot != raft.log().snapshot_meta() {
-            self.fail(&format!(
-                "persistence contract: node {i} log ends at {memory_last:?} (snapshot {:?}) but durable log ends at {durable_last:?} (snapshot {durable_snapshot:?})",
-                raft.log().snapshot_meta()
-            ));
-        }
-    }
-
-    /// Leader Completeness: a new leader of term L holds every entry committed in a term before L (above its
-    /// snapshot). Entries committed in L or later bind only later leaders: a long-delayed vote can still elect a
-    /// leader of an old term after a newer leader committed more.
-    fn check_leader_completeness(&mut self, leader: usize) {
-        let Some(term) = self.raft(leader).map(|r| r.term()) else { return };
-        let newest_commit_term = self.checker.committed_in(self.checker.max_index).unwrap_or(0);
-        if newest_commit_term >= term {
-            self.stats.leaders_elected_behind_a_commit += 1;
-        }
-        let Some(raft) = self.raft(leader) else { return };
-        let log = raft.log();
-        for index in log.first_index()..=self.checker.max_index {
-            if self.checker.committed_in(index).is_none_or(|committed_in| committed_in >= term) {
-                continue;
-            }
-            let Ok((_, Some(command))) = self.checker.n_committed(index) else { continue };
-            match log.entry(index) {
-                Some(entry) if entry.data == command => {}
-                Some(_) => self.fail(&format!(
-                    "leader completeness: new leader {leader} (term {term}) holds a different entry at index {index}, committed in term {:?}",
-                    self.checker.committed_in(index)
-                )),
-                None => self.fail(&format!(
-                    "leader completeness: new leader {leader} (term {term}) lacks index {index}, committed in term {:?} (its last index is {})",
-                    self.checker.committed_in(index),
-                    log.last_index()
-                )),
-            }
-        }
-    }
-
-    /// Log Matching: if two live logs hold an entry with the same index and term, they are identical up to there.
-    pub fn check_log_matching(&self) {
-        let live: Vec<(usize, &RaftNode)> = (0..self.nodes()).filter_map(|i| self.raft(i).map(|r| (i, r))).collect();
-        for (a, ra) in &live {
-            for (b, rb) in live.iter().filter(|(b, _)| b > a) {
-                let (la, lb) = (ra.log(), rb.log());
-                let low = la.first_index().max(lb.first_index());
-                let mut index = la.last_index().min(lb.last_index());
-                // The highest index where both hold an entry of the same term...
-                while index >= low && la.term_at(index) != lb.term_at(index) {
-                    index -= 1;
-                }
-                // ...and everything below it (that both still hold) must be identical.
-                while index >= low {
-                    if la.entry(index) != lb.entry(index) {
-                        self.fail(&format!(
-                            "log matching: nodes {a} and {b} agree on a later entry but differ at {index}"
-                        ));
-                    }
-                    index -= 1;
-                }
-            }
-        }
     }
 
     /// One line per node: what a reader of the Raft paper wants to know at a glance.
@@ -507,8 +661,9 @@ impl Cluster {
         let test = std::thread::current().name().unwrap_or("<test name>").to_string();
         let test = test.rsplit("::").next().unwrap_or(&test).to_string();
         panic!(
-            "\n{what}\n  at virtual time {:.3}s, seed {seed}\n  replay: KEEL_SEED={seed} cargo test --release -p keel-sim -- {test} --exact\n  nodes:\n{}  last events:\n{}",
+            "\n{what}\n  at virtual time {:.3}s, seed {seed}{}\n  replay: KEEL_SEED={seed} cargo test --profile ci -p keel-sim -- {test} --exact\n  nodes:\n{}  last events:\n{}",
             self.now_ms as f64 / 1000.0,
+            if self.context.is_empty() { String::new() } else { format!("\n  run: {}", self.context) },
             self.describe_nodes(),
             self.trace.render_recent(),
             seed = self.config.seed,

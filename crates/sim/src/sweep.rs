@@ -1,19 +1,26 @@
-//! The randomized fault sweep: each seed generates its own cluster and fault schedule, checks the Raft safety
-//! properties after every event, then heals everything and checks liveness.
+//! The randomized fault sweep: each seed generates its own cluster, Raft configuration, network and fault
+//! schedule, checks the Raft safety properties after every event, then heals everything and checks liveness.
 //!
 //! Safety, checked throughout: election safety (one leader per term) and leader completeness (on every new
-//! leader), state machine safety and in-order, gap-free apply (on every applied entry), log matching (after every
-//! schedule event). Liveness, after the heal: a new command commits on every server within
-//! [`LIVENESS_LIMIT_MS`] of virtual time.
-use keel_raft::Rng;
+//! leader and every new commit), state machine safety and in-order, gap-free apply (on every applied entry), the
+//! invariants of `invariants.rs` (on every event that changed a node), the core's own assertions (on every
+//! input), log matching (after every schedule event). Liveness, after the heal: a new command commits on every
+//! server within [`liveness_limit_ms`] of virtual time.
+use keel_raft::{DEFAULT_MAX_BYTES_PER_APPEND, DEFAULT_MAX_ENTRIES_PER_APPEND, Rng};
 
-use crate::cluster::{Cluster, ClusterConfig, RaftOptions};
+use crate::cluster::{Cluster, ClusterConfig, RaftOptions, TICK_MS};
+use crate::nemesis::Nemesis;
+use crate::network::HarshFaults;
 
-/// After the heal, a fresh command must be applied everywhere within this much virtual time: a few election
-/// rounds (300-600 ms each) plus the 2.2 s that long-reordered replies may still be in flight.
+/// After the heal, a fresh command must be applied everywhere within this much virtual time, at the default
+/// timing: a few election rounds (300-600 ms each) plus the 2.2 s that long-reordered messages may still be in
+/// flight. Longer election timeouts stretch it (see [`liveness_limit_ms`]).
 pub const LIVENESS_LIMIT_MS: u64 = 10_000;
-/// One liveness attempt: enough for an election and replication on a healed network.
+/// One liveness attempt at the default timing: enough for an election and replication on a healed network.
 const LIVENESS_ATTEMPT_MS: u64 = 2_000;
+/// Election rounds the liveness limit allows for on top of [`LIVENESS_LIMIT_MS`] (split votes are likelier with
+/// narrow timeout ranges).
+const LIVENESS_ELECTION_ROUNDS: u64 = 20;
 /// Clients offer a command to every live server this often.
 const CLIENT_PERIOD_MS: u64 = 20;
 
@@ -29,6 +36,12 @@ pub struct SweepOutcome {
     pub leaders_elected_behind_a_commit: u64,
     pub committed: u64,
     pub virtual_ms: u64,
+    /// Message copies the network duplicated.
+    pub duplicated: u64,
+    /// Times an armed nemesis found its moment and struck.
+    pub nemesis_strikes: u64,
+    pub events_per_virtual_second_peak: u64,
+    pub patterns: crate::cluster::Patterns,
 }
 
 /// The schedule's shape, drawn from the seed.
@@ -48,8 +61,13 @@ pub struct SweepShape {
     pub snapshot_interval: Option<u64>,
     /// Snapshot at random applied entries rather than every `snapshot_interval`-th.
     pub random_snapshots: bool,
-    /// PreVote and CheckQuorum, each on in half the seeds.
+    /// Every field drawn: PreVote and CheckQuorum each on in half the seeds; timing and append limits at their
+    /// defaults in a third of the seeds, anywhere a user may legally set them in the rest.
     pub raft: RaftOptions,
+    /// Duplicates, reordered requests and in-flight delivery, each on in some seeds.
+    pub harsh: HarshFaults,
+    /// Arm a nemesis after every fault event (it strikes at the next risky moment).
+    pub nemesis: bool,
     pub chaos_ms: u64,
 }
 
@@ -59,12 +77,64 @@ impl SweepShape {
         SweepShape {
             schedule: if rng.chance(1, 3) { Schedule::LeaderChurn } else { Schedule::Mixed },
             nodes: [3, 5, 7][rng.range(0, 3) as usize],
-            snapshot_interval: rng.chance(2, 3).then(|| rng.range(3, 30)),
+            snapshot_interval: rng
+                .chance(2, 3)
+                .then(|| if rng.chance(1, 4) { rng.range(1, 4) } else { rng.range(3, 50) }),
             random_snapshots: rng.chance(1, 2),
-            raft: RaftOptions { pre_vote: rng.chance(1, 2), check_quorum: rng.chance(1, 2) },
+            raft: random_raft_options(&mut rng),
+            harsh: HarshFaults {
+                duplicate_per_mille: if rng.chance(1, 3) { rng.range(10, 300) } else { 0 },
+                reorder_requests: rng.chance(1, 3),
+                deliver_in_flight: rng.chance(1, 2),
+            },
+            nemesis: rng.chance(1, 2),
             chaos_ms: rng.range(4_000, 12_000),
         }
     }
+}
+
+/// Any configuration a user may legally set (`Config::validate`: 0 < heartbeat < election min, and a range of at
+/// least two election timeouts), weighted towards the extremes where bugs hide: one entry per message, a byte
+/// limit below one entry, a heartbeat of one tick, an election range of two values.
+fn random_raft_options(rng: &mut Rng) -> RaftOptions {
+    let extensions = RaftOptions::with_extensions(rng.chance(1, 2), rng.chance(1, 2));
+    if rng.chance(1, 3) {
+        return extensions;
+    }
+    let heartbeat_interval_ticks = if rng.chance(1, 3) { 1 } else { rng.range(1, 21) as u32 };
+    let election_timeout_ticks_min =
+        heartbeat_interval_ticks + 1 + rng.range(0, 10 * heartbeat_interval_ticks as u64) as u32;
+    let spread = if rng.chance(1, 4) { 2 } else { 2 + rng.range(0, 2 * election_timeout_ticks_min as u64) as u32 };
+    let max_entries_per_append = match rng.range(0, 4) {
+        0 => 1,
+        1 => rng.range(2, 5) as usize,
+        2 => rng.range(5, 100) as usize,
+        _ => DEFAULT_MAX_ENTRIES_PER_APPEND,
+    };
+    // The sweep's commands are 8 bytes: below that, every message carries exactly one entry.
+    let max_bytes_per_append = match rng.range(0, 4) {
+        0 => rng.range(0, 8) as usize,
+        1 => rng.range(8, 64) as usize,
+        _ => DEFAULT_MAX_BYTES_PER_APPEND,
+    };
+    RaftOptions {
+        heartbeat_interval_ticks,
+        election_timeout_ticks_min,
+        election_timeout_ticks_max: election_timeout_ticks_min + spread,
+        max_entries_per_append,
+        max_bytes_per_append,
+        ..extensions
+    }
+}
+
+/// How long liveness may take after the heal with these options.
+pub fn liveness_limit_ms(raft: &RaftOptions) -> u64 {
+    LIVENESS_LIMIT_MS + LIVENESS_ELECTION_ROUNDS * u64::from(raft.election_timeout_ticks_max) * TICK_MS
+}
+
+/// One liveness attempt: a few election rounds and a replication round trip.
+fn liveness_attempt_ms(raft: &RaftOptions) -> u64 {
+    LIVENESS_ATTEMPT_MS + 4 * u64::from(raft.election_timeout_ticks_max) * TICK_MS
 }
 
 /// Runs one seed. A violated property panics with the seed, the last events and the replay command.
@@ -80,13 +150,8 @@ pub fn run_seed(seed: u64) -> SweepOutcome {
         random_snapshots: shape.random_snapshots,
         raft: shape.raft,
     });
-    cluster.trace.note(
-        0,
-        format!(
-            "sweep: {n} nodes, snapshot interval {:?} (random: {})",
-            shape.snapshot_interval, shape.random_snapshots
-        ),
-    );
+    cluster.net.harsh = shape.harsh;
+    cluster.context = format!("{shape:?}");
     let mut command = 0u64;
     let mut events = 0u32;
     cluster.trace.note(0, format!("sweep schedule {:?}", shape.schedule));
@@ -101,13 +166,22 @@ pub fn run_seed(seed: u64) -> SweepOutcome {
             Schedule::LeaderChurn => churn_leader(&mut cluster, &mut rng, &mut command),
         }
         events += 1;
+        if shape.nemesis {
+            let moment = Nemesis::MOMENTS[rng.range(0, Nemesis::MOMENTS.len() as u64) as usize];
+            let strike = Nemesis::STRIKES[rng.range(0, Nemesis::STRIKES.len() as u64) as usize];
+            cluster.arm_nemesis(Some(Nemesis { moment, strike }));
+        }
         cluster.check_log_matching();
     }
     let crashes_disarmed_at_heal = heal(&mut cluster);
     cluster.check_log_matching();
-    let liveness_attempts = check_liveness(&mut cluster, &mut command);
+    let liveness_attempts = check_liveness(&mut cluster, &mut command, &shape.raft);
     cluster.check_log_matching();
     SweepOutcome {
+        duplicated: cluster.stats.duplicated,
+        nemesis_strikes: cluster.stats.nemesis_strikes,
+        events_per_virtual_second_peak: cluster.stats.events_per_virtual_second_peak,
+        patterns: cluster.stats.patterns.clone(),
         nodes: n,
         events,
         crashes_disarmed_at_heal,
@@ -157,16 +231,30 @@ fn inject_fault(cluster: &mut Cluster, rng: &mut Rng) {
                 cluster.restart(down);
             }
         }
-        75..83 => cluster.disconnect(node),
-        83..92 => cluster.connect(node),
-        92..96 => {
+        75..81 => cluster.disconnect(node),
+        81..88 => cluster.connect(node),
+        88..91 => {
             let reliable = !cluster.net.reliable;
             cluster.set_reliable(reliable);
         }
-        _ => {
+        91..94 => {
             let on = !cluster.net.long_reordering;
             cluster.set_long_reordering(on);
         }
+        // One-way: `node` stops hearing someone (A hears B, B does not hear A).
+        94..96 => {
+            let other = (node + 1 + rng.range(0, n as u64 - 1) as usize) % n;
+            cluster.cut_link(other, node, true);
+        }
+        // Cut off from the leader only: it still hears, and is heard by, everyone else.
+        96 => {
+            if let Some(leader) = leader.filter(|&l| l != node) {
+                cluster.cut_link(leader, node, true);
+                cluster.cut_link(node, leader, true);
+            }
+        }
+        97 => cluster.clear_cuts(),
+        _ => cluster.loss_burst(rng.range(50, 1500)),
     }
 }
 
@@ -202,6 +290,9 @@ fn churn_leader(cluster: &mut Cluster, rng: &mut Rng, command: &mut u64) {
 fn heal(cluster: &mut Cluster) -> u32 {
     let n = cluster.nodes();
     let disarmed = cluster.cancel_pending_crashes();
+    cluster.arm_nemesis(None);
+    cluster.clear_cuts();
+    cluster.loss_burst(0);
     cluster.partition(&vec![0; n]);
     cluster.set_reliable(true);
     cluster.set_long_reordering(false);
@@ -215,16 +306,18 @@ fn heal(cluster: &mut Cluster) -> u32 {
 }
 
 /// After the heal, one new command must reach every server's state machine within the limit. As in 6.824's
-/// `one()`, an attempt that does not commit within [`LIVENESS_ATTEMPT_MS`] is proposed again (its leader may have
+/// `one()`, an attempt that does not commit within [`liveness_attempt_ms`] is proposed again (its leader may have
 /// been deposed), until the overall limit.
-fn check_liveness(cluster: &mut Cluster, command: &mut u64) -> u32 {
-    let deadline = cluster.now_ms() + LIVENESS_LIMIT_MS;
+fn check_liveness(cluster: &mut Cluster, command: &mut u64, raft: &RaftOptions) -> u32 {
+    let limit_ms = liveness_limit_ms(raft);
+    let attempt_ms = liveness_attempt_ms(raft);
+    let deadline = cluster.now_ms() + limit_ms;
     let mut attempt: Option<(u64, Vec<u8>, u64)> = None;
     let mut attempts = 0;
     while cluster.now_ms() < deadline {
         let next = cluster.now_ms() + CLIENT_PERIOD_MS;
         cluster.run_until(next);
-        if attempt.as_ref().is_none_or(|(_, _, started)| cluster.now_ms() - started >= LIVENESS_ATTEMPT_MS) {
+        if attempt.as_ref().is_none_or(|(_, _, started)| cluster.now_ms() - started >= attempt_ms) {
             *command += 1;
             attempts += 1;
             attempt = (0..cluster.nodes()).find_map(|i| {
@@ -240,7 +333,5 @@ fn check_liveness(cluster: &mut Cluster, command: &mut u64) -> u32 {
             return attempts;
         }
     }
-    cluster.fail(&format!(
-        "liveness: no command proposed after the heal was applied everywhere within {LIVENESS_LIMIT_MS} ms"
-    ));
+    cluster.fail(&format!("liveness: no command proposed after the heal was applied everywhere within {limit_ms} ms"));
 }

@@ -24,7 +24,7 @@ pub fn set_quiet(quiet: bool) {
 
 thread_local! {
     /// The Raft options testers on this thread give their nodes (see [`with_raft_options`]).
-    static RAFT_OPTIONS: std::cell::Cell<RaftOptions> = const { std::cell::Cell::new(RaftOptions { pre_vote: false, check_quorum: false }) };
+    static RAFT_OPTIONS: std::cell::Cell<RaftOptions> = const { std::cell::Cell::new(RaftOptions::FIGURE_2) };
 }
 
 /// Runs `body` with every tester created on this thread using `options`: how the catalogue is run a second time

@@ -20,7 +20,7 @@ keel_sim::with_catalogue!(catalogue_tests);
 /// extensions a production deployment would enable.
 #[test]
 fn catalogue_with_pre_vote_and_check_quorum() {
-    let options = keel_sim::RaftOptions { pre_vote: true, check_quorum: true };
+    let options = keel_sim::RaftOptions::with_extensions(true, true);
     keel_sim::tester::with_raft_options(options, || {
         for scenario in ALL {
             for_each_seed(scenario.run);

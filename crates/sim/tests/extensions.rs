@@ -23,7 +23,7 @@ fn rejoin(seed: u64, options: RaftOptions) -> (u64, u64, bool) {
 #[test]
 fn with_pre_vote_a_rejoining_follower_does_not_disrupt_the_leader() {
     for seed in 1..=5 {
-        let (before, after, still_leader) = rejoin(seed, RaftOptions { pre_vote: true, check_quorum: true });
+        let (before, after, still_leader) = rejoin(seed, RaftOptions::with_extensions(true, true));
         assert_eq!(before, after, "seed {seed}: the term moved");
         assert!(still_leader, "seed {seed}: the leader was deposed");
     }
@@ -34,7 +34,7 @@ fn with_pre_vote_a_rejoining_follower_does_not_disrupt_the_leader() {
 
 #[test]
 fn with_check_quorum_a_leader_cut_off_with_a_minority_stops_leading() {
-    with_raft_options(RaftOptions { pre_vote: false, check_quorum: true }, || {
+    with_raft_options(RaftOptions::with_extensions(false, true), || {
         let mut t = Tester::new(1, 5, false, false);
         t.begin("minority leader");
         let leader = t.check_one_leader();
@@ -51,7 +51,7 @@ fn with_check_quorum_a_leader_cut_off_with_a_minority_stops_leading() {
 /// votes delayed past a campaign timeout were dropped (see the core's rule test of the same name).
 #[test]
 fn pre_vote_regression_figure8_unreliable_seed_91() {
-    with_raft_options(RaftOptions { pre_vote: true, check_quorum: true }, || {
+    with_raft_options(RaftOptions::with_extensions(true, true), || {
         keel_sim::catalogue::persistence_2c::figure8_unreliable_2c(91);
     });
 }

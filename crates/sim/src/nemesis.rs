@@ -1,0 +1,42 @@
+//! A nemesis that strikes at the risky moments of a Raft run rather than at random times: right after an
+//! election, right after a leader's commit index advances, while a leader holds entries nobody has acknowledged
+//! yet. The sweep arms one [`Nemesis`] at a time; the cluster notices the moment inside its event loop and
+//! strikes the leader concerned before any other event runs.
+
+/// When to strike. Each is seen on a leader, the node the strike then hits (or cuts a follower from).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Moment {
+    /// A node has just become leader and sent its first heartbeats.
+    Elected,
+    /// A leader has just advanced its commit index (followers have not heard of it yet).
+    CommitAdvanced,
+    /// A leader has just appended a proposal that no follower holds yet.
+    Uncommitted,
+}
+
+/// What to do to the leader at that moment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strike {
+    /// Crash it: volatile state and in-flight messages to it are lost.
+    Crash,
+    /// Crash it in the middle of its next persist, before the update is durable.
+    TornPersist,
+    /// Disconnect it from everyone.
+    Disconnect,
+    /// Crash and restart it at once from its durable state.
+    Restart,
+    /// Cut both directions between it and one follower only; the follower still hears everyone else.
+    CutOffFollower,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Nemesis {
+    pub moment: Moment,
+    pub strike: Strike,
+}
+
+impl Nemesis {
+    pub const MOMENTS: [Moment; 3] = [Moment::Elected, Moment::CommitAdvanced, Moment::Uncommitted];
+    pub const STRIKES: [Strike; 5] =
+        [Strike::Crash, Strike::TornPersist, Strike::Disconnect, Strike::Restart, Strike::CutOffFollower];
+}
