@@ -14,6 +14,7 @@ use crate::nemesis::{Moment, Nemesis, Strike};
 use crate::network::{Fate, Network};
 pub use crate::options::RaftOptions;
 use crate::storage::MemStorage;
+use crate::timeline::{self, TimelineEvent};
 use crate::trace::{Trace, TraceLine};
 
 /// Virtual milliseconds per core tick.
@@ -175,7 +176,18 @@ pub struct Cluster {
     /// A strike whose moment came during the current event, applied as soon as that event is handled.
     strike_now: Option<(usize, Strike)>,
     /// What the run is (the sweep's shape, say), printed with every failure.
-    pub context: String,
+    context: String,
+    /// Per node, the role, term and commit index last put on the timeline (only kept while recording).
+    recorded: Vec<(Option<(keel_raft::Role, Term)>, Index)>,
+}
+
+fn role_name(role: keel_raft::Role) -> &'static str {
+    match role {
+        keel_raft::Role::Follower => "follower",
+        keel_raft::Role::PreCandidate => "pre-candidate",
+        keel_raft::Role::Candidate => "candidate",
+        keel_raft::Role::Leader => "leader",
+    }
 }
 
 /// The service state the tester's snapshot applier stores: the index and every command through it.
@@ -209,8 +221,11 @@ impl Cluster {
             nemesis: None,
             strike_now: None,
             context: String::new(),
+            recorded: vec![(None, 0); n],
             config,
         };
+        let seed = cluster.config.seed;
+        timeline::push(|| TimelineEvent::Run { nodes: n, seed, context: String::new() });
         for i in 0..n {
             cluster.restart(i);
         }
@@ -253,7 +268,9 @@ impl Cluster {
             self.count_event(&event);
             match event {
                 Event::Tick { node, incarnation } => self.tick(node, incarnation),
-                Event::Deliver { msg, wire, to_incarnation } => self.deliver(msg, wire, to_incarnation),
+                Event::Deliver { msg, wire, to_incarnation, sent_ms } => {
+                    self.deliver(msg, wire, to_incarnation, sent_ms)
+                }
             }
             self.strike_if_due();
         }
@@ -311,10 +328,13 @@ impl Cluster {
         self.queue.push(self.now_ms + TICK_MS, Event::Tick { node: i, incarnation });
     }
 
-    fn deliver(&mut self, sent: Message, wire: Vec<u8>, to_incarnation: u64) {
+    fn deliver(&mut self, sent: Message, wire: Vec<u8>, to_incarnation: u64, sent_ms: u64) {
         let (from, to) = (sent.from as usize, sent.to as usize);
         let alive = self.slots[to].raft.is_some() && self.slots[to].incarnation == to_incarnation;
-        if !alive || !self.net.deliverable(from, to) {
+        let arrives = alive && self.net.deliverable(from, to);
+        let delivered_ms = arrives.then_some(self.now_ms);
+        timeline::push(|| timeline::message(&sent, sent_ms, delivered_ms));
+        if !arrives {
             return;
         }
         let msg: Message = match postcard::from_bytes(&wire) {
@@ -382,6 +402,9 @@ impl Cluster {
                 }
                 if readies > 0 {
                     self.check_after_event(i, truncated);
+                    if timeline::is_recording() {
+                        self.record_node(i);
+                    }
                 }
                 return;
             }
@@ -396,7 +419,7 @@ impl Cluster {
                     // The update was handed to storage but the machine died before it was durable: it is lost,
                     // and so is everything in this Ready that depended on it.
                     self.slots[i].crash_before_durable = false;
-                    self.trace.note(self.now_ms, format!("{i} loses an update that was not yet durable"));
+                    self.note_fault(format!("{i} loses an update that was not yet durable"));
                     self.crash(i);
                     return;
                 }
@@ -429,7 +452,7 @@ impl Cluster {
     fn strike_if_due(&mut self) {
         let Some((leader, strike)) = self.strike_now.take() else { return };
         self.stats.nemesis_strikes += 1;
-        self.trace.note(self.now_ms, format!("nemesis: {strike:?} on leader {leader}"));
+        self.note_fault(format!("nemesis: {strike:?} on leader {leader}"));
         match strike {
             Strike::Crash => self.crash(leader),
             Strike::TornPersist => self.crash_before_next_persist(leader),
@@ -463,17 +486,20 @@ impl Cluster {
             self.stats.rpcs_sent += 1;
             self.stats.bytes += wire.len() as u64;
         }
-        if !self.net.link_up(from, to) {
-            return;
-        }
-        if let Fate::DeliverAfterMs(delay_ms, copy_delay_ms) = self.net.fate(&mut self.rng, is_request, self.now_ms) {
-            let to_incarnation = self.slots[to].incarnation;
-            if let Some(copy_delay_ms) = copy_delay_ms {
-                self.stats.duplicated += 1;
-                let copy = Event::Deliver { msg: msg.clone(), wire: wire.clone(), to_incarnation };
-                self.queue.push(self.now_ms + copy_delay_ms, copy);
+        let sent_ms = self.now_ms;
+        let fate =
+            if self.net.link_up(from, to) { self.net.fate(&mut self.rng, is_request, sent_ms) } else { Fate::Drop };
+        match fate {
+            Fate::Drop => timeline::push(|| timeline::message(&msg, sent_ms, None)),
+            Fate::DeliverAfterMs(delay_ms, copy_delay_ms) => {
+                let to_incarnation = self.slots[to].incarnation;
+                if let Some(copy_delay_ms) = copy_delay_ms {
+                    self.stats.duplicated += 1;
+                    let copy = Event::Deliver { msg: msg.clone(), wire: wire.clone(), to_incarnation, sent_ms };
+                    self.queue.push(sent_ms + copy_delay_ms, copy);
+                }
+                self.queue.push(sent_ms + delay_ms, Event::Deliver { msg, wire, to_incarnation, sent_ms });
             }
-            self.queue.push(self.now_ms + delay_ms, Event::Deliver { msg, wire, to_incarnation });
         }
     }
 
@@ -538,6 +564,9 @@ impl Cluster {
         if slot.raft.take().is_some() {
             slot.incarnation += 1;
             self.trace.note(self.now_ms, format!("crash {i}"));
+            let at_ms = self.now_ms;
+            timeline::push(|| TimelineEvent::Crash { at_ms, node: i });
+            self.recorded[i] = (None, 0);
         }
     }
 
@@ -577,6 +606,11 @@ impl Cluster {
         let incarnation = self.slots[i].incarnation;
         self.checker.restart(i);
         self.trace.note(self.now_ms, format!("start {i} (incarnation {incarnation})"));
+        let at_ms = self.now_ms;
+        timeline::push(|| TimelineEvent::Start { at_ms, node: i });
+        if timeline::is_recording() {
+            self.record_node(i);
+        }
         // A random phase keeps the nodes' ticks from marching in lockstep.
         let phase = self.rng.range(1, TICK_MS + 1);
         self.queue.push(self.now_ms + phase, Event::Tick { node: i, incarnation });
@@ -585,44 +619,72 @@ impl Cluster {
 
     pub fn connect(&mut self, i: usize) {
         self.net.set_connected(i, true);
-        self.trace.note(self.now_ms, format!("connect {i}"));
+        self.note_fault(format!("connect {i}"));
     }
 
     pub fn disconnect(&mut self, i: usize) {
         self.net.set_connected(i, false);
-        self.trace.note(self.now_ms, format!("disconnect {i}"));
+        self.note_fault(format!("disconnect {i}"));
     }
 
     pub fn partition(&mut self, groups: &[u32]) {
         self.net.set_partition(groups);
-        self.trace.note(self.now_ms, format!("partition {groups:?}"));
+        self.note_fault(format!("partition {groups:?}"));
     }
 
     pub fn set_reliable(&mut self, reliable: bool) {
         self.net.reliable = reliable;
-        self.trace.note(self.now_ms, format!("reliable = {reliable}"));
+        self.note_fault(format!("reliable = {reliable}"));
     }
 
     pub fn set_long_reordering(&mut self, on: bool) {
         self.net.long_reordering = on;
-        self.trace.note(self.now_ms, format!("long reordering = {on}"));
+        self.note_fault(format!("long reordering = {on}"));
     }
 
     /// Cuts (or restores) the one-way link `from -> to`: `to` stops hearing `from`.
     pub fn cut_link(&mut self, from: usize, to: usize, cut: bool) {
         self.net.set_cut(from, to, cut);
-        self.trace.note(self.now_ms, format!("link {from} -> {to} {}", if cut { "cut" } else { "restored" }));
+        self.note_fault(format!("link {from} -> {to} {}", if cut { "cut" } else { "restored" }));
     }
 
     pub fn clear_cuts(&mut self) {
         self.net.clear_cuts();
-        self.trace.note(self.now_ms, "every one-way link restored".into());
+        self.note_fault("every one-way link restored".into());
     }
 
     /// Most messages are lost for the next `ms` of virtual time.
     pub fn loss_burst(&mut self, ms: u64) {
         self.net.loss_burst_until_ms = self.now_ms + ms;
-        self.trace.note(self.now_ms, format!("burst of loss for {ms} ms"));
+        self.note_fault(format!("burst of loss for {ms} ms"));
+    }
+
+    /// A fault or notable event in words: into the trace, and into the timeline if one is recorded.
+    fn note_fault(&mut self, what: String) {
+        let at_ms = self.now_ms;
+        timeline::push(|| TimelineEvent::Fault { at_ms, what: what.clone() });
+        self.trace.note(at_ms, what);
+    }
+
+    /// Sets what the run is (printed with every failure and shown on its timeline).
+    pub fn set_context(&mut self, context: String) {
+        let (nodes, seed) = (self.nodes(), self.seed());
+        timeline::push(|| TimelineEvent::Run { nodes, seed, context: context.clone() });
+        self.context = context;
+    }
+
+    /// Records node `i`'s role, term and commit index on the timeline when they changed.
+    fn record_node(&mut self, i: usize) {
+        let Some(raft) = self.raft(i) else { return };
+        let (role, term, commit) = (raft.role(), raft.term(), raft.commit_index());
+        let at_ms = self.now_ms;
+        if self.recorded[i].0 != Some((role, term)) {
+            timeline::push(|| TimelineEvent::Role { at_ms, node: i, role: role_name(role), term });
+        }
+        if self.recorded[i].1 < commit {
+            timeline::push(|| TimelineEvent::Commit { at_ms, node: i, index: commit });
+        }
+        self.recorded[i] = (Some((role, term)), commit);
     }
 
     /// Live nodes that believe they lead, with their terms.
@@ -658,6 +720,8 @@ impl Cluster {
     /// Stops the run with a report a reader can act on: what went wrong, the seed, how to replay it, and the last
     /// events before it.
     pub fn fail(&self, what: &str) -> ! {
+        let at_ms = self.now_ms;
+        timeline::push(|| TimelineEvent::Violation { at_ms, what: what.to_string() });
         let test = std::thread::current().name().unwrap_or("<test name>").to_string();
         let test = test.rsplit("::").next().unwrap_or(&test).to_string();
         panic!(

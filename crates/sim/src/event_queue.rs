@@ -10,7 +10,8 @@ pub enum Event {
     Tick { node: usize, incarnation: u64 },
     /// A message arriving. `wire` is its encoded form: the receiver decodes it, so the codec is exercised on
     /// every delivery. `to_incarnation` pins the receiver: a message to a node that crashed since is lost.
-    Deliver { msg: Message, wire: Vec<u8>, to_incarnation: u64 },
+    /// `sent_ms`: when it was sent (for the timeline).
+    Deliver { msg: Message, wire: Vec<u8>, to_incarnation: u64, sent_ms: u64 },
 }
 
 struct Scheduled {

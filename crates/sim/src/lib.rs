@@ -18,6 +18,7 @@ pub mod sweep;
 pub mod sweep_runner;
 pub mod tasks;
 pub mod tester;
+pub mod timeline;
 pub mod trace;
 
 pub use cluster::{Cluster, ClusterConfig, RaftOptions, Stats, TICK_MS};

@@ -151,7 +151,7 @@ pub fn run_seed(seed: u64) -> SweepOutcome {
         raft: shape.raft,
     });
     cluster.net.harsh = shape.harsh;
-    cluster.context = format!("{shape:?}");
+    cluster.set_context(format!("{shape:?}"));
     let mut command = 0u64;
     let mut events = 0u32;
     cluster.trace.note(0, format!("sweep schedule {:?}", shape.schedule));
