@@ -8,10 +8,19 @@ use keel_raft::Message;
 pub enum Event {
     /// A logical clock tick for one incarnation of a node (a restarted node gets fresh ticks).
     Tick { node: usize, incarnation: u64 },
-    /// A message arriving. `wire` is its encoded form: the receiver decodes it, so the codec is exercised on
-    /// every delivery. `to_incarnation` pins the receiver: a message to a node that crashed since is lost.
-    /// `sent_ms`: when it was sent (for the timeline).
-    Deliver { msg: Message, wire: Vec<u8>, to_incarnation: u64, sent_ms: u64 },
+    /// A message arriving. Boxed: the heap moves events around on every push and pop, and a message is large.
+    Deliver(Box<Delivery>),
+}
+
+#[derive(Debug)]
+pub struct Delivery {
+    pub msg: Message,
+    /// Its encoded form: the receiver decodes it, so the codec is exercised on every delivery.
+    pub wire: Vec<u8>,
+    /// Pins the receiver: a message to a node that crashed since is lost.
+    pub to_incarnation: u64,
+    /// When it was sent (for the timeline).
+    pub sent_ms: u64,
 }
 
 struct Scheduled {

@@ -2,8 +2,9 @@
 //!
 //! By default: the test's fixed seeds (the same in every run, so a regression shows up at once) plus fresh seeds
 //! drawn from the clock (different in every run, so CI keeps exploring). `KEEL_SEED=<n>` replays one seed;
-//! `KEEL_SEEDS=<n>` runs n seeds starting at `KEEL_SEED_BASE` (default 1) instead. A failure names its seed and
-//! the command that replays it, whichever way the seed was chosen.
+//! `KEEL_SEEDS=<n>` runs n seeds starting at `KEEL_SEED_BASE` (default 1) instead; `KEEL_FRESH_SEEDS=<n>` changes
+//! how many fresh seeds join the fixed ones (0: the fixed seeds alone, for a deterministic run such as mutation
+//! testing). A failure names its seed and the command that replays it, whichever way the seed was chosen.
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -25,6 +26,7 @@ pub fn selected_seeds(fixed: &[u64], fresh: u64) -> Vec<u64> {
         let base = env_u64("KEEL_SEED_BASE").unwrap_or(1);
         (0..count).map(|i| base + i).collect()
     } else {
+        let fresh = env_u64("KEEL_FRESH_SEEDS").unwrap_or(fresh);
         let base = fresh_base();
         fixed.iter().copied().chain((0..fresh).map(|i| base + i)).collect()
     };
