@@ -169,6 +169,8 @@ pub struct Cluster {
     pub stats: Stats,
     pub trace: Trace,
     window: EventWindow,
+    /// Events allowed in one virtual second ([`EVENTS_PER_VIRTUAL_SECOND_MAX`] unless a test lowers it).
+    event_budget_per_virtual_second: u64,
     events_total: u64,
     started: Instant,
     /// Armed by the sweep; strikes once at its moment.
@@ -216,6 +218,7 @@ impl Cluster {
             stats: Stats { rpcs_delivered: vec![0; n], ..Stats::default() },
             trace: Trace::default(),
             window: EventWindow::default(),
+            event_budget_per_virtual_second: EVENTS_PER_VIRTUAL_SECOND_MAX,
             events_total: 0,
             started: Instant::now(),
             nemesis: None,
@@ -288,9 +291,10 @@ impl Cluster {
             Event::Tick { .. } => self.window.ticks += 1,
             Event::Deliver(delivery) => self.window.delivered_by_kind[kind_slot(&delivery.msg.body)] += 1,
         }
-        if self.window.total > EVENTS_PER_VIRTUAL_SECOND_MAX {
+        if self.window.total > self.event_budget_per_virtual_second {
             self.fail(&format!(
-                "event budget: more than {EVENTS_PER_VIRTUAL_SECOND_MAX} events in the virtual second from {:.3}s (a message storm): {}",
+                "event budget: more than {} events in the virtual second from {:.3}s (a message storm): {}",
+                self.event_budget_per_virtual_second,
                 self.window.start_ms as f64 / 1000.0,
                 self.describe_window()
             ));
@@ -441,6 +445,11 @@ impl Cluster {
             self.nemesis = None;
             self.strike_now = Some((i, nemesis.strike));
         }
+    }
+
+    /// Lowers (or raises) the event budget; tests use it to see the budget report a storm.
+    pub fn set_event_budget(&mut self, events_per_virtual_second: u64) {
+        self.event_budget_per_virtual_second = events_per_virtual_second;
     }
 
     /// Arms a nemesis (replacing any armed one); it strikes once, at its moment.
