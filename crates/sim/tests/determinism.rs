@@ -35,7 +35,7 @@ fn same_seed_same_trace_different_seed_different_trace() {
     let first = faulty_run(7);
     let second = faulty_run(7);
     assert_eq!(first, second, "seed 7 replayed differently");
-    assert!(first.1 > 1_000, "the run should be substantial, got {} events", first.1);
+    assert!(first.1 > 200, "the run should be substantial, got {} hashed events", first.1);
     assert!(first.2 > 0, "something should commit");
     let other = faulty_run(8);
     assert_ne!(first.0, other.0, "different seeds should give different runs");
