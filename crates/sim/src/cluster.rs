@@ -396,6 +396,7 @@ impl Cluster {
                     match self.checker.leader_elected(term, i as NodeId) {
                         Ok(true) => {
                             self.trace.note(self.now_ms, format!("{i} is leader of term {term}"));
+                            self.check_elected_by_majority(i);
                             self.check_leader_completeness(i);
                             self.moment(i, Moment::Elected);
                         }

@@ -7,14 +7,17 @@
 //! - **terms never decrease** on a node, across restarts too;
 //! - **acknowledged entries stay**: while a node stays in term T, every entry it acknowledged to T's leader
 //!   (AppendEntries success, InstallSnapshot answer) stays in its log (or its snapshot);
-//! - **the leader's match indexes are true**: for the leader of term T, every follower still in term T holds
-//!   the leader's entry at the match index the leader has recorded for it;
+//! - **the leader's match indexes are true**: for the leader of term T, every match index it records for a
+//!   follower was acknowledged by that follower in term T (not in an earlier term), and every follower still
+//!   in term T holds the leader's entry at that index;
 //! - **commits are durable on a majority**: the entry at a node's commit index is held with the same term by a
 //!   majority of durable logs (crashed nodes' included), re-checked for every node whenever a log is truncated;
 //! - **leader completeness, continuously**: whenever a commit is recorded, every live leader of a later term
 //!   holds the newest entry committed in an earlier term (and at every election, every such entry);
 //! - **one vote per term**: no node grants its vote to two candidates in one term (checked as the grants are
-//!   sent, so a vote lost in a crash and cast again is caught even if the second candidate loses).
+//!   sent, so a vote lost in a crash and cast again is caught even if the second candidate loses);
+//! - **elected by a majority of this term**: a new leader of term T was granted votes, in term T, by a majority
+//!   (itself included): a vote from an earlier term, or one vote counted twice, does not make a leader.
 //!
 //! Sent messages are checked too: the persistence contract (durable state equals memory before any message
 //! leaves) and log matching (after every fault event, by the sweep).
@@ -37,6 +40,8 @@ pub struct Invariants {
     max_term: Vec<Term>,
     /// The highest acknowledgement each node sent in its current term.
     acked: Vec<Option<Ack>>,
+    /// (follower, term) -> the highest index it acknowledged in that term.
+    acked_by_term: BTreeMap<(usize, Term), Index>,
     /// (term, voter) -> the candidate it granted its vote to.
     votes: BTreeMap<(Term, NodeId), NodeId>,
     /// `committed[index]` = (term of the entry, term of the leader that first committed it); index 0 unused.
@@ -52,6 +57,7 @@ impl Invariants {
         Invariants {
             max_term: vec![0; nodes],
             acked: vec![None; nodes],
+            acked_by_term: BTreeMap::new(),
             votes: BTreeMap::new(),
             committed: vec![(0, 0)],
             highest_commit_by_term: BTreeMap::new(),
@@ -107,6 +113,8 @@ impl Invariants {
             }
             _ => return Ok(()),
         };
+        let highest = self.acked_by_term.entry((from, msg.term)).or_insert(0);
+        *highest = (*highest).max(acked_index);
         let log = sender.log();
         let entry_term = match log.term_at(acked_index) {
             Some(t) => t,
@@ -197,14 +205,23 @@ impl Cluster {
         }
     }
 
-    /// The leader's record of `follower` is backed by the follower's log, if the follower is still in its term.
+    /// The leader's record of `follower` was acknowledged in the leader's term, and is backed by the follower's
+    /// log if the follower is still in that term.
     fn check_match_index(&self, leader: usize, follower: usize) {
-        let (Some(l), Some(f)) = (self.raft(leader), self.raft(follower)) else { return };
-        if f.term() != l.term() {
+        let Some(l) = self.raft(leader) else { return };
+        let Some(match_index) = l.progress(follower as NodeId).map(|p| p.match_index) else { return };
+        if match_index == 0 {
             return;
         }
-        let Some(match_index) = l.progress(follower as NodeId).map(|p| p.match_index) else { return };
-        if match_index == 0 || match_index <= f.log().snapshot_meta().index {
+        let acked = self.invariants.acked_by_term.get(&(follower, l.term())).copied();
+        if acked.is_none_or(|a| a < match_index) {
+            self.fail(&format!(
+                "leader's match index: leader {leader} of term {} records {follower} as matching through {match_index}, but {follower} acknowledged only {acked:?} in that term (a reply from an earlier term trusted?)",
+                l.term()
+            ));
+        }
+        let Some(f) = self.raft(follower) else { return };
+        if f.term() != l.term() || match_index <= f.log().snapshot_meta().index {
             return;
         }
         // Below the leader's snapshot the entry is committed: the commit checks cover it.
@@ -274,6 +291,24 @@ impl Cluster {
             self.fail(&format!(
                 "persistence contract: node {i} log ends at {memory_last:?} (snapshot {:?}) but durable log ends at {durable_last:?} (snapshot {durable_snapshot:?})",
                 raft.log().snapshot_meta()
+            ));
+        }
+    }
+
+    /// A new leader was granted votes in its own term by a majority, itself included.
+    pub(crate) fn check_elected_by_majority(&self, leader: usize) {
+        let Some(term) = self.raft(leader).map(|r| r.term()) else { return };
+        let voters: Vec<NodeId> = self
+            .invariants
+            .votes
+            .range((term, 0)..=(term, NodeId::MAX))
+            .filter(|(_, candidate)| **candidate == leader as NodeId)
+            .map(|((_, voter), _)| *voter)
+            .chain(std::iter::once(leader as NodeId))
+            .collect();
+        if voters.len() < majority(self.nodes()) {
+            self.fail(&format!(
+                "elected by a majority: node {leader} leads term {term} but only {voters:?} voted for it in that term"
             ));
         }
     }
