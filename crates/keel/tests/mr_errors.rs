@@ -29,6 +29,8 @@ fn missing_empty_and_non_utf8_inputs_are_refused_by_name() {
     let books = scratch.books(20_000, 21);
     fs::write(scratch.path().join("empty.txt"), b"").unwrap();
     fs::write(scratch.path().join("latin1.txt"), b"caf\xe9 au lait\n").unwrap();
+    let made = std::process::Command::new("mkfifo").arg(scratch.path().join("fifo")).status().unwrap();
+    assert!(made.success(), "mkfifo failed");
     let good = books[0].as_str();
     for mode in [&["mr", "run", "--quiet"][..], &["mr", "coordinator", "--listen", "127.0.0.1:0"][..]] {
         let job = |input: &'static str| {
@@ -38,6 +40,8 @@ fn missing_empty_and_non_utf8_inputs_are_refused_by_name() {
         };
         assert_clean_failure(&mut scratch, &job("missing.txt"), &["missing.txt"]);
         assert_clean_failure(&mut scratch, &job("empty.txt"), &["empty.txt", "empty"]);
+        // Opening a FIFO blocks until a writer comes: refused by its type, at once.
+        assert_clean_failure(&mut scratch, &job("fifo"), &["fifo", "not a regular file"]);
     }
     // Encoding is checked when a map task reads its split: the job fails as a whole, with no output.
     assert_clean_failure(
