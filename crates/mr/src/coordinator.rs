@@ -5,7 +5,10 @@
 //! are the task table's; this file only does the I/O they call for:
 //! - `Verdict::Commit`: rename the attempt's files into their committed place and fsync the directory
 //!   (outside the lock), then tell the table how it went.
-//! - `Verdict::Ignore` / `Retry` / `JobFailed`: remove that attempt's files.
+//! - `Verdict::Retry` / `JobFailed`, and `Verdict::Ignore` when its reason says so: remove that attempt's
+//!   files (never those of the attempt being committed).
+//! - an attempt timed out: warn the user (the table doubles the task's timeout, and fails the job when one
+//!   task has timed out too often).
 //! - job succeeded: rename every committed `mr-out-<r>` into the output directory, fsync it, and only then
 //!   tell workers to exit, so no process exits before the output is final.
 use std::collections::HashMap;
@@ -30,7 +33,9 @@ use crate::protocol::{
     Assignment, Hello, HelloReply, JobId, JobSpec, PROTOCOL_MAGIC, PROTOCOL_VERSION, Reply, Report, ReportedOutcome,
     Request, SplitSpec,
 };
-use crate::task_table::{AttemptId, JobStatus, Next, Outcome, TaskCounts, TaskId, TaskTable, Verdict};
+use crate::task_table::{
+    AttemptId, JobStatus, Next, Outcome, TIMEOUTS_PER_TASK_MAX, TaskCounts, TaskId, TaskTable, Verdict,
+};
 use crate::wire::{self, WireError};
 
 /// How long a `GetTask` is held when nothing is ready, so idle workers do not spin and a task freed by a
@@ -356,14 +361,26 @@ fn remove_dirs(dirs: &[PathBuf]) {
 fn wait_for_job(shared: &Shared) -> Result<(), String> {
     let mut state = shared.lock();
     loop {
-        let now = shared.now();
-        state.table.tick(now);
+        tick(shared, &mut state);
         match state.table.status() {
             JobStatus::Running => {}
             JobStatus::Succeeded => return Ok(()),
             JobStatus::Failed { reason } => return Err(reason.clone()),
         }
         state = shared.changed.wait_timeout(state, TICK).unwrap_or_else(|p| p.into_inner()).0;
+    }
+}
+
+/// Lets time pass in the task table and warns about every attempt that timed out: a task slower than
+/// `--task-timeout` is something the user should hear about, not a silent re-run.
+fn tick(shared: &Shared, state: &mut State) {
+    for t in state.table.tick(shared.now()) {
+        warn!(
+            "{} {} did not finish within {:?} (timeout {} of {TIMEOUTS_PER_TASK_MAX} for this task); the task may \
+             be handed out again, with {:?}, and whichever attempt succeeds first counts. If tasks take this \
+             long, raise --task-timeout",
+            t.task, t.attempt, t.timeout, t.timeouts, t.next_timeout
+        );
     }
 }
 
@@ -535,6 +552,7 @@ fn next_task(shared: &Shared, peer: SocketAddr) -> Reply {
         if let Some(finished) = &state.finished {
             return Reply::Exit { failure: finished.clone().err() };
         }
+        tick(shared, &mut state);
         match state.table.request(shared.now()) {
             Next::Run { task, attempt } => {
                 let input = match task {
@@ -600,9 +618,14 @@ fn handle_report(shared: &Shared, report: Report, peer: SocketAddr) {
             state.table.commit_finished(task, attempt, result);
             debug!("{task} {attempt} committed");
         }
-        Verdict::Ignore { reason } => {
+        Verdict::Ignore { reason } if reason.discards_files() => {
             info!("ignoring report of {task} {attempt} from worker {peer}: {reason:?}; removing its files");
             remove_attempt_files(shared, task, attempt);
+        }
+        Verdict::Ignore { reason } => {
+            // A duplicate of the attempt being committed (its files are being renamed into place right now),
+            // or a report naming another task's attempt: leave every file alone.
+            info!("ignoring report of {task} {attempt} from worker {peer}: {reason:?}");
         }
         Verdict::Retry { .. } | Verdict::JobFailed { .. } => remove_attempt_files(shared, task, attempt),
     }
