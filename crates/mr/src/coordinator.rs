@@ -52,6 +52,11 @@ const EXIT_GRACE: Duration = Duration::from_secs(3);
 const MAX_CONNECTIONS: usize = 512;
 /// How often the accept loop checks whether the coordinator is shutting down.
 const ACCEPT_POLL: Duration = Duration::from_millis(20);
+/// How many times removing a scratch directory is tried. A create that had resolved its path before the
+/// directory was renamed away can still add an entry once, making one `remove_dir_all` fail with "not
+/// empty"; five tries 50 ms apart outlast that by far.
+const CLEANUP_ATTEMPTS: u32 = 5;
+const CLEANUP_RETRY_PAUSE: Duration = Duration::from_millis(50);
 /// Name prefix of the job's scratch directories inside the output directory.
 const SCRATCH_PREFIX: &str = ".keel-";
 
@@ -341,20 +346,60 @@ fn remove_if_new_and_empty(dir: &Path, is_new: bool) {
     }
 }
 
+/// Removes the job's scratch directories. Each is first renamed out of the way, so that a straggling worker
+/// still writing into it (a stopped worker resumed as the job ends) can create nothing more: its paths no
+/// longer resolve, and `run_map` / `run_reduce` never recreate a missing job directory. Only a create
+/// already past its path lookup can still land, which the retries absorb. A failure is a warning that
+/// names the directory, because nothing of a finished job may stay behind unnoticed.
 fn remove_dirs(dirs: &[PathBuf]) {
     for dir in dirs {
-        // A straggling worker may still be writing into its attempt directory; try again briefly.
-        for _ in 0..3 {
-            match fs::remove_dir_all(dir) {
-                Ok(()) => break,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => break,
-                Err(e) => {
-                    debug!("removing {}: {e}; retrying", dir.display());
-                    thread::sleep(Duration::from_millis(50));
-                }
-            }
+        if let Some(retired) = retire(dir) {
+            remove_retired(&retired);
         }
     }
+}
+
+/// Renames `dir` out of the way (see [`remove_dirs`]) and returns where it went; `None` if it is gone
+/// already. If the rename fails, the directory is removed where it is.
+fn retire(dir: &Path) -> Option<PathBuf> {
+    let doomed = doomed_name(dir);
+    match fs::rename(dir, &doomed) {
+        Ok(()) => Some(doomed),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => {
+            debug!("renaming {} before removing it: {e}; removing it in place", dir.display());
+            Some(dir.to_path_buf())
+        }
+    }
+}
+
+/// Removes a retired scratch directory, retrying briefly; warns if it cannot.
+fn remove_retired(target: &Path) {
+    let mut last_error = None;
+    for attempt in 0..CLEANUP_ATTEMPTS {
+        if attempt > 0 {
+            thread::sleep(CLEANUP_RETRY_PAUSE);
+        }
+        match fs::remove_dir_all(target) {
+            Ok(()) => return,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+            Err(e) => last_error = Some(e),
+        }
+    }
+    if let Some(e) = last_error {
+        warn!(
+            "could not remove the job's scratch directory {}: {e}; no job uses it any more, remove it by hand",
+            target.display()
+        );
+    }
+}
+
+/// The name a scratch directory is renamed to before removal: beside it (same file system), hidden, and
+/// saying what it is if it is ever left behind.
+fn doomed_name(dir: &Path) -> PathBuf {
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = name.trim_start_matches('.');
+    dir.with_file_name(format!(".{name}.removing"))
 }
 
 /// Blocks until the task table says the job is over. `Ok` if every reduce is committed.
@@ -667,5 +712,28 @@ fn remove_attempt_files(shared: &Shared, task: TaskId, attempt: AttemptId) {
     let _ = fs::remove_dir_all(layout.attempt_dir(attempt));
     if let TaskId::Reduce(r) = task {
         let _ = fs::remove_file(layout.reduce_attempt_output(attempt, r));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_straggler_cannot_write_into_scratch_once_its_removal_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let work = dir.path().join(".keel-work-1");
+        let attempt = work.join("attempt-1");
+        fs::create_dir_all(&attempt).unwrap();
+        fs::write(attempt.join("spill-0"), b"x").unwrap();
+        let retired = retire(&work).expect("the directory exists");
+        // A straggler resuming now writes by the paths it knows: they no longer resolve, so nothing it
+        // writes can outlive the removal (the seed removed in place, racing with such writes).
+        assert!(fs::write(attempt.join("spill-1"), b"x").is_err(), "a straggler could still write");
+        assert!(fs::create_dir(work.join("attempt-2")).is_err(), "a late attempt could recreate scratch");
+        remove_retired(&retired);
+        let left: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+        assert_eq!(retire(&work), None, "retiring a removed directory is a no-op");
     }
 }

@@ -231,6 +231,85 @@ impl FakeWorker {
 }
 
 #[test]
+fn a_straggler_still_writing_as_the_job_ends_leaves_nothing_behind() {
+    let Job { dir: _dir, output, address, serving, .. } =
+        start_job("the cat and the hat\n", 1, Duration::from_millis(300));
+    let mut straggler = FakeWorker::join(&address);
+    let mut worker = FakeWorker::join(&address);
+    let layout = worker.layout();
+    let late = straggler.task();
+    // The straggler was stopped, and resumes writing spill files just as the job ends.
+    let attempt_dir = layout.attempt_dir(late.attempt);
+    fs::create_dir(&attempt_dir).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Several writers, like a worker spilling from several buffers: files keep appearing while the
+    // coordinator removes the directory.
+    let writers: Vec<_> = (0..STRAGGLER_WRITERS)
+        .map(|w| {
+            let (stop, attempt_dir) = (std::sync::Arc::clone(&stop), attempt_dir.clone());
+            thread::spawn(move || {
+                let mut written = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    // Like a real worker, it fails (and stops) once its directory is gone.
+                    if fs::write(attempt_dir.join(format!("spill-{w}-{written}")), [0u8; 4096]).is_err() {
+                        break;
+                    }
+                    written += 1;
+                }
+                written
+            })
+        })
+        .collect();
+    let map = worker.task();
+    assert_eq!(map.task, TaskId::Map(0), "the map is handed out again after the straggler's timeout");
+    assert_eq!(worker.run_and_report(&map), Reply::Ack);
+    let reduce = worker.task();
+    assert_eq!(worker.run_and_report(&reduce), Reply::Ack);
+    assert_eq!(worker.call(&Request::GetTask), Reply::Exit { failure: None });
+    drop(straggler);
+    serving.join().unwrap().unwrap();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let written: u32 = writers.into_iter().map(|w| w.join().unwrap()).sum();
+    assert!(written > 0, "the straggler wrote nothing; the test proved nothing");
+    let mut left: Vec<String> =
+        fs::read_dir(&output).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    left.sort();
+    assert_eq!(left, ["mr-out-0"], "nothing but the output may remain after the job");
+}
+
+/// Threads writing into the straggler's attempt directory.
+const STRAGGLER_WRITERS: usize = 2;
+
+#[test]
+fn a_failed_attempt_removes_its_own_files() {
+    let Job { dir: _dir, address, serving, handle, .. } = start_job("some words\n", 2, Duration::from_secs(10));
+    let worker = FakeWorker::join(&address);
+    let layout = worker.layout();
+    let apps = AppRegistry::builtin();
+    let app = apps.lookup("wc").unwrap();
+    // The input disappeared: the attempt fails after creating its directory.
+    let split = InputSplit { path: _dir.path().join("gone.txt"), name: "gone.txt".into(), offset: 0, len: 10 };
+    let attempt = keel_mr::task_table::AttemptId(77);
+    assert!(run_map(app.as_ref(), &worker.job, &layout, attempt, &split).is_err());
+    assert!(!layout.attempt_dir(attempt).exists(), "a failed map attempt left its directory");
+    // A reduce whose input is truncated fails after it started writing its output.
+    fs::create_dir_all(layout.map_dir(0)).unwrap();
+    let mut records = keel_mr::records::RecordWriter::create(&layout.map_part(0, 1)).unwrap();
+    for i in 0..1000 {
+        records.append(&format!("key{i:04}"), "1").unwrap();
+    }
+    records.finish().unwrap();
+    let bytes = fs::read(layout.map_part(0, 1)).unwrap();
+    fs::write(layout.map_part(0, 1), &bytes[..bytes.len() - 20]).unwrap();
+    assert!(run_reduce(app.as_ref(), &worker.job, &layout, attempt, 1).is_err());
+    assert!(!layout.reduce_attempt_output(attempt, 1).exists(), "a failed reduce attempt left its output");
+    assert!(!layout.attempt_dir(attempt).exists());
+    handle.abort("the test is over".into());
+    drop(worker);
+    assert!(serving.join().unwrap().is_err());
+}
+
+#[test]
 fn a_permanent_failure_ends_the_job_with_its_reason_and_no_output() {
     let Job { dir: _dir, output, address, serving, .. } = start_job("words\n", 1, Duration::from_secs(10));
     let mut worker = FakeWorker::join(&address);
