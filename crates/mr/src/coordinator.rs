@@ -28,14 +28,17 @@ use tracing::{debug, info, warn};
 
 use crate::app::AppRegistry;
 use crate::input::{InputSplit, plan_splits};
-use crate::layout::{Layout, output_file, output_name, sync_dir};
+use crate::layout::{Layout, output_name, sync_dir};
+use crate::output_lock::{LOCK_FILE_NAME, OutputLock};
 use crate::protocol::{
     Assignment, Hello, HelloReply, JobId, JobSpec, PROTOCOL_MAGIC, PROTOCOL_VERSION, Reply, Report, ReportedOutcome,
     Request, SplitSpec,
 };
+use crate::publish::publish_outputs;
 use crate::task_table::{
     AttemptId, JobStatus, Next, Outcome, TIMEOUTS_PER_TASK_MAX, TaskCounts, TaskId, TaskTable, Verdict,
 };
+use crate::units::format_bytes;
 use crate::wire::{self, WireError};
 
 /// How long a `GetTask` is held when nothing is ready, so idle workers do not spin and a task freed by a
@@ -57,6 +60,13 @@ const ACCEPT_POLL: Duration = Duration::from_millis(20);
 /// empty"; five tries 50 ms apart outlast that by far.
 const CLEANUP_ATTEMPTS: u32 = 5;
 const CLEANUP_RETRY_PAUSE: Duration = Duration::from_millis(50);
+/// Most reduce tasks a job may have: twice the paper's typical R (5,000, for 2,000 machines). Every map
+/// attempt keeps one buffer and writes one file per reduce task, and the table one entry each, so a typo
+/// like `--reduces 1000000000` must be an error, not a 32 GB allocation.
+pub const REDUCE_TASKS_MAX: u32 = 10_000;
+/// Largest `--split-size`: a map task holds its whole split in memory as text, and the paper's splits are
+/// 16-64 MB, so 1 GiB per worker is generous; beyond it is almost surely a typo (GB for MB).
+pub const SPLIT_SIZE_BYTES_MAX: u64 = 1 << 30;
 /// Name prefix of the job's scratch directories inside the output directory.
 const SCRATCH_PREFIX: &str = ".keel-";
 
@@ -148,6 +158,8 @@ pub struct Coordinator {
     /// The output directory did not exist before this job: if the job fails it is removed again (when
     /// empty), so a failed job leaves nothing behind.
     output_dir_created: bool,
+    /// Held until the job's scratch is gone: no other job may use the output directory meanwhile.
+    lock: OutputLock,
 }
 
 /// A handle to watch a running coordinator from another thread.
@@ -174,13 +186,29 @@ impl ProgressHandle {
 }
 
 impl Coordinator {
-    /// Checks the job (known app, readable non-empty inputs, no previous results in the output directory),
-    /// plans the splits, creates the scratch directories and binds `listen`. Nothing is written to the
-    /// output directory besides hidden scratch directories, which are removed again on any error.
+    /// Checks the job (known app, sane limits, readable non-empty regular inputs), takes the output
+    /// directory's lock (one job per directory), checks it holds no previous results, plans the splits,
+    /// creates the scratch directories and binds `listen`. Nothing is written to the output directory
+    /// besides the lock file and hidden scratch directories, which are removed again on any error.
     pub fn prepare(config: &JobConfig, listen: &str, apps: &AppRegistry) -> anyhow::Result<Coordinator> {
         apps.lookup(&config.app)?;
         if config.reduce_tasks == 0 {
             bail!("--reduces must be at least 1");
+        }
+        if config.reduce_tasks > REDUCE_TASKS_MAX {
+            bail!(
+                "--reduces {} is more than {REDUCE_TASKS_MAX}: every map writes one file per reduce task; use a \
+                 few times the number of workers",
+                config.reduce_tasks
+            );
+        }
+        if config.split_size_bytes > SPLIT_SIZE_BYTES_MAX {
+            bail!(
+                "--split-size {} is more than {}: a map task holds its whole split in memory; the paper uses \
+                 16-64 MB",
+                format_bytes(config.split_size_bytes),
+                format_bytes(SPLIT_SIZE_BYTES_MAX)
+            );
         }
         if config.inputs.is_empty() {
             bail!("no input files");
@@ -194,31 +222,45 @@ impl Coordinator {
         fs::create_dir_all(output_dir)
             .with_context(|| format!("creating output directory {}", output_dir.display()))?;
         let output_dir = std::path::absolute(output_dir).context("resolving the output directory")?;
-        check_no_previous_results(&output_dir)?;
-
         let job = JobId(RandomState::new().hash_one((std::process::id(), Instant::now())));
+        let lock = match OutputLock::acquire(&output_dir, job) {
+            Ok(lock) => lock,
+            Err(e) => {
+                remove_if_new_and_empty(&output_dir, output_dir_is_new);
+                return Err(e);
+            }
+        };
+        let prepared =
+            Coordinator::prepare_locked(config, listen, job, splits, map_tasks, total_input_bytes, &output_dir);
+        match prepared {
+            Ok((shared, listener, created_dirs)) => {
+                Ok(Coordinator { shared, listener, created_dirs, output_dir_created: output_dir_is_new, lock })
+            }
+            Err(e) => {
+                drop(lock);
+                remove_if_new_and_empty(&output_dir, output_dir_is_new);
+                Err(e)
+            }
+        }
+    }
+
+    /// The part of [`Coordinator::prepare`] done under the output directory's lock. Removes what it created
+    /// if it fails.
+    fn prepare_locked(
+        config: &JobConfig,
+        listen: &str,
+        job: JobId,
+        splits: Vec<InputSplit>,
+        map_tasks: u32,
+        total_input_bytes: u64,
+        output_dir: &Path,
+    ) -> anyhow::Result<(Arc<Shared>, TcpListener, Vec<PathBuf>)> {
+        check_no_previous_results(output_dir)?;
         let work_dir = match &config.work_dir {
             Some(dir) => std::path::absolute(dir).context("resolving --work-dir")?.join(format!("keel-mr-{job}")),
             None => output_dir.join(format!("{SCRATCH_PREFIX}work-{job}")),
         };
         let staging_dir = output_dir.join(format!("{SCRATCH_PREFIX}staging-{job}"));
-        let mut created_dirs = Vec::new();
-        for dir in [&work_dir, &staging_dir] {
-            if let Err(e) = fs::create_dir_all(dir) {
-                remove_dirs(&created_dirs);
-                remove_if_new_and_empty(&output_dir, output_dir_is_new);
-                return Err(e).with_context(|| format!("creating {}", dir.display()));
-            }
-            created_dirs.push(dir.clone());
-        }
-        let listener = match TcpListener::bind(listen).and_then(|l| l.set_nonblocking(true).map(|()| l)) {
-            Ok(listener) => listener,
-            Err(e) => {
-                remove_dirs(&created_dirs);
-                remove_if_new_and_empty(&output_dir, output_dir_is_new);
-                return Err(e).with_context(|| format!("listening on {listen}"));
-            }
-        };
         let utf8 =
             |p: &Path| p.to_str().map(str::to_string).with_context(|| format!("path {} is not UTF-8", p.display()));
         let spec = JobSpec {
@@ -229,6 +271,21 @@ impl Coordinator {
             work_dir: utf8(&work_dir)?,
             staging_dir: utf8(&staging_dir)?,
             memory_budget_bytes: config.memory_budget_bytes,
+        };
+        let mut created_dirs = Vec::new();
+        for dir in [&work_dir, &staging_dir] {
+            if let Err(e) = fs::create_dir_all(dir) {
+                remove_dirs(&created_dirs);
+                return Err(e).with_context(|| format!("creating {}", dir.display()));
+            }
+            created_dirs.push(dir.clone());
+        }
+        let listener = match TcpListener::bind(listen).and_then(|l| l.set_nonblocking(true).map(|()| l)) {
+            Ok(listener) => listener,
+            Err(e) => {
+                remove_dirs(&created_dirs);
+                return Err(e).with_context(|| format!("listening on {listen}"));
+            }
         };
         let totals =
             JobSummary { job: Some(job), map_tasks, reduce_tasks: config.reduce_tasks, ..JobSummary::default() };
@@ -245,11 +302,11 @@ impl Coordinator {
             started: Instant::now(),
             job: spec,
             layout: Layout { work_dir, staging_dir },
-            output_dir,
+            output_dir: output_dir.to_path_buf(),
             total_input_bytes,
             shutting_down: AtomicBool::new(false),
         });
-        Ok(Coordinator { shared, listener, created_dirs, output_dir_created: output_dir_is_new })
+        Ok((shared, listener, created_dirs))
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -267,7 +324,7 @@ impl Coordinator {
     /// Serves workers until the job ends, then publishes the output (or, if the job failed, leaves none),
     /// tells the workers, and removes the scratch directories.
     pub fn run(self) -> anyhow::Result<JobSummary> {
-        let Coordinator { shared, listener, created_dirs, output_dir_created } = self;
+        let Coordinator { shared, listener, created_dirs, output_dir_created, lock } = self;
         let acceptor = {
             let shared = Arc::clone(&shared);
             thread::Builder::new()
@@ -295,6 +352,7 @@ impl Coordinator {
         }
         let _ = acceptor.join();
         remove_dirs(&created_dirs);
+        drop(lock);
         let summary = summary_of(&shared, &shared.lock());
         match outcome {
             Ok(()) => Ok(summary),
@@ -327,7 +385,7 @@ fn check_no_previous_results(output_dir: &Path) -> anyhow::Result<()> {
                 output_dir.display()
             );
         }
-        if name.starts_with(SCRATCH_PREFIX) {
+        if name.starts_with(SCRATCH_PREFIX) && name != LOCK_FILE_NAME {
             // Left by a coordinator that was killed. Not removed automatically: it might belong to a job that
             // is still running against this directory (a mistake, but not one to make worse).
             warn!(
@@ -429,14 +487,10 @@ fn tick(shared: &Shared, state: &mut State) {
     }
 }
 
-/// Renames every committed reduce output into the output directory and makes the renames durable.
+/// Moves every committed reduce output into the output directory, all or nothing, never over an existing
+/// file (see [`crate::publish`]).
 fn publish(shared: &Shared) -> anyhow::Result<()> {
-    for reduce in 0..shared.job.reduce_tasks {
-        let from = shared.layout.reduce_committed(reduce);
-        let to = output_file(&shared.output_dir, reduce);
-        fs::rename(&from, &to).with_context(|| format!("renaming {} to {}", from.display(), to.display()))?;
-    }
-    sync_dir(&shared.output_dir).with_context(|| format!("syncing {}", shared.output_dir.display()))?;
+    publish_outputs(&shared.layout, &shared.output_dir, shared.job.reduce_tasks)?;
     info!(
         "output published: {} files {}..{} in {}",
         shared.job.reduce_tasks,

@@ -309,6 +309,65 @@ fn a_failed_attempt_removes_its_own_files() {
     assert!(serving.join().unwrap().is_err());
 }
 
+impl FakeWorker {
+    /// Works until told to exit; returns the job's failure, if it failed.
+    fn work_until_exit(&mut self) -> Option<String> {
+        loop {
+            match self.call(&Request::GetTask) {
+                Reply::Run(assignment) => assert_eq!(self.run_and_report(&assignment), Reply::Ack),
+                Reply::Wait => {}
+                Reply::Exit { failure } => return failure,
+                other => panic!("unexpected reply {other:?}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn a_second_job_on_the_same_output_directory_is_refused_while_the_first_runs() {
+    let Job { dir, output, address, serving, .. } = start_job("one two two\n", 3, Duration::from_secs(10));
+    let config = JobConfig {
+        app: "wc".into(),
+        inputs: vec![dir.path().join("book.txt")],
+        reduce_tasks: 10,
+        output_dir: output.clone(),
+        task_timeout: Duration::from_secs(10),
+        work_dir: None,
+        split_size_bytes: 1 << 20,
+        memory_budget_bytes: 1 << 20,
+    };
+    let error = match Coordinator::prepare(&config, "127.0.0.1:0", &AppRegistry::builtin()) {
+        Ok(_) => panic!("a second job was allowed on an output directory in use"),
+        Err(e) => e.to_string(),
+    };
+    assert!(error.contains("in use by another keel mr job") && error.contains("--output"), "{error}");
+    // The refused job touched nothing: the first one finishes with its own three outputs only.
+    let mut worker = FakeWorker::join(&address);
+    assert_eq!(worker.work_until_exit(), None);
+    serving.join().unwrap().unwrap();
+    let mut left: Vec<String> =
+        fs::read_dir(&output).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    left.sort();
+    assert_eq!(left, ["mr-out-0", "mr-out-1", "mr-out-2"], "the lock file goes with the job");
+}
+
+#[test]
+fn results_that_appear_while_the_job_runs_are_never_replaced_and_nothing_is_half_published() {
+    let Job { dir: _dir, output, address, serving, .. } =
+        start_job("alpha beta gamma delta\n", 3, Duration::from_secs(10));
+    // Someone else's result appears while the job runs (the job checked the directory when it started).
+    fs::write(output.join("mr-out-1"), "not ours\n").unwrap();
+    let mut worker = FakeWorker::join(&address);
+    let failure = worker.work_until_exit().expect("the job must fail");
+    assert!(failure.contains("mr-out-1") && failure.contains("already exists"), "{failure}");
+    let error = serving.join().unwrap().unwrap_err().to_string();
+    assert!(error.contains("already exists"), "{error}");
+    assert_eq!(fs::read_to_string(output.join("mr-out-1")).unwrap(), "not ours\n", "a result was replaced");
+    let left: Vec<String> =
+        fs::read_dir(&output).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(left, ["mr-out-1"], "a failed job leaves no mr-out-* of its own, and no scratch");
+}
+
 #[test]
 fn a_permanent_failure_ends_the_job_with_its_reason_and_no_output() {
     let Job { dir: _dir, output, address, serving, .. } = start_job("words\n", 1, Duration::from_secs(10));
