@@ -686,12 +686,21 @@ fn handle_report(shared: &Shared, report: Report, peer: SocketAddr) {
     let Report { task, attempt, outcome } = report;
     let (stats, outcome) = match outcome {
         ReportedOutcome::Succeeded(stats) => (Some(stats), Outcome::Succeeded),
-        ReportedOutcome::Failed { permanent, error } => {
-            warn!("{task} {attempt} failed on worker {peer}: {error}");
-            (None, Outcome::Failed { permanent, error })
-        }
+        ReportedOutcome::Failed { permanent, error } => (None, Outcome::Failed { permanent, error }),
+    };
+    let failure = match &outcome {
+        Outcome::Failed { error, .. } => Some(error.clone()),
+        Outcome::Succeeded => None,
     };
     let verdict = shared.lock().table.report(task, attempt, outcome);
+    if let Some(error) = failure {
+        if matches!(verdict, Verdict::JobFailed { .. }) {
+            // The job's error carries this reason; printing it here too would say it twice.
+            info!("{task} {attempt} failed on worker {peer}: {error}");
+        } else {
+            warn!("{task} {attempt} failed on worker {peer}: {error}");
+        }
+    }
     match verdict {
         Verdict::Commit { task } => {
             let result = commit(shared, task, attempt).map_err(|e| format!("{e:#}"));

@@ -22,6 +22,7 @@ pub mod protocol;
 pub mod publish;
 pub mod records;
 pub mod seq;
+pub mod signals;
 pub mod summary;
 pub mod task_exec;
 pub mod task_table;
