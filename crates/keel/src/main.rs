@@ -34,7 +34,11 @@ fn main() -> ExitCode {
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            match e.downcast_ref::<keel_mr::signals::Interrupted>() {
+                // `keel mr run` / `coordinator` stopped by SIGINT or SIGTERM: 128 + the signal, as shells expect.
+                Some(interrupted) => ExitCode::from(u8::try_from(128 + interrupted.signal).unwrap_or(1)),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }

@@ -135,3 +135,24 @@ fn mr_run_replaces_crashed_workers() {
     let stats = read(&scratch.path().join("stats.txt"));
     assert!(stat(&stats, "workers_joined") > 3, "no worker was replaced (did none crash?):\n{stats}\n{stderr}");
 }
+
+#[test]
+fn a_job_whose_tasks_outlast_the_timeout_finishes_with_one_worker() {
+    // Issue 14: every map takes 300 ms against a 100 ms timeout and there is one worker. The seed answered
+    // each late success "stale", removed its files and ran the map again, forever.
+    let mut scratch = Scratch::new();
+    let books = scratch.books(5_000, 15);
+    let books = &books[..3];
+    let reference = scratch.reference("wc", books);
+    let mut args = vec!["mr", "run", "--workers", "1", "--quiet", "--app", "test-slow", "--output", "out"];
+    args.extend(["--task-timeout", "100ms", "--reduces", "2", "--stats-file", "stats.txt"]);
+    args.extend(books.iter().map(String::as_str));
+    let (status, stderr) = scratch.run(&args, Duration::from_secs(30));
+    assert!(status.success(), "keel mr run failed: {stderr}");
+    assert!(scratch.output("out") == reference, "output differs from keel mr seq");
+    let stats = read(&scratch.path().join("stats.txt"));
+    assert!(stat(&stats, "late_successes") >= 1, "{stats}");
+    assert_eq!(stat(&stats, "reexecutions"), 0, "with one worker nothing can run twice:\n{stats}");
+    // The user hears about tasks slower than the timeout.
+    assert!(stderr.contains("did not finish within") && stderr.contains("--task-timeout"), "{stderr}");
+}

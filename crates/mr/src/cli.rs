@@ -2,6 +2,7 @@
 //! own apps (see `examples/custom_app.rs`).
 use std::io::Write;
 use std::path::PathBuf;
+use std::thread;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -12,6 +13,7 @@ use crate::coordinator::{Coordinator, JobConfig, JobSummary};
 use crate::local_run::{LocalRun, run_local};
 use crate::protocol::JobId;
 use crate::seq::run_sequential;
+use crate::signals;
 use crate::summary;
 use crate::test_apps::is_test_app;
 use crate::units::{format_bytes, parse_bytes, parse_duration};
@@ -23,6 +25,8 @@ pub const MEMORY_BUDGET_BYTES_DEFAULT: u64 = 256 * 1024 * 1024;
 const MEMORY_BUDGET_DEFAULT_TEXT: &str = "256MiB";
 /// [`crate::input::SPLIT_SIZE_BYTES_DEFAULT`] as shown in `--help`.
 const SPLIT_SIZE_DEFAULT_TEXT: &str = "64MiB";
+/// How often `mr coordinator` looks for a SIGINT/SIGTERM: fast enough to feel immediate.
+const SIGNAL_POLL: Duration = Duration::from_millis(100);
 /// 6.824's reassignment timeout.
 pub const TASK_TIMEOUT_DEFAULT: &str = "10s";
 
@@ -104,6 +108,10 @@ pub struct WorkerArgs {
     /// Only work for this job (the id the coordinator prints).
     #[arg(long)]
     pub job: Option<JobId>,
+    /// Set by `mr run` for the workers it starts: a failed job's reason is printed once, by `mr run`, not
+    /// again by every worker.
+    #[arg(long, hide = true)]
+    pub supervised: bool,
 }
 
 #[derive(Debug, Args)]
@@ -141,19 +149,38 @@ pub fn run_with_apps(command: MrCommand, apps: &AppRegistry, worker_command: &[&
     match command {
         MrCommand::Coordinator(args) => {
             init_logging("info");
+            signals::install().context("installing signal handlers")?;
             let coordinator = Coordinator::prepare(&args.job.config(), &args.listen, apps)?;
             let address = coordinator.local_addr().context("reading the listening address")?;
             // Scripts and tests read this line to find the port and the job id.
             println!("keel mr coordinator listening on {address} job {}", coordinator.job());
             std::io::stdout().flush().context("writing to stdout")?;
-            let summary = coordinator.run()?;
-            finish(&summary, args.job.stats_file.as_ref())
+            let handle = coordinator.progress_handle();
+            // Ends the job on SIGINT/SIGTERM; detached, it ends with the process.
+            thread::Builder::new()
+                .name("mr-signals".into())
+                .spawn(move || {
+                    while !handle.progress().finished {
+                        if let Some(signal) = signals::received() {
+                            handle.abort(format!("interrupted by {}", signals::name(signal)));
+                            return;
+                        }
+                        thread::sleep(SIGNAL_POLL);
+                    }
+                })
+                .context("starting the signal watcher")?;
+            let result = coordinator.run();
+            if let (Err(_), Some(signal)) = (&result, signals::received()) {
+                return Err(signals::Interrupted { signal }.into());
+            }
+            finish(&result?, args.job.stats_file.as_ref())
         }
         MrCommand::Worker(args) => {
             init_logging("info");
             let options = WorkerOptions { coordinator: args.coordinator, job: args.job };
             match run_worker(&options, apps)? {
                 WorkerExit::JobDone | WorkerExit::CoordinatorGone => Ok(()),
+                WorkerExit::JobFailed(_) if args.supervised => Ok(()),
                 WorkerExit::JobFailed(reason) => bail!("the job failed: {reason}"),
             }
         }

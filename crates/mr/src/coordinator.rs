@@ -5,7 +5,10 @@
 //! are the task table's; this file only does the I/O they call for:
 //! - `Verdict::Commit`: rename the attempt's files into their committed place and fsync the directory
 //!   (outside the lock), then tell the table how it went.
-//! - `Verdict::Ignore` / `Retry` / `JobFailed`: remove that attempt's files.
+//! - `Verdict::Retry` / `JobFailed`, and `Verdict::Ignore` when its reason says so: remove that attempt's
+//!   files (never those of the attempt being committed).
+//! - an attempt timed out: warn the user (the table doubles the task's timeout, and fails the job when one
+//!   task has timed out too often).
 //! - job succeeded: rename every committed `mr-out-<r>` into the output directory, fsync it, and only then
 //!   tell workers to exit, so no process exits before the output is final.
 use std::collections::HashMap;
@@ -25,12 +28,17 @@ use tracing::{debug, info, warn};
 
 use crate::app::AppRegistry;
 use crate::input::{InputSplit, plan_splits};
-use crate::layout::{Layout, output_file, output_name, sync_dir};
+use crate::layout::{Layout, output_name, sync_dir};
+use crate::output_lock::{LOCK_FILE_NAME, OutputLock};
 use crate::protocol::{
     Assignment, Hello, HelloReply, JobId, JobSpec, PROTOCOL_MAGIC, PROTOCOL_VERSION, Reply, Report, ReportedOutcome,
     Request, SplitSpec,
 };
-use crate::task_table::{AttemptId, JobStatus, Next, Outcome, TaskCounts, TaskId, TaskTable, Verdict};
+use crate::publish::publish_outputs;
+use crate::task_table::{
+    AttemptId, JobStatus, Next, Outcome, TIMEOUTS_PER_TASK_MAX, TaskCounts, TaskId, TaskTable, Verdict,
+};
+use crate::units::format_bytes;
 use crate::wire::{self, WireError};
 
 /// How long a `GetTask` is held when nothing is ready, so idle workers do not spin and a task freed by a
@@ -47,6 +55,18 @@ const EXIT_GRACE: Duration = Duration::from_secs(3);
 const MAX_CONNECTIONS: usize = 512;
 /// How often the accept loop checks whether the coordinator is shutting down.
 const ACCEPT_POLL: Duration = Duration::from_millis(20);
+/// How many times removing a scratch directory is tried. A create that had resolved its path before the
+/// directory was renamed away can still add an entry once, making one `remove_dir_all` fail with "not
+/// empty"; five tries 50 ms apart outlast that by far.
+const CLEANUP_ATTEMPTS: u32 = 5;
+const CLEANUP_RETRY_PAUSE: Duration = Duration::from_millis(50);
+/// Most reduce tasks a job may have: twice the paper's typical R (5,000, for 2,000 machines). Every map
+/// attempt keeps one buffer and writes one file per reduce task, and the table one entry each, so a typo
+/// like `--reduces 1000000000` must be an error, not a 32 GB allocation.
+pub const REDUCE_TASKS_MAX: u32 = 10_000;
+/// Largest `--split-size`: a map task holds its whole split in memory as text, and the paper's splits are
+/// 16-64 MB, so 1 GiB per worker is generous; beyond it is almost surely a typo (GB for MB).
+pub const SPLIT_SIZE_BYTES_MAX: u64 = 1 << 30;
 /// Name prefix of the job's scratch directories inside the output directory.
 const SCRATCH_PREFIX: &str = ".keel-";
 
@@ -138,6 +158,8 @@ pub struct Coordinator {
     /// The output directory did not exist before this job: if the job fails it is removed again (when
     /// empty), so a failed job leaves nothing behind.
     output_dir_created: bool,
+    /// Held until the job's scratch is gone: no other job may use the output directory meanwhile.
+    lock: OutputLock,
 }
 
 /// A handle to watch a running coordinator from another thread.
@@ -164,13 +186,29 @@ impl ProgressHandle {
 }
 
 impl Coordinator {
-    /// Checks the job (known app, readable non-empty inputs, no previous results in the output directory),
-    /// plans the splits, creates the scratch directories and binds `listen`. Nothing is written to the
-    /// output directory besides hidden scratch directories, which are removed again on any error.
+    /// Checks the job (known app, sane limits, readable non-empty regular inputs), takes the output
+    /// directory's lock (one job per directory), checks it holds no previous results, plans the splits,
+    /// creates the scratch directories and binds `listen`. Nothing is written to the output directory
+    /// besides the lock file and hidden scratch directories, which are removed again on any error.
     pub fn prepare(config: &JobConfig, listen: &str, apps: &AppRegistry) -> anyhow::Result<Coordinator> {
         apps.lookup(&config.app)?;
         if config.reduce_tasks == 0 {
             bail!("--reduces must be at least 1");
+        }
+        if config.reduce_tasks > REDUCE_TASKS_MAX {
+            bail!(
+                "--reduces {} is more than {REDUCE_TASKS_MAX}: every map writes one file per reduce task; use a \
+                 few times the number of workers",
+                config.reduce_tasks
+            );
+        }
+        if config.split_size_bytes > SPLIT_SIZE_BYTES_MAX {
+            bail!(
+                "--split-size {} is more than {}: a map task holds its whole split in memory; the paper uses \
+                 16-64 MB",
+                format_bytes(config.split_size_bytes),
+                format_bytes(SPLIT_SIZE_BYTES_MAX)
+            );
         }
         if config.inputs.is_empty() {
             bail!("no input files");
@@ -184,31 +222,45 @@ impl Coordinator {
         fs::create_dir_all(output_dir)
             .with_context(|| format!("creating output directory {}", output_dir.display()))?;
         let output_dir = std::path::absolute(output_dir).context("resolving the output directory")?;
-        check_no_previous_results(&output_dir)?;
-
         let job = JobId(RandomState::new().hash_one((std::process::id(), Instant::now())));
+        let lock = match OutputLock::acquire(&output_dir, job) {
+            Ok(lock) => lock,
+            Err(e) => {
+                remove_if_new_and_empty(&output_dir, output_dir_is_new);
+                return Err(e);
+            }
+        };
+        let prepared =
+            Coordinator::prepare_locked(config, listen, job, splits, map_tasks, total_input_bytes, &output_dir);
+        match prepared {
+            Ok((shared, listener, created_dirs)) => {
+                Ok(Coordinator { shared, listener, created_dirs, output_dir_created: output_dir_is_new, lock })
+            }
+            Err(e) => {
+                drop(lock);
+                remove_if_new_and_empty(&output_dir, output_dir_is_new);
+                Err(e)
+            }
+        }
+    }
+
+    /// The part of [`Coordinator::prepare`] done under the output directory's lock. Removes what it created
+    /// if it fails.
+    fn prepare_locked(
+        config: &JobConfig,
+        listen: &str,
+        job: JobId,
+        splits: Vec<InputSplit>,
+        map_tasks: u32,
+        total_input_bytes: u64,
+        output_dir: &Path,
+    ) -> anyhow::Result<(Arc<Shared>, TcpListener, Vec<PathBuf>)> {
+        check_no_previous_results(output_dir)?;
         let work_dir = match &config.work_dir {
             Some(dir) => std::path::absolute(dir).context("resolving --work-dir")?.join(format!("keel-mr-{job}")),
             None => output_dir.join(format!("{SCRATCH_PREFIX}work-{job}")),
         };
         let staging_dir = output_dir.join(format!("{SCRATCH_PREFIX}staging-{job}"));
-        let mut created_dirs = Vec::new();
-        for dir in [&work_dir, &staging_dir] {
-            if let Err(e) = fs::create_dir_all(dir) {
-                remove_dirs(&created_dirs);
-                remove_if_new_and_empty(&output_dir, output_dir_is_new);
-                return Err(e).with_context(|| format!("creating {}", dir.display()));
-            }
-            created_dirs.push(dir.clone());
-        }
-        let listener = match TcpListener::bind(listen).and_then(|l| l.set_nonblocking(true).map(|()| l)) {
-            Ok(listener) => listener,
-            Err(e) => {
-                remove_dirs(&created_dirs);
-                remove_if_new_and_empty(&output_dir, output_dir_is_new);
-                return Err(e).with_context(|| format!("listening on {listen}"));
-            }
-        };
         let utf8 =
             |p: &Path| p.to_str().map(str::to_string).with_context(|| format!("path {} is not UTF-8", p.display()));
         let spec = JobSpec {
@@ -219,6 +271,21 @@ impl Coordinator {
             work_dir: utf8(&work_dir)?,
             staging_dir: utf8(&staging_dir)?,
             memory_budget_bytes: config.memory_budget_bytes,
+        };
+        let mut created_dirs = Vec::new();
+        for dir in [&work_dir, &staging_dir] {
+            if let Err(e) = fs::create_dir_all(dir) {
+                remove_dirs(&created_dirs);
+                return Err(e).with_context(|| format!("creating {}", dir.display()));
+            }
+            created_dirs.push(dir.clone());
+        }
+        let listener = match TcpListener::bind(listen).and_then(|l| l.set_nonblocking(true).map(|()| l)) {
+            Ok(listener) => listener,
+            Err(e) => {
+                remove_dirs(&created_dirs);
+                return Err(e).with_context(|| format!("listening on {listen}"));
+            }
         };
         let totals =
             JobSummary { job: Some(job), map_tasks, reduce_tasks: config.reduce_tasks, ..JobSummary::default() };
@@ -235,11 +302,11 @@ impl Coordinator {
             started: Instant::now(),
             job: spec,
             layout: Layout { work_dir, staging_dir },
-            output_dir,
+            output_dir: output_dir.to_path_buf(),
             total_input_bytes,
             shutting_down: AtomicBool::new(false),
         });
-        Ok(Coordinator { shared, listener, created_dirs, output_dir_created: output_dir_is_new })
+        Ok((shared, listener, created_dirs))
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -257,7 +324,7 @@ impl Coordinator {
     /// Serves workers until the job ends, then publishes the output (or, if the job failed, leaves none),
     /// tells the workers, and removes the scratch directories.
     pub fn run(self) -> anyhow::Result<JobSummary> {
-        let Coordinator { shared, listener, created_dirs, output_dir_created } = self;
+        let Coordinator { shared, listener, created_dirs, output_dir_created, lock } = self;
         let acceptor = {
             let shared = Arc::clone(&shared);
             thread::Builder::new()
@@ -285,6 +352,7 @@ impl Coordinator {
         }
         let _ = acceptor.join();
         remove_dirs(&created_dirs);
+        drop(lock);
         let summary = summary_of(&shared, &shared.lock());
         match outcome {
             Ok(()) => Ok(summary),
@@ -317,7 +385,7 @@ fn check_no_previous_results(output_dir: &Path) -> anyhow::Result<()> {
                 output_dir.display()
             );
         }
-        if name.starts_with(SCRATCH_PREFIX) {
+        if name.starts_with(SCRATCH_PREFIX) && name != LOCK_FILE_NAME {
             // Left by a coordinator that was killed. Not removed automatically: it might belong to a job that
             // is still running against this directory (a mistake, but not one to make worse).
             warn!(
@@ -336,28 +404,67 @@ fn remove_if_new_and_empty(dir: &Path, is_new: bool) {
     }
 }
 
+/// Removes the job's scratch directories. Each is first renamed out of the way, so that a straggling worker
+/// still writing into it (a stopped worker resumed as the job ends) can create nothing more: its paths no
+/// longer resolve, and `run_map` / `run_reduce` never recreate a missing job directory. Only a create
+/// already past its path lookup can still land, which the retries absorb. A failure is a warning that
+/// names the directory, because nothing of a finished job may stay behind unnoticed.
 fn remove_dirs(dirs: &[PathBuf]) {
     for dir in dirs {
-        // A straggling worker may still be writing into its attempt directory; try again briefly.
-        for _ in 0..3 {
-            match fs::remove_dir_all(dir) {
-                Ok(()) => break,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => break,
-                Err(e) => {
-                    debug!("removing {}: {e}; retrying", dir.display());
-                    thread::sleep(Duration::from_millis(50));
-                }
-            }
+        if let Some(retired) = retire(dir) {
+            remove_retired(&retired);
         }
     }
+}
+
+/// Renames `dir` out of the way (see [`remove_dirs`]) and returns where it went; `None` if it is gone
+/// already. If the rename fails, the directory is removed where it is.
+fn retire(dir: &Path) -> Option<PathBuf> {
+    let doomed = doomed_name(dir);
+    match fs::rename(dir, &doomed) {
+        Ok(()) => Some(doomed),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => {
+            debug!("renaming {} before removing it: {e}; removing it in place", dir.display());
+            Some(dir.to_path_buf())
+        }
+    }
+}
+
+/// Removes a retired scratch directory, retrying briefly; warns if it cannot.
+fn remove_retired(target: &Path) {
+    let mut last_error = None;
+    for attempt in 0..CLEANUP_ATTEMPTS {
+        if attempt > 0 {
+            thread::sleep(CLEANUP_RETRY_PAUSE);
+        }
+        match fs::remove_dir_all(target) {
+            Ok(()) => return,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+            Err(e) => last_error = Some(e),
+        }
+    }
+    if let Some(e) = last_error {
+        warn!(
+            "could not remove the job's scratch directory {}: {e}; no job uses it any more, remove it by hand",
+            target.display()
+        );
+    }
+}
+
+/// The name a scratch directory is renamed to before removal: beside it (same file system), hidden, and
+/// saying what it is if it is ever left behind.
+fn doomed_name(dir: &Path) -> PathBuf {
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = name.trim_start_matches('.');
+    dir.with_file_name(format!(".{name}.removing"))
 }
 
 /// Blocks until the task table says the job is over. `Ok` if every reduce is committed.
 fn wait_for_job(shared: &Shared) -> Result<(), String> {
     let mut state = shared.lock();
     loop {
-        let now = shared.now();
-        state.table.tick(now);
+        tick(shared, &mut state);
         match state.table.status() {
             JobStatus::Running => {}
             JobStatus::Succeeded => return Ok(()),
@@ -367,14 +474,23 @@ fn wait_for_job(shared: &Shared) -> Result<(), String> {
     }
 }
 
-/// Renames every committed reduce output into the output directory and makes the renames durable.
-fn publish(shared: &Shared) -> anyhow::Result<()> {
-    for reduce in 0..shared.job.reduce_tasks {
-        let from = shared.layout.reduce_committed(reduce);
-        let to = output_file(&shared.output_dir, reduce);
-        fs::rename(&from, &to).with_context(|| format!("renaming {} to {}", from.display(), to.display()))?;
+/// Lets time pass in the task table and warns about every attempt that timed out: a task slower than
+/// `--task-timeout` is something the user should hear about, not a silent re-run.
+fn tick(shared: &Shared, state: &mut State) {
+    for t in state.table.tick(shared.now()) {
+        warn!(
+            "{} {} did not finish within {:?} (timeout {} of {TIMEOUTS_PER_TASK_MAX} for this task); the task may \
+             be handed out again, with {:?}, and whichever attempt succeeds first counts. If tasks take this \
+             long, raise --task-timeout",
+            t.task, t.attempt, t.timeout, t.timeouts, t.next_timeout
+        );
     }
-    sync_dir(&shared.output_dir).with_context(|| format!("syncing {}", shared.output_dir.display()))?;
+}
+
+/// Moves every committed reduce output into the output directory, all or nothing, never over an existing
+/// file (see [`crate::publish`]).
+fn publish(shared: &Shared) -> anyhow::Result<()> {
+    publish_outputs(&shared.layout, &shared.output_dir, shared.job.reduce_tasks)?;
     info!(
         "output published: {} files {}..{} in {}",
         shared.job.reduce_tasks,
@@ -535,6 +651,7 @@ fn next_task(shared: &Shared, peer: SocketAddr) -> Reply {
         if let Some(finished) = &state.finished {
             return Reply::Exit { failure: finished.clone().err() };
         }
+        tick(shared, &mut state);
         match state.table.request(shared.now()) {
             Next::Run { task, attempt } => {
                 let input = match task {
@@ -569,12 +686,21 @@ fn handle_report(shared: &Shared, report: Report, peer: SocketAddr) {
     let Report { task, attempt, outcome } = report;
     let (stats, outcome) = match outcome {
         ReportedOutcome::Succeeded(stats) => (Some(stats), Outcome::Succeeded),
-        ReportedOutcome::Failed { permanent, error } => {
-            warn!("{task} {attempt} failed on worker {peer}: {error}");
-            (None, Outcome::Failed { permanent, error })
-        }
+        ReportedOutcome::Failed { permanent, error } => (None, Outcome::Failed { permanent, error }),
+    };
+    let failure = match &outcome {
+        Outcome::Failed { error, .. } => Some(error.clone()),
+        Outcome::Succeeded => None,
     };
     let verdict = shared.lock().table.report(task, attempt, outcome);
+    if let Some(error) = failure {
+        if matches!(verdict, Verdict::JobFailed { .. }) {
+            // The job's error carries this reason; printing it here too would say it twice.
+            info!("{task} {attempt} failed on worker {peer}: {error}");
+        } else {
+            warn!("{task} {attempt} failed on worker {peer}: {error}");
+        }
+    }
     match verdict {
         Verdict::Commit { task } => {
             let result = commit(shared, task, attempt).map_err(|e| format!("{e:#}"));
@@ -600,9 +726,14 @@ fn handle_report(shared: &Shared, report: Report, peer: SocketAddr) {
             state.table.commit_finished(task, attempt, result);
             debug!("{task} {attempt} committed");
         }
-        Verdict::Ignore { reason } => {
+        Verdict::Ignore { reason } if reason.discards_files() => {
             info!("ignoring report of {task} {attempt} from worker {peer}: {reason:?}; removing its files");
             remove_attempt_files(shared, task, attempt);
+        }
+        Verdict::Ignore { reason } => {
+            // A duplicate of the attempt being committed (its files are being renamed into place right now),
+            // or a report naming another task's attempt: leave every file alone.
+            info!("ignoring report of {task} {attempt} from worker {peer}: {reason:?}");
         }
         Verdict::Retry { .. } | Verdict::JobFailed { .. } => remove_attempt_files(shared, task, attempt),
     }
@@ -644,5 +775,28 @@ fn remove_attempt_files(shared: &Shared, task: TaskId, attempt: AttemptId) {
     let _ = fs::remove_dir_all(layout.attempt_dir(attempt));
     if let TaskId::Reduce(r) = task {
         let _ = fs::remove_file(layout.reduce_attempt_output(attempt, r));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_straggler_cannot_write_into_scratch_once_its_removal_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let work = dir.path().join(".keel-work-1");
+        let attempt = work.join("attempt-1");
+        fs::create_dir_all(&attempt).unwrap();
+        fs::write(attempt.join("spill-0"), b"x").unwrap();
+        let retired = retire(&work).expect("the directory exists");
+        // A straggler resuming now writes by the paths it knows: they no longer resolve, so nothing it
+        // writes can outlive the removal (the seed removed in place, racing with such writes).
+        assert!(fs::write(attempt.join("spill-1"), b"x").is_err(), "a straggler could still write");
+        assert!(fs::create_dir(work.join("attempt-2")).is_err(), "a late attempt could recreate scratch");
+        remove_retired(&retired);
+        let left: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
+        assert_eq!(retire(&work), None, "retiring a removed directory is a no-op");
     }
 }

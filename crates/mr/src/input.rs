@@ -28,7 +28,7 @@ pub struct InputSplit {
 pub enum InputError {
     #[error("input {name}: {source}")]
     Unreadable { name: String, source: io::Error },
-    #[error("input {name}: not a regular file")]
+    #[error("input {name}: not a regular file (a directory, FIFO or device); give regular files only")]
     NotAFile { name: String },
     #[error(
         "input {name}: the file is empty (an empty input is usually a failed download or copy; remove it from the job if it is intended)"
@@ -52,7 +52,13 @@ pub fn plan_splits(inputs: &[PathBuf], split_size: u64) -> Result<Vec<InputSplit
     for input in inputs {
         let name = input.to_str().ok_or_else(|| InputError::PathNotUtf8 { name: input.display().to_string() })?;
         let unreadable = |source| InputError::Unreadable { name: name.to_string(), source };
+        // The type is checked before opening: opening a FIFO blocks until someone writes to it, which
+        // would hang the coordinator before it printed anything.
+        if !std::fs::metadata(input).map_err(unreadable)?.is_file() {
+            return Err(InputError::NotAFile { name: name.to_string() });
+        }
         let mut file = File::open(input).map_err(unreadable)?;
+        // Checked again on the open file, in case the path was replaced in between.
         let meta = file.metadata().map_err(unreadable)?;
         if !meta.is_file() {
             return Err(InputError::NotAFile { name: name.to_string() });

@@ -12,14 +12,15 @@ pub fn human(summary: &JobSummary) -> String {
     let _ = writeln!(
         out,
         "tasks: {} map + {} reduce; {} re-executions ({} timeouts, {} lost with their worker, {} failed attempts, \
-         {} ignored reports)",
+         {} ignored reports, {} late successes accepted)",
         summary.map_tasks,
         summary.reduce_tasks,
         c.reexecutions,
         c.timeouts,
         c.abandoned,
         c.failed_attempts,
-        c.ignored_reports
+        c.ignored_reports,
+        c.late_successes
     );
     let rate = summary.input_bytes as f64 / summary.elapsed.as_secs_f64().max(1e-9);
     let _ = writeln!(
@@ -44,7 +45,7 @@ pub fn human(summary: &JobSummary) -> String {
 pub fn machine(summary: &JobSummary) -> String {
     let c = &summary.counts;
     let job = summary.job.map(|j| j.to_string()).unwrap_or_default();
-    let fields: [(&str, String); 15] = [
+    let fields: [(&str, String); 16] = [
         ("job", job),
         ("elapsed_ms", summary.elapsed.as_millis().to_string()),
         ("map_tasks", summary.map_tasks.to_string()),
@@ -54,6 +55,7 @@ pub fn machine(summary: &JobSummary) -> String {
         ("abandoned", c.abandoned.to_string()),
         ("failed_attempts", c.failed_attempts.to_string()),
         ("ignored_reports", c.ignored_reports.to_string()),
+        ("late_successes", c.late_successes.to_string()),
         ("input_bytes", summary.input_bytes.to_string()),
         ("intermediate_bytes", summary.intermediate_bytes.to_string()),
         ("output_bytes", summary.output_bytes.to_string()),

@@ -43,10 +43,27 @@ pub fn run_map(
     // `create_dir`, not `create_dir_all`: if the work directory is gone the job is over, and a late attempt
     // must not bring it back.
     fs::create_dir(&dir).map_err(|e| TaskFailure::retryable(format!("creating {}: {e}", dir.display())))?;
+    let result = map_into(app, job, layout, attempt, split, &dir);
+    if result.is_err() {
+        // A failed attempt is never committed: its spills and parts are garbage, and nobody else knows of
+        // them until the job ends.
+        let _ = fs::remove_dir_all(&dir);
+    }
+    result
+}
+
+fn map_into(
+    app: &dyn App,
+    job: &JobSpec,
+    layout: &Layout,
+    attempt: AttemptId,
+    split: &InputSplit,
+    dir: &std::path::Path,
+) -> Result<TaskStats, TaskFailure> {
     let contents = read_split(split).map_err(|e| TaskFailure { permanent: true, error: e.to_string() })?;
     let input_bytes = contents.len() as u64;
     let budget = usize::try_from(job.memory_budget_bytes).unwrap_or(usize::MAX);
-    let mut output = MapOutput::new(job.reduce_tasks, app.combiner(), budget, &dir);
+    let mut output = MapOutput::new(job.reduce_tasks, app.combiner(), budget, dir);
     catch_unwind(AssertUnwindSafe(|| app.map(&split.name, &contents, &mut |k, v| output.emit(k, v)))).map_err(
         |panic| TaskFailure::retryable(format!("app {:?} panicked in map: {}", job.app, panic_message(&panic))),
     )?;
@@ -54,7 +71,7 @@ pub fn run_map(
     let stats = output
         .finish(|r| layout.attempt_part(attempt, r))
         .map_err(|e| TaskFailure::retryable(format!("writing map output: {e}")))?;
-    sync_dir(&dir).map_err(|e| TaskFailure::retryable(format!("syncing {}: {e}", dir.display())))?;
+    sync_dir(dir).map_err(|e| TaskFailure::retryable(format!("syncing {}: {e}", dir.display())))?;
     Ok(TaskStats {
         input_bytes,
         output_bytes: stats.bytes_written,
@@ -93,14 +110,20 @@ pub fn run_reduce(
     let scratch = layout.attempt_dir(attempt);
     let runs = if inputs.len() > MERGE_FAN_IN_MAX {
         fs::create_dir(&scratch).map_err(|e| TaskFailure::retryable(format!("creating {}: {e}", scratch.display())))?;
-        narrow_runs(inputs, MERGE_FAN_IN_MAX, &scratch, "merge", None)
-            .map_err(|e| TaskFailure::retryable(format!("merging reduce input: {e}")))?
+        narrow_runs(inputs, MERGE_FAN_IN_MAX, &scratch, "merge", None).map_err(|e| {
+            let _ = fs::remove_dir_all(&scratch);
+            TaskFailure::retryable(format!("merging reduce input: {e}"))
+        })?
     } else {
         inputs
     };
     let out_path = layout.reduce_attempt_output(attempt, reduce);
     let result = write_reduce_output(app, &runs, &out_path);
     let _ = fs::remove_dir_all(&scratch);
+    if result.is_err() {
+        // A failed attempt is never committed: remove its partial output now rather than at the job's end.
+        let _ = fs::remove_file(&out_path);
+    }
     let (records, output_bytes) = result.map_err(|e| match e {
         ReduceError::Record(e) => TaskFailure::retryable(format!("reading reduce input: {e}")),
         ReduceError::Write(e) => TaskFailure::retryable(format!("writing {}: {e}", out_path.display())),

@@ -1,17 +1,27 @@
 //! The coordinator's task table: a pure state machine, no I/O, no clock.
 //!
 //! Every task is `Idle`, `InProgress { attempt, deadline }`, `Committing { attempt }` or `Done { attempt }`.
-//! Events drive it: a worker asks for work ([`TaskTable::request`]), a worker reports the outcome of an
-//! attempt ([`TaskTable::report`]), the caller finished (or failed) the commit it was told to do
-//! ([`TaskTable::commit_finished`]), a worker's connection is lost ([`TaskTable::abandon`]), and time passes
-//! ([`TaskTable::tick`]). Time is an argument (a
-//! `Duration` since the job started), so tests drive it by hand and the same code runs under a real clock.
+//! Events drive it: time passes ([`TaskTable::tick`], which also reports the attempts that timed out), a
+//! worker asks for work ([`TaskTable::request`]), a worker reports the outcome of an attempt
+//! ([`TaskTable::report`]), the caller finished (or failed) the commit it was told to do
+//! ([`TaskTable::commit_finished`]), and a worker's connection is lost ([`TaskTable::abandon`]). Time is an
+//! argument (a `Duration` since the job started), so tests drive it by hand and the same code runs under a
+//! real clock.
 //!
 //! The rules the rest of the engine relies on:
-//! - A task has at most one attempt on record. Only a report from that attempt can move the task forward;
-//!   every other report (late, duplicate, foreign) is answered with [`Verdict::Ignore`] and the caller removes
-//!   that attempt's files.
-//! - `Done` is final: nothing moves a task out of it.
+//! - **The first success wins, once.** Every attempt the table issued for a task stays *live* until it
+//!   reports a failure, its commit fails, its task is done, or more than [`LIVE_ATTEMPTS_PER_TASK_MAX`] newer
+//!   attempts of the task were issued. A success from a live attempt is accepted while the task is `Idle` or
+//!   `InProgress` (with that attempt or another one: a timed-out attempt that finishes first is as good as
+//!   any, as in the paper); the task becomes `Committing` with that attempt, the only one the caller is told
+//!   to commit. A task is committed at most once: nothing leaves `Done`.
+//! - **Files are removed only for attempts that will never be committed.** Every other report is answered
+//!   with [`Verdict::Ignore`]; [`IgnoreReason::discards_files`] says whether the caller removes that
+//!   attempt's files. It does not for a duplicate report of the attempt being (or already) committed, nor
+//!   for a report naming another task's attempt (those files are not this report's to remove).
+//! - **Timeouts are visible and bounded.** A task's timeout doubles with each timeout of that task (so an app
+//!   slower than `--task-timeout` still finishes, with a late success or with a longer deadline), and the
+//!   job fails after [`TIMEOUTS_PER_TASK_MAX`] timeouts of one task.
 //! - Reduce tasks are handed out only after every map task is `Done`.
 //! - With no timeouts and no failures, every task is handed out exactly once.
 //!
@@ -25,6 +35,19 @@ use serde::{Deserialize, Serialize};
 /// How many reported failures one task may have before the whole job fails. A deterministic bug in the
 /// app would otherwise loop forever; 4 is Hadoop's `mapreduce.map.maxattempts`.
 pub const MAX_FAILED_ATTEMPTS_PER_TASK: u32 = 4;
+
+/// How many times one task may time out before the job fails. With the timeout doubling each time, a task
+/// gets `T + 2T + ... + 32T` = 63 times `--task-timeout` (10.5 minutes at the default 10 s) and its last
+/// attempt 32 times the timeout: an app that needs more is hung or needs a larger `--task-timeout`, and
+/// failing with that advice beats re-running it forever without a word.
+pub const TIMEOUTS_PER_TASK_MAX: u32 = 6;
+
+/// How many attempts per task the table remembers as live (their success would be accepted). One task gets
+/// a new attempt only after a timeout, a failure or a lost worker, so 8 covers every attempt the timeout
+/// limit allows (7) plus one lost worker; an older attempt is almost surely dead (its worker was lost) and
+/// keeping it would let a crash loop grow the record without bound. A report from a forgotten attempt is
+/// answered [`IgnoreReason::Stale`] and its files are removed.
+pub const LIVE_ATTEMPTS_PER_TASK_MAX: usize = 8;
 
 /// Largest table whose invariants are re-checked after every event in debug builds.
 const DEBUG_CHECK_TASKS_MAX: usize = 1000;
@@ -96,28 +119,59 @@ pub enum Outcome {
 /// Why a report was not acted upon.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IgnoreReason {
-    /// No such task in this job, or an attempt id this table never issued.
+    /// No such task in this job, an attempt id this table never issued, or one issued for another task.
     Foreign,
-    /// The task is on record with another attempt (this one timed out and the task was reassigned).
+    /// Issued for this task but no longer live: it already reported a failure, its commit failed, or more
+    /// than [`LIVE_ATTEMPTS_PER_TASK_MAX`] newer attempts of the task were issued since.
     Stale,
-    /// The task is already committing or done.
+    /// Another attempt of the task is being committed or was committed.
     AlreadyFinished,
+    /// The attempt being committed, or committed, reported again (a worker resends its report after a lost
+    /// connection or a read timeout).
+    Duplicate,
     /// The job is over.
     JobOver,
+}
+
+impl IgnoreReason {
+    /// Whether the caller must remove the reporting attempt's files: true exactly when that attempt will
+    /// never be committed and the files are its own. A duplicate's files are being (or were) renamed into
+    /// place, and a foreign report may name an attempt that another task still has live.
+    pub fn discards_files(self) -> bool {
+        match self {
+            IgnoreReason::Stale | IgnoreReason::AlreadyFinished | IgnoreReason::JobOver => true,
+            IgnoreReason::Duplicate | IgnoreReason::Foreign => false,
+        }
+    }
 }
 
 /// The table's answer to a report.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
-    /// The attempt on record succeeded: the caller must commit its files (atomic rename) and then call
+    /// A live attempt succeeded first: the caller must commit its files (atomic rename) and then call
     /// [`TaskTable::commit_finished`].
     Commit { task: TaskId },
-    /// The failure was recorded; the task is idle again and will be retried.
+    /// The failure was recorded; the task will be retried (it is idle again, unless another of its attempts
+    /// is still on record). The caller removes the attempt's files.
     Retry { task: TaskId },
-    /// The failure ended the job (permanent, or too many failures of this task).
+    /// The failure ended the job (permanent, or too many failures of this task). The caller removes the
+    /// attempt's files.
     JobFailed { task: TaskId },
-    /// Not the attempt on record: the caller must remove this attempt's files and change nothing else.
+    /// Nothing changes; the caller removes the attempt's files if [`IgnoreReason::discards_files`].
     Ignore { reason: IgnoreReason },
+}
+
+/// An attempt that did not finish by its deadline; its task became idle (the attempt stays live).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimedOut {
+    pub task: TaskId,
+    pub attempt: AttemptId,
+    /// The timeout the attempt had.
+    pub timeout: Duration,
+    /// Timeouts of this task so far, this one included.
+    pub timeouts: u32,
+    /// The timeout the task's next attempt gets.
+    pub next_timeout: Duration,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -141,6 +195,9 @@ pub struct TaskCounts {
     pub abandoned: u64,
     pub failed_attempts: u64,
     pub ignored_reports: u64,
+    /// Successes accepted from an attempt that was no longer the one on record (it had timed out or lost
+    /// its connection), saving a re-execution.
+    pub late_successes: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -148,11 +205,15 @@ struct Task {
     state: TaskState,
     attempts_started: u32,
     failed_attempts: u32,
+    timeouts: u32,
+    /// Live attempts of this task (issued, not yet ended), oldest first; at most
+    /// [`LIVE_ATTEMPTS_PER_TASK_MAX`], empty once the task is done.
+    live: Vec<AttemptId>,
 }
 
 impl Task {
     fn new() -> Task {
-        Task { state: TaskState::Idle, attempts_started: 0, failed_attempts: 0 }
+        Task { state: TaskState::Idle, attempts_started: 0, failed_attempts: 0, timeouts: 0, live: Vec::new() }
     }
 }
 
@@ -162,8 +223,9 @@ pub struct TaskTable {
     reduces: Vec<Task>,
     task_timeout: Duration,
     next_attempt: u64,
-    /// Every attempt ever issued, so a report can be checked against the task it was issued for.
-    issued: HashMap<AttemptId, TaskId>,
+    /// The task of every live attempt: the union of the tasks' `live` lists, so a report is checked against
+    /// the task it was issued for in O(1). Bounded by [`LIVE_ATTEMPTS_PER_TASK_MAX`] per task.
+    live: HashMap<AttemptId, TaskId>,
     /// Tasks in `Idle`, in order (maps sort before reduces), so handing out work is O(log n) even with the
     /// paper's 200,000 map tasks.
     idle: BTreeSet<TaskId>,
@@ -184,7 +246,7 @@ impl TaskTable {
             reduces: (0..reduce_tasks).map(|_| Task::new()).collect(),
             task_timeout,
             next_attempt: 1,
-            issued: HashMap::new(),
+            live: HashMap::new(),
             idle: (0..map_tasks).map(TaskId::Map).chain((0..reduce_tasks).map(TaskId::Reduce)).collect(),
             deadlines: BTreeSet::new(),
             status: JobStatus::Running,
@@ -242,20 +304,58 @@ impl TaskTable {
         }
     }
 
-    /// Time passes: every in-progress attempt past its deadline is forgotten and its task becomes idle.
-    pub fn tick(&mut self, now: Duration) {
+    /// The timeout the next attempt of a task with `timeouts` timeouts so far gets: `--task-timeout`,
+    /// doubled for every timeout.
+    fn timeout_after(&self, timeouts: u32) -> Duration {
+        self.task_timeout.saturating_mul(1u32 << timeouts.min(TIMEOUTS_PER_TASK_MAX))
+    }
+
+    /// Time passes: every in-progress attempt past its deadline times out and its task becomes idle (the
+    /// attempt stays live: its success is still accepted). Returns those attempts, for the caller to warn
+    /// about. A task's [`TIMEOUTS_PER_TASK_MAX`]th timeout fails the job. Call this before
+    /// [`TaskTable::request`], so that overdue tasks are handed out again.
+    pub fn tick(&mut self, now: Duration) -> Vec<TimedOut> {
+        let mut timed_out = Vec::new();
         while let Some(&(deadline, id)) = self.deadlines.first() {
-            if deadline > now {
+            if deadline > now || self.is_over() {
                 break;
             }
+            let Some(TaskState::InProgress { attempt, .. }) = self.state(id) else {
+                unreachable!("the deadline index holds only tasks in progress");
+            };
+            let Some(task) = self.task_mut(id) else {
+                unreachable!("the deadline index holds only tasks of this table");
+            };
+            let timeout_ticks = task.timeouts;
+            task.timeouts += 1;
+            let timeouts = task.timeouts;
             self.set_state(id, TaskState::Idle);
             self.counts.timeouts += 1;
+            let event = TimedOut {
+                task: id,
+                attempt,
+                timeout: self.timeout_after(timeout_ticks),
+                timeouts,
+                next_timeout: self.timeout_after(timeouts),
+            };
+            if timeouts >= TIMEOUTS_PER_TASK_MAX {
+                self.fail(format!(
+                    "{id} timed out {timeouts} times (its last attempt had {:?}): its attempts take longer than \
+                     --task-timeout allows, even doubled {} times, or they hang; raise --task-timeout or look at \
+                     the app",
+                    event.timeout,
+                    timeouts - 1
+                ));
+            }
+            timed_out.push(event);
         }
+        self.debug_check_invariants();
+        timed_out
     }
 
     /// The worker running `attempt` of `task` is gone (its connection closed): give the task to someone else
-    /// now rather than after the timeout, as the paper's master does for a worker that stops answering. If
-    /// the worker was alive after all, its report will simply be ignored.
+    /// now rather than after the timeout, as the paper's master does for a worker that stops answering. The
+    /// attempt stays live: if the worker was alive after all, its success still counts.
     pub fn abandon(&mut self, task: TaskId, attempt: AttemptId) {
         if let Some(TaskState::InProgress { attempt: on_record, .. }) = self.state(task)
             && on_record == attempt
@@ -267,9 +367,9 @@ impl TaskTable {
         self.debug_check_invariants();
     }
 
-    /// A worker asks for work. Hands out the lowest-numbered idle task of the current phase.
+    /// A worker asks for work. Hands out the lowest-numbered idle task of the current phase. Does not look
+    /// at the clock: call [`TaskTable::tick`] first.
     pub fn request(&mut self, now: Duration) -> Next {
-        self.tick(now);
         if self.is_over() {
             return Next::Exit;
         }
@@ -289,11 +389,22 @@ impl TaskTable {
         };
         let reexecution = task.attempts_started > 0;
         task.attempts_started += 1;
+        let timeouts = task.timeouts;
+        task.live.push(attempt);
+        let forgotten = if task.live.len() > LIVE_ATTEMPTS_PER_TASK_MAX { Some(task.live.remove(0)) } else { None };
+        // Checked in release builds too: it is the bound on the table's memory per task.
+        assert!(task.live.len() <= LIVE_ATTEMPTS_PER_TASK_MAX, "{id} has more live attempts than the bound");
         if reexecution {
             self.counts.reexecutions += 1;
         }
-        self.set_state(id, TaskState::InProgress { attempt, deadline: now + self.task_timeout });
-        self.issued.insert(attempt, id);
+        self.live.insert(attempt, id);
+        if let Some(forgotten) = forgotten {
+            // The task was idle, so the oldest attempt is not on record: forgetting it only means its late
+            // success will not count.
+            self.live.remove(&forgotten);
+        }
+        let deadline = now.saturating_add(self.timeout_after(timeouts));
+        self.set_state(id, TaskState::InProgress { attempt, deadline });
         self.debug_check_invariants();
         Next::Run { task: id, attempt }
     }
@@ -308,11 +419,28 @@ impl TaskTable {
         verdict
     }
 
+    /// `attempt` of `task` ended without a commit (failed, or its task finished otherwise): it is no longer
+    /// live, so no later report of it can be accepted.
+    fn end_attempt(&mut self, id: TaskId, attempt: AttemptId) {
+        if self.live.get(&attempt) != Some(&id) {
+            return;
+        }
+        self.live.remove(&attempt);
+        if let Some(task) = self.task_mut(id) {
+            task.live.retain(|&a| a != attempt);
+        }
+    }
+
     /// The table's invariants, checked after every event in debug builds (tests run them thousands of
     /// times through the property test).
     fn debug_check_invariants(&self) {
         // The checks scan every task, so they are skipped for big tables (which would go quadratic).
-        if !cfg!(debug_assertions) || self.maps.len() + self.reduces.len() > DEBUG_CHECK_TASKS_MAX {
+        if !cfg!(debug_assertions) {
+            return;
+        }
+        let tasks = self.maps.len() + self.reduces.len();
+        assert!(self.live.len() <= tasks * LIVE_ATTEMPTS_PER_TASK_MAX, "the record of live attempts is bounded");
+        if tasks > DEBUG_CHECK_TASKS_MAX {
             return;
         }
         let done = |tasks: &[Task]| tasks.iter().filter(|t| matches!(t.state, TaskState::Done { .. })).count();
@@ -321,6 +449,7 @@ impl TaskTable {
         if self.reduces.iter().any(|t| t.attempts_started > 0) {
             assert_eq!(self.maps_done as usize, self.maps.len(), "a reduce started before every map was done");
         }
+        let mut live_attempts = 0;
         for (id, task) in self
             .maps
             .iter()
@@ -328,13 +457,28 @@ impl TaskTable {
             .map(|(i, t)| (TaskId::Map(i as u32), t))
             .chain(self.reduces.iter().enumerate().map(|(i, t)| (TaskId::Reduce(i as u32), t)))
         {
-            if let TaskState::InProgress { attempt, .. }
-            | TaskState::Committing { attempt }
-            | TaskState::Done { attempt } = task.state
-            {
-                assert_eq!(self.issued.get(&attempt), Some(&id), "{id}'s attempt on record was issued for it");
+            assert!(task.live.len() <= LIVE_ATTEMPTS_PER_TASK_MAX, "{id} remembers too many attempts");
+            assert!(task.live.windows(2).all(|w| w[0] < w[1]), "{id}'s live attempts are unique, oldest first");
+            for attempt in &task.live {
+                assert_eq!(self.live.get(attempt), Some(&id), "{id}'s live {attempt} is indexed under it");
+                assert!(attempt.0 < self.next_attempt, "{id}'s live {attempt} was issued");
+            }
+            live_attempts += task.live.len();
+            match task.state {
+                TaskState::InProgress { attempt, .. } | TaskState::Committing { attempt } => {
+                    assert!(task.live.contains(&attempt), "{id}'s attempt on record is live");
+                }
+                TaskState::Done { attempt } => {
+                    assert!(task.live.is_empty(), "done {id} keeps no live attempts");
+                    assert!(attempt.0 < self.next_attempt, "{id} was committed by an attempt that was issued");
+                }
+                TaskState::Idle => {}
+            }
+            if task.timeouts >= TIMEOUTS_PER_TASK_MAX {
+                assert!(matches!(self.status, JobStatus::Failed { .. }), "{id} timed out too often");
             }
         }
+        assert_eq!(live_attempts, self.live.len(), "the live index holds exactly the tasks' live attempts");
         if self.status == JobStatus::Succeeded {
             assert_eq!(self.reduces_done as usize, self.reduces.len(), "succeeded with reduces left");
         }
@@ -357,31 +501,52 @@ impl TaskTable {
     }
 
     fn judge(&mut self, task_id: TaskId, attempt: AttemptId, outcome: Outcome) -> Verdict {
-        if self.issued.get(&attempt) != Some(&task_id) {
-            return Verdict::Ignore { reason: IgnoreReason::Foreign };
-        }
-        if self.is_over() {
-            return Verdict::Ignore { reason: IgnoreReason::JobOver };
-        }
         let Some(task) = self.task(task_id) else {
             return Verdict::Ignore { reason: IgnoreReason::Foreign };
         };
-        match task.state {
-            TaskState::InProgress { attempt: on_record, .. } if on_record == attempt => {}
-            TaskState::Committing { .. } | TaskState::Done { .. } => {
-                return Verdict::Ignore { reason: IgnoreReason::AlreadyFinished };
-            }
-            TaskState::Idle | TaskState::InProgress { .. } => {
-                return Verdict::Ignore { reason: IgnoreReason::Stale };
-            }
+        let live_for_this_task = match self.live.get(&attempt) {
+            Some(&other) if other != task_id => return Verdict::Ignore { reason: IgnoreReason::Foreign },
+            Some(_) => true,
+            None => false,
+        };
+        if let TaskState::Committing { attempt: on_record } | TaskState::Done { attempt: on_record } = task.state
+            && on_record == attempt
+        {
+            // Changes nothing, and above all must not remove the files being renamed into place.
+            return Verdict::Ignore { reason: IgnoreReason::Duplicate };
+        }
+        if attempt.0 == 0 || attempt.0 >= self.next_attempt {
+            return Verdict::Ignore { reason: IgnoreReason::Foreign };
+        }
+        let finished = matches!(task.state, TaskState::Committing { .. } | TaskState::Done { .. });
+        let on_record = matches!(task.state, TaskState::InProgress { attempt: a, .. } if a == attempt);
+        if !live_for_this_task {
+            let reason = if finished { IgnoreReason::AlreadyFinished } else { IgnoreReason::Stale };
+            return Verdict::Ignore { reason };
+        }
+        if self.is_over() {
+            // Nothing is committed any more; the record stays as it was (the attempt may be on record).
+            return Verdict::Ignore { reason: IgnoreReason::JobOver };
+        }
+        if finished {
+            self.end_attempt(task_id, attempt);
+            return Verdict::Ignore { reason: IgnoreReason::AlreadyFinished };
         }
         match outcome {
             Outcome::Succeeded => {
+                if !on_record {
+                    self.counts.late_successes += 1;
+                }
+                // The attempt stays live until `commit_finished`, so a report naming it under another task
+                // is told apart from a stale one and cannot remove its files.
                 self.set_state(task_id, TaskState::Committing { attempt });
                 Verdict::Commit { task: task_id }
             }
             Outcome::Failed { permanent, error } => {
-                let failures = self.record_failure(task_id);
+                self.end_attempt(task_id, attempt);
+                // A late failure counts too (a deterministic bug fails every attempt), but leaves the attempt
+                // on record, if another one is, running.
+                let failures = self.record_failure(task_id, on_record);
                 if permanent {
                     self.fail(format!("{task_id} failed: {error}"));
                     Verdict::JobFailed { task: task_id }
@@ -395,9 +560,12 @@ impl TaskTable {
         }
     }
 
-    /// The task's attempt failed: back to idle. Returns how many attempts of it have failed.
-    fn record_failure(&mut self, id: TaskId) -> u32 {
-        self.set_state(id, TaskState::Idle);
+    /// An attempt of the task failed; if it was the one on record the task is idle again. Returns how many
+    /// attempts of the task have failed.
+    fn record_failure(&mut self, id: TaskId, on_record: bool) -> u32 {
+        if on_record {
+            self.set_state(id, TaskState::Idle);
+        }
         self.counts.failed_attempts += 1;
         match self.task_mut(id) {
             Some(task) => {
@@ -409,7 +577,8 @@ impl TaskTable {
     }
 
     /// The caller finished committing `attempt` of `task`: `Ok` makes the task `Done`; `Err` (the rename
-    /// failed) counts as a failed attempt, so the task is retried or, after too many failures, fails the job.
+    /// failed; the caller removed the attempt's files) counts as a failed attempt, so the task is retried
+    /// (another live attempt's success is accepted) or, after too many failures, fails the job.
     pub fn commit_finished(&mut self, task_id: TaskId, attempt: AttemptId, result: Result<(), String>) {
         if self.state(task_id) != Some(TaskState::Committing { attempt }) {
             // Only the attempt this table told the caller to commit can finish committing.
@@ -418,6 +587,13 @@ impl TaskTable {
         match result {
             Ok(()) => {
                 self.set_state(task_id, TaskState::Done { attempt });
+                // Every other attempt of the task will never be committed: their reports now discard files.
+                if let Some(task) = self.task_mut(task_id) {
+                    let ended = std::mem::take(&mut task.live);
+                    for other in ended {
+                        self.live.remove(&other);
+                    }
+                }
                 match task_id {
                     TaskId::Map(_) => self.maps_done += 1,
                     TaskId::Reduce(_) => self.reduces_done += 1,
@@ -427,7 +603,9 @@ impl TaskTable {
                 }
             }
             Err(error) => {
-                let failures = self.record_failure(task_id);
+                // The caller removed the attempt's files: it can never be committed.
+                self.end_attempt(task_id, attempt);
+                let failures = self.record_failure(task_id, true);
                 if failures >= MAX_FAILED_ATTEMPTS_PER_TASK {
                     self.fail(format!("committing {task_id} failed {failures} times; last error: {error}"));
                 }

@@ -15,7 +15,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use crate::app::{App, AppRegistry};
 use crate::input::InputSplit;
@@ -141,7 +141,8 @@ fn execute(app: &dyn App, job: &JobSpec, layout: &Layout, assignment: Assignment
             ReportedOutcome::Succeeded(stats)
         }
         Err(failure) => {
-            warn!("{task} {attempt} failed: {}", failure.error);
+            // The coordinator warns about failures (once, for every worker); here it is a detail.
+            info!("{task} {attempt} failed: {}", failure.error);
             ReportedOutcome::Failed { permanent: failure.permanent, error: truncated(failure.error) }
         }
     };

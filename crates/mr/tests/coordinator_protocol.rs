@@ -1,6 +1,7 @@
 //! The coordinator driven by hand-written workers speaking the wire protocol, to observe what the process
-//! tests cannot: a late report is ignored and its files are removed at once, a duplicate report changes
-//! nothing, and the output appears only when the job is complete.
+//! tests cannot: the first success wins even when it is late, the loser's files are removed at once, a
+//! duplicate report changes nothing (even while its commit is underway), and the output appears only when
+//! the job is complete.
 use std::fs;
 use std::io::{BufReader, BufWriter};
 use std::net::TcpStream;
@@ -62,10 +63,16 @@ impl FakeWorker {
 
     /// Runs the assignment for real (files and all) and reports it.
     fn run_and_report(&mut self, assignment: &Assignment) -> Reply {
+        let stats = self.run(assignment);
+        self.report(assignment, ReportedOutcome::Succeeded(stats))
+    }
+
+    /// Runs the assignment for real (files and all) without reporting it.
+    fn run(&self, assignment: &Assignment) -> keel_mr::protocol::TaskStats {
         let apps = AppRegistry::builtin();
         let app = apps.lookup("wc").unwrap();
         let layout = self.layout();
-        let stats = match (assignment.task, &assignment.input) {
+        match (assignment.task, &assignment.input) {
             (TaskId::Map(_), Some(split)) => {
                 let split = InputSplit {
                     path: PathBuf::from(&split.path),
@@ -77,8 +84,7 @@ impl FakeWorker {
             }
             (TaskId::Reduce(r), _) => run_reduce(app.as_ref(), &self.job, &layout, assignment.attempt, r).unwrap(),
             other => panic!("unexpected assignment {other:?}"),
-        };
-        self.report(assignment, ReportedOutcome::Succeeded(stats))
+        }
     }
 
     fn report(&mut self, assignment: &Assignment, outcome: ReportedOutcome) -> Reply {
@@ -92,6 +98,7 @@ struct Job {
     output: PathBuf,
     address: String,
     serving: thread::JoinHandle<anyhow::Result<keel_mr::coordinator::JobSummary>>,
+    handle: keel_mr::coordinator::ProgressHandle,
 }
 
 fn start_job(text: &str, reduce_tasks: u32, task_timeout: Duration) -> Job {
@@ -111,14 +118,15 @@ fn start_job(text: &str, reduce_tasks: u32, task_timeout: Duration) -> Job {
     };
     let coordinator = Coordinator::prepare(&config, "127.0.0.1:0", &AppRegistry::builtin()).unwrap();
     let address = coordinator.local_addr().unwrap().to_string();
+    let handle = coordinator.progress_handle();
     let serving = thread::spawn(move || coordinator.run());
-    Job { dir, output, address, serving }
+    Job { dir, output, address, serving, handle }
 }
 
 #[test]
-fn late_and_duplicate_reports_are_ignored_and_late_files_removed() {
-    // The timeout is long enough that the fast worker always reports in time, even on a loaded machine.
-    let Job { dir: _dir, output, address, serving } =
+fn a_late_success_counts_the_loser_s_files_are_removed_and_duplicates_change_nothing() {
+    // The timeout is long enough that the fast worker always gets its task before the slow one reports.
+    let Job { dir: _dir, output, address, serving, .. } =
         start_job("the cat and the hat\nthe end\n", 2, Duration::from_millis(1500));
 
     let mut slow = FakeWorker::join(&address);
@@ -131,15 +139,15 @@ fn late_and_duplicate_reports_are_ignored_and_late_files_removed() {
     assert_eq!(reassigned.task, TaskId::Map(0));
     assert_ne!(reassigned.attempt, late.attempt);
 
-    // The slow worker finishes after all: its files are written, its report is ignored, its files removed.
+    // The slow worker finishes first after all: its attempt was issued for this task and the task is not
+    // done, so its success counts (the paper: the first attempt to finish wins).
     assert_eq!(slow.run_and_report(&late), Reply::Ack);
-    assert!(!layout.attempt_dir(late.attempt).exists(), "the late attempt's files must be removed");
-    assert!(!layout.map_dir(0).exists(), "a late attempt must not be committed");
-
-    assert_eq!(fast.run_and_report(&reassigned), Reply::Ack);
     assert!(layout.map_part(0, 0).exists() && layout.map_part(0, 1).exists(), "map 0 committed");
+    // The fast one finishes second: it will never be committed, so its files are removed at once.
+    assert_eq!(fast.run_and_report(&reassigned), Reply::Ack);
+    assert!(!layout.attempt_dir(reassigned.attempt).exists(), "the losing attempt's files must be removed");
     // Reporting the committed attempt again changes nothing.
-    assert_eq!(fast.run_and_report_again(&reassigned), Reply::Ack);
+    assert_eq!(slow.run_and_report_again(&late), Reply::Ack);
     assert!(layout.map_part(0, 0).exists(), "a duplicate report must not disturb committed output");
 
     let first = fast.task();
@@ -154,6 +162,7 @@ fn late_and_duplicate_reports_are_ignored_and_late_files_removed() {
     let summary = serving.join().unwrap().unwrap();
     assert_eq!(summary.counts.ignored_reports, 2);
     assert_eq!(summary.counts.timeouts, 1);
+    assert_eq!(summary.counts.late_successes, 1);
     let mut lines: Vec<String> = (0..2)
         .flat_map(|r| {
             fs::read_to_string(output.join(format!("mr-out-{r}")))
@@ -171,6 +180,49 @@ fn late_and_duplicate_reports_are_ignored_and_late_files_removed() {
     assert_eq!(left, ["mr-out-0", "mr-out-1"], "scratch directories removed");
 }
 
+#[test]
+fn a_duplicate_report_sent_during_the_commit_leaves_the_commit_whole() {
+    // A worker resends its report on a new connection after any disconnect, its own read timeout included,
+    // so a duplicate can arrive while the first copy's commit is still underway. To make that window wide
+    // and certain, the commit is made slow the way a slow disk would: a stale `map-0/` (what an earlier
+    // commit leaves when its rename succeeded but its fsync failed) with many files, which the commit must
+    // remove before its rename.
+    let reduces = 4;
+    let Job { dir: _dir, address, serving, handle, .. } =
+        start_job("the cat and the hat\n", reduces, Duration::from_secs(60));
+    let mut worker = FakeWorker::join(&address);
+    let mut resent = FakeWorker::join(&address);
+    let layout = worker.layout();
+    let map = worker.task();
+    let stats = worker.run(&map);
+    fs::create_dir(layout.map_dir(0)).unwrap();
+    for i in 0..STALE_FILES {
+        fs::write(layout.map_dir(0).join(format!("stale-{i}")), b"").unwrap();
+    }
+    let report =
+        Request::Report(Report { task: map.task, attempt: map.attempt, outcome: ReportedOutcome::Succeeded(stats) });
+    // Both sent before either answer is read.
+    wire::send(&mut worker.writer, &report).unwrap();
+    wire::send(&mut resent.writer, &report).unwrap();
+    assert_eq!(wire::receive::<Reply>(&mut worker.reader).unwrap(), Reply::Ack);
+    assert_eq!(wire::receive::<Reply>(&mut resent.reader).unwrap(), Reply::Ack);
+
+    let missing: Vec<u32> = (0..reduces).filter(|&r| !layout.map_part(0, r).exists()).collect();
+    assert!(missing.is_empty(), "map 0 committed without parts {missing:?}");
+    // The commit stood: the job goes on to the reduces instead of running map 0 again.
+    let next = worker.task();
+    assert!(matches!(next.task, TaskId::Reduce(_)), "expected a reduce, got {next:?}");
+
+    handle.abort("the test is over".into());
+    drop((worker, resent));
+    let error = serving.join().unwrap().unwrap_err().to_string();
+    assert!(error.contains("the test is over"), "{error}");
+}
+
+/// Files in the stale map directory: removing them keeps the commit busy for milliseconds, far longer than
+/// the duplicate takes to arrive (without the fix, 10 runs out of 10 lost the commit).
+const STALE_FILES: usize = 500;
+
 impl FakeWorker {
     /// Sends the success report of an attempt that already reported (files long gone from its attempt dir).
     fn run_and_report_again(&mut self, assignment: &Assignment) -> Reply {
@@ -179,8 +231,146 @@ impl FakeWorker {
 }
 
 #[test]
+fn a_straggler_still_writing_as_the_job_ends_leaves_nothing_behind() {
+    let Job { dir: _dir, output, address, serving, .. } =
+        start_job("the cat and the hat\n", 1, Duration::from_millis(300));
+    let mut straggler = FakeWorker::join(&address);
+    let mut worker = FakeWorker::join(&address);
+    let layout = worker.layout();
+    let late = straggler.task();
+    // The straggler was stopped, and resumes writing spill files just as the job ends.
+    let attempt_dir = layout.attempt_dir(late.attempt);
+    fs::create_dir(&attempt_dir).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Several writers, like a worker spilling from several buffers: files keep appearing while the
+    // coordinator removes the directory.
+    let writers: Vec<_> = (0..STRAGGLER_WRITERS)
+        .map(|w| {
+            let (stop, attempt_dir) = (std::sync::Arc::clone(&stop), attempt_dir.clone());
+            thread::spawn(move || {
+                let mut written = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    // Like a real worker, it fails (and stops) once its directory is gone.
+                    if fs::write(attempt_dir.join(format!("spill-{w}-{written}")), [0u8; 4096]).is_err() {
+                        break;
+                    }
+                    written += 1;
+                }
+                written
+            })
+        })
+        .collect();
+    let map = worker.task();
+    assert_eq!(map.task, TaskId::Map(0), "the map is handed out again after the straggler's timeout");
+    assert_eq!(worker.run_and_report(&map), Reply::Ack);
+    let reduce = worker.task();
+    assert_eq!(worker.run_and_report(&reduce), Reply::Ack);
+    assert_eq!(worker.call(&Request::GetTask), Reply::Exit { failure: None });
+    drop(straggler);
+    serving.join().unwrap().unwrap();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let written: u32 = writers.into_iter().map(|w| w.join().unwrap()).sum();
+    assert!(written > 0, "the straggler wrote nothing; the test proved nothing");
+    let mut left: Vec<String> =
+        fs::read_dir(&output).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    left.sort();
+    assert_eq!(left, ["mr-out-0"], "nothing but the output may remain after the job");
+}
+
+/// Threads writing into the straggler's attempt directory.
+const STRAGGLER_WRITERS: usize = 2;
+
+#[test]
+fn a_failed_attempt_removes_its_own_files() {
+    let Job { dir: _dir, address, serving, handle, .. } = start_job("some words\n", 2, Duration::from_secs(10));
+    let worker = FakeWorker::join(&address);
+    let layout = worker.layout();
+    let apps = AppRegistry::builtin();
+    let app = apps.lookup("wc").unwrap();
+    // The input disappeared: the attempt fails after creating its directory.
+    let split = InputSplit { path: _dir.path().join("gone.txt"), name: "gone.txt".into(), offset: 0, len: 10 };
+    let attempt = keel_mr::task_table::AttemptId(77);
+    assert!(run_map(app.as_ref(), &worker.job, &layout, attempt, &split).is_err());
+    assert!(!layout.attempt_dir(attempt).exists(), "a failed map attempt left its directory");
+    // A reduce whose input is truncated fails after it started writing its output.
+    fs::create_dir_all(layout.map_dir(0)).unwrap();
+    let mut records = keel_mr::records::RecordWriter::create(&layout.map_part(0, 1)).unwrap();
+    for i in 0..1000 {
+        records.append(&format!("key{i:04}"), "1").unwrap();
+    }
+    records.finish().unwrap();
+    let bytes = fs::read(layout.map_part(0, 1)).unwrap();
+    fs::write(layout.map_part(0, 1), &bytes[..bytes.len() - 20]).unwrap();
+    assert!(run_reduce(app.as_ref(), &worker.job, &layout, attempt, 1).is_err());
+    assert!(!layout.reduce_attempt_output(attempt, 1).exists(), "a failed reduce attempt left its output");
+    assert!(!layout.attempt_dir(attempt).exists());
+    handle.abort("the test is over".into());
+    drop(worker);
+    assert!(serving.join().unwrap().is_err());
+}
+
+impl FakeWorker {
+    /// Works until told to exit; returns the job's failure, if it failed.
+    fn work_until_exit(&mut self) -> Option<String> {
+        loop {
+            match self.call(&Request::GetTask) {
+                Reply::Run(assignment) => assert_eq!(self.run_and_report(&assignment), Reply::Ack),
+                Reply::Wait => {}
+                Reply::Exit { failure } => return failure,
+                other => panic!("unexpected reply {other:?}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn a_second_job_on_the_same_output_directory_is_refused_while_the_first_runs() {
+    let Job { dir, output, address, serving, .. } = start_job("one two two\n", 3, Duration::from_secs(10));
+    let config = JobConfig {
+        app: "wc".into(),
+        inputs: vec![dir.path().join("book.txt")],
+        reduce_tasks: 10,
+        output_dir: output.clone(),
+        task_timeout: Duration::from_secs(10),
+        work_dir: None,
+        split_size_bytes: 1 << 20,
+        memory_budget_bytes: 1 << 20,
+    };
+    let error = match Coordinator::prepare(&config, "127.0.0.1:0", &AppRegistry::builtin()) {
+        Ok(_) => panic!("a second job was allowed on an output directory in use"),
+        Err(e) => e.to_string(),
+    };
+    assert!(error.contains("in use by another keel mr job") && error.contains("--output"), "{error}");
+    // The refused job touched nothing: the first one finishes with its own three outputs only.
+    let mut worker = FakeWorker::join(&address);
+    assert_eq!(worker.work_until_exit(), None);
+    serving.join().unwrap().unwrap();
+    let mut left: Vec<String> =
+        fs::read_dir(&output).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    left.sort();
+    assert_eq!(left, ["mr-out-0", "mr-out-1", "mr-out-2"], "the lock file goes with the job");
+}
+
+#[test]
+fn results_that_appear_while_the_job_runs_are_never_replaced_and_nothing_is_half_published() {
+    let Job { dir: _dir, output, address, serving, .. } =
+        start_job("alpha beta gamma delta\n", 3, Duration::from_secs(10));
+    // Someone else's result appears while the job runs (the job checked the directory when it started).
+    fs::write(output.join("mr-out-1"), "not ours\n").unwrap();
+    let mut worker = FakeWorker::join(&address);
+    let failure = worker.work_until_exit().expect("the job must fail");
+    assert!(failure.contains("mr-out-1") && failure.contains("already exists"), "{failure}");
+    let error = serving.join().unwrap().unwrap_err().to_string();
+    assert!(error.contains("already exists"), "{error}");
+    assert_eq!(fs::read_to_string(output.join("mr-out-1")).unwrap(), "not ours\n", "a result was replaced");
+    let left: Vec<String> =
+        fs::read_dir(&output).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(left, ["mr-out-1"], "a failed job leaves no mr-out-* of its own, and no scratch");
+}
+
+#[test]
 fn a_permanent_failure_ends_the_job_with_its_reason_and_no_output() {
-    let Job { dir: _dir, output, address, serving } = start_job("words\n", 1, Duration::from_secs(10));
+    let Job { dir: _dir, output, address, serving, .. } = start_job("words\n", 1, Duration::from_secs(10));
     let mut worker = FakeWorker::join(&address);
     let assignment = worker.task();
     let failure = ReportedOutcome::Failed { permanent: true, error: "input book.txt: not valid UTF-8".into() };

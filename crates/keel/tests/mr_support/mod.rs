@@ -66,6 +66,21 @@ impl Scratch {
         command
     }
 
+    /// Starts `keel args` in the scratch directory, stderr to a log; returns it with the log's path. The
+    /// process is not killed on drop: bound it with [`wait_bounded`].
+    pub fn spawn(&mut self, label: &str, args: &[&str]) -> (Child, PathBuf) {
+        let (log_path, log) = self.log_file(label);
+        let child = Command::new(KEEL)
+            .args(args)
+            .current_dir(self.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("starting keel");
+        (child, log_path)
+    }
+
     /// Runs `keel args` to completion (bounded) and returns (status, stderr).
     pub fn run(&mut self, args: &[&str], limit: Duration) -> (ExitStatus, String) {
         let (log_path, log) = self.log_file("run");
@@ -245,4 +260,34 @@ pub fn stat(stats: &str, key: &str) -> u64 {
         .find_map(|l| l.strip_prefix(key).and_then(|rest| rest.strip_prefix(' ')))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no {key} in stats:\n{stats}"))
+}
+
+/// The pids of `pid`'s children (Linux `/proc`).
+pub fn child_pids(pid: u32) -> Vec<u32> {
+    let text = read(Path::new(&format!("/proc/{pid}/task/{pid}/children")));
+    text.split_whitespace().filter_map(|p| p.parse().ok()).collect()
+}
+
+/// Waits until `pid` has `n` children (bounded); returns them.
+pub fn wait_for_children(pid: u32, n: usize, limit: Duration) -> Vec<u32> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let children = child_pids(pid);
+        if children.len() >= n {
+            return children;
+        }
+        assert!(Instant::now() < deadline, "pid {pid} did not start {n} children within {limit:?}");
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Sends `signal` (a name such as `TERM`) to `pid` with kill(1).
+pub fn send_signal(pid: u32, signal: &str) {
+    let status = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status().expect("running kill");
+    assert!(status.success(), "kill -{signal} {pid} failed");
+}
+
+/// Whether a process with this pid exists (a reaped child does not).
+pub fn process_exists(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
 }

@@ -59,6 +59,14 @@ fn bad_inputs_get_errors_that_name_the_file() {
     let err = plan_splits(&[dir.path().to_path_buf()], 100).unwrap_err();
     assert!(matches!(err, InputError::NotAFile { .. }), "{err}");
 
+    // A FIFO would block `open` until a writer appears: it must be refused without being opened.
+    let fifo = dir.path().join("fifo");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().expect("running mkfifo");
+    assert!(made.success(), "mkfifo failed");
+    let err = plan_splits(std::slice::from_ref(&fifo), 100).unwrap_err();
+    assert!(matches!(err, InputError::NotAFile { .. }), "{err}");
+    assert!(matches!(read_whole(&fifo), Err(InputError::NotAFile { .. })));
+
     let latin1 = file_with(dir.path(), "latin1.txt", b"caf\xe9 au lait\n");
     let split = plan_splits(std::slice::from_ref(&latin1), 100).unwrap().remove(0);
     match read_split(&split).unwrap_err() {

@@ -12,6 +12,12 @@ fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
 }
 
+/// Time passes to `now`, then a worker asks for work (what the coordinator does).
+fn ask(table: &mut TaskTable, now: Duration) -> Next {
+    table.tick(now);
+    table.request(now)
+}
+
 fn run(next: Next) -> (TaskId, AttemptId) {
     match next {
         Next::Run { task, attempt } => (task, attempt),
@@ -66,63 +72,181 @@ fn reduces_wait_until_every_map_is_done() {
 }
 
 #[test]
-fn a_task_past_its_deadline_goes_to_another_worker_and_the_late_report_is_ignored() {
+fn a_task_past_its_deadline_goes_to_another_worker_and_the_first_success_wins() {
     let mut table = TaskTable::new(1, 1, TIMEOUT);
     let (task, slow) = run(table.request(secs(0)));
-    assert_eq!(table.request(secs(9)), Next::Wait, "not yet timed out");
-    let (again, fast) = run(table.request(secs(10)));
+    assert_eq!(ask(&mut table, secs(9)), Next::Wait, "not yet timed out");
+    let (again, fast) = run(ask(&mut table, secs(10)));
     assert_eq!(again, task);
     assert_ne!(fast, slow);
     assert_eq!(table.counts().timeouts, 1);
     assert_eq!(table.counts().reexecutions, 1);
-    // The slow attempt finishes first: it is not on record any more.
-    assert_eq!(table.report(task, slow, Outcome::Succeeded), Verdict::Ignore { reason: IgnoreReason::Stale });
-    finish(&mut table, task, fast);
-    // And a report after the task is done is ignored too.
-    assert_eq!(table.report(task, slow, Outcome::Succeeded), Verdict::Ignore { reason: IgnoreReason::AlreadyFinished });
+    // The slow attempt finishes first: it was issued for this task and the task is not done, so it counts.
+    assert_eq!(table.report(task, slow, Outcome::Succeeded), Verdict::Commit { task });
+    assert_eq!(table.counts().late_successes, 1);
+    // The fast one, still running, reports while the slow one commits: its files are discarded.
+    let verdict = table.report(task, fast, Outcome::Succeeded);
+    assert_eq!(verdict, Verdict::Ignore { reason: IgnoreReason::AlreadyFinished });
+    assert!(IgnoreReason::AlreadyFinished.discards_files());
+    table.commit_finished(task, slow, Ok(()));
+    assert_eq!(table.state(task), Some(TaskState::Done { attempt: slow }));
+    // A report after the task is done is ignored too.
+    assert_eq!(table.report(task, fast, Outcome::Succeeded), Verdict::Ignore { reason: IgnoreReason::AlreadyFinished });
 }
 
 #[test]
-fn a_task_of_a_lost_worker_is_reassigned_at_once() {
+fn a_job_whose_tasks_outlast_the_timeout_finishes_with_one_worker() {
+    // The scenario: one worker, every task takes twice the timeout. The seed's rule answered every
+    // report "stale" and re-ran the task forever; a late success from an issued attempt must count.
+    let timeout = Duration::from_millis(150);
+    let task_time = Duration::from_millis(300);
+    let mut table = TaskTable::new(3, 2, timeout);
+    let mut now = Duration::ZERO;
+    let mut timeouts_seen = Vec::new();
+    for _ in 0..5 {
+        let (task, attempt) = run(ask(&mut table, now));
+        // The coordinator ticks while the worker runs: the attempt times out, nobody else takes the task.
+        timeouts_seen.extend(table.tick(now + timeout));
+        now += task_time;
+        timeouts_seen.extend(table.tick(now));
+        finish(&mut table, task, attempt);
+    }
+    assert_eq!(*table.status(), JobStatus::Succeeded);
+    assert_eq!(ask(&mut table, now), Next::Exit);
+    let counts = table.counts();
+    assert_eq!((counts.reexecutions, counts.late_successes, counts.timeouts), (0, 5, 5));
+    // Each timeout is reported to the caller (who warns the user), with the doubled timeout to come.
+    assert_eq!(timeouts_seen.len(), 5);
+    assert!(timeouts_seen.iter().all(|t| t.timeouts == 1 && t.timeout == timeout && t.next_timeout == timeout * 2));
+}
+
+#[test]
+fn a_task_s_timeout_doubles_and_too_many_timeouts_fail_the_job() {
+    let mut table = TaskTable::new(1, 1, TIMEOUT);
+    let mut now = Duration::ZERO;
+    for n in 0..TIMEOUTS_PER_TASK_MAX {
+        let (task, attempt) = run(ask(&mut table, now));
+        let timeout = TIMEOUT * (1 << n);
+        assert!(table.tick(now + timeout - Duration::from_millis(1)).is_empty(), "timeout {n} came early");
+        now += timeout;
+        let timed_out = table.tick(now);
+        assert_eq!(timed_out.len(), 1);
+        assert_eq!((timed_out[0].task, timed_out[0].attempt, timed_out[0].timeout), (task, attempt, timeout));
+        assert_eq!(timed_out[0].timeouts, n + 1);
+    }
+    match table.status() {
+        JobStatus::Failed { reason } => {
+            assert!(reason.contains("map task 0 timed out 6 times") && reason.contains("--task-timeout"), "{reason}")
+        }
+        other => panic!("expected the job to fail, got {other:?}"),
+    }
+    assert_eq!(ask(&mut table, now), Next::Exit);
+}
+
+#[test]
+fn a_task_of_a_lost_worker_is_reassigned_at_once_and_its_late_success_still_counts() {
     let mut table = TaskTable::new(1, 1, TIMEOUT);
     let (task, lost) = run(table.request(secs(0)));
     // Abandoning an attempt that is not on record changes nothing.
     table.abandon(task, AttemptId(999));
-    assert_eq!(table.request(secs(1)), Next::Wait);
+    assert_eq!(ask(&mut table, secs(1)), Next::Wait);
     table.abandon(task, lost);
-    let (again, second) = run(table.request(secs(1)));
+    let (again, second) = run(ask(&mut table, secs(1)));
     assert_eq!(again, task);
     assert_eq!(table.counts().abandoned, 1);
     assert_eq!(table.counts().timeouts, 0);
-    // The worker was alive after all and reports late: ignored.
-    assert_eq!(table.report(task, lost, Outcome::Succeeded), Verdict::Ignore { reason: IgnoreReason::Stale });
-    finish(&mut table, task, second);
+    // The worker was alive after all (its connection broke) and reports first: accepted.
+    assert_eq!(table.report(task, lost, Outcome::Succeeded), Verdict::Commit { task });
+    table.commit_finished(task, lost, Ok(()));
+    assert_eq!(
+        table.report(task, second, Outcome::Succeeded),
+        Verdict::Ignore { reason: IgnoreReason::AlreadyFinished }
+    );
+}
+
+#[test]
+fn a_duplicate_report_of_the_attempt_being_committed_changes_nothing_and_keeps_its_files() {
+    let mut table = TaskTable::new(1, 1, TIMEOUT);
+    let (task, attempt) = run(table.request(secs(0)));
+    assert_eq!(table.report(task, attempt, Outcome::Succeeded), Verdict::Commit { task });
+    // The worker resends its report (say, after its read timed out) while the commit is underway.
+    let verdict = table.report(task, attempt, Outcome::Succeeded);
+    assert_eq!(verdict, Verdict::Ignore { reason: IgnoreReason::Duplicate });
+    assert!(!IgnoreReason::Duplicate.discards_files(), "the files being committed must not be removed");
+    assert_eq!(table.state(task), Some(TaskState::Committing { attempt }));
+    table.commit_finished(task, attempt, Ok(()));
+    assert_eq!(table.report(task, attempt, Outcome::Succeeded), Verdict::Ignore { reason: IgnoreReason::Duplicate });
+    assert_eq!(table.state(task), Some(TaskState::Done { attempt }));
 }
 
 #[test]
 fn duplicate_and_foreign_reports_are_ignored() {
     let mut table = TaskTable::new(2, 1, TIMEOUT);
     let (task, attempt) = run(table.request(secs(0)));
+    let (other_task, other_attempt) = run(table.request(secs(0)));
     finish(&mut table, task, attempt);
-    assert_eq!(
-        table.report(task, attempt, Outcome::Succeeded),
-        Verdict::Ignore { reason: IgnoreReason::AlreadyFinished }
-    );
+    assert_eq!(table.report(task, attempt, Outcome::Succeeded), Verdict::Ignore { reason: IgnoreReason::Duplicate });
     assert_eq!(
         table.report(task, AttemptId(999), Outcome::Succeeded),
         Verdict::Ignore { reason: IgnoreReason::Foreign }
     );
-    // A real attempt id reported for a task it was not issued for.
-    assert_eq!(
-        table.report(TaskId::Map(1), attempt, Outcome::Succeeded),
-        Verdict::Ignore { reason: IgnoreReason::Foreign }
-    );
+    // The live attempt of map 1 reported under map 0: foreign, and its files are not this report's to remove.
+    let verdict = table.report(task, other_attempt, Outcome::Succeeded);
+    assert_eq!(verdict, Verdict::Ignore { reason: IgnoreReason::Foreign });
+    assert!(!IgnoreReason::Foreign.discards_files());
     assert_eq!(
         table.report(TaskId::Reduce(7), attempt, Outcome::Succeeded),
         Verdict::Ignore { reason: IgnoreReason::Foreign }
     );
     assert_eq!(table.counts().ignored_reports, 4);
-    assert_eq!(table.state(TaskId::Map(1)), Some(TaskState::Idle));
+    assert!(matches!(table.state(other_task), Some(TaskState::InProgress { attempt: a, .. }) if a == other_attempt));
+    finish(&mut table, other_task, other_attempt);
+}
+
+#[test]
+fn the_record_of_live_attempts_is_bounded_per_task() {
+    let mut table = TaskTable::new(1, 1, TIMEOUT);
+    let mut attempts = Vec::new();
+    // Workers keep dying with the task (a crash loop): every attempt is abandoned, none reports.
+    for _ in 0..LIVE_ATTEMPTS_PER_TASK_MAX + 3 {
+        let (task, attempt) = run(ask(&mut table, secs(0)));
+        attempts.push(attempt);
+        table.abandon(task, attempt);
+    }
+    let task = TaskId::Map(0);
+    // The oldest attempts were forgotten: a report from one is stale, and its files are discarded.
+    let verdict = table.report(task, attempts[0], Outcome::Succeeded);
+    assert_eq!(verdict, Verdict::Ignore { reason: IgnoreReason::Stale });
+    assert!(IgnoreReason::Stale.discards_files());
+    // The most recent ones are still live: one of them succeeding is accepted.
+    let recent = attempts[attempts.len() - LIVE_ATTEMPTS_PER_TASK_MAX];
+    assert_eq!(table.report(task, recent, Outcome::Succeeded), Verdict::Commit { task });
+}
+
+#[test]
+fn a_late_failure_counts_but_leaves_the_attempt_on_record_running() {
+    let mut table = TaskTable::new(1, 1, TIMEOUT);
+    let (task, first) = run(ask(&mut table, secs(0)));
+    let (_, second) = run(ask(&mut table, secs(10)));
+    let failure = Outcome::Failed { permanent: false, error: "app panicked".into() };
+    assert_eq!(table.report(task, first, failure), Verdict::Retry { task });
+    assert_eq!(table.counts().failed_attempts, 1);
+    assert!(matches!(table.state(task), Some(TaskState::InProgress { attempt, .. }) if attempt == second));
+    // The failed attempt is over: a success claimed for it later is stale.
+    assert_eq!(table.report(task, first, Outcome::Succeeded), Verdict::Ignore { reason: IgnoreReason::Stale });
+    finish(&mut table, task, second);
+}
+
+#[test]
+fn after_a_failed_commit_another_live_attempt_may_still_commit() {
+    let mut table = TaskTable::new(1, 1, TIMEOUT);
+    let (task, slow) = run(ask(&mut table, secs(0)));
+    let (_, fast) = run(ask(&mut table, secs(10)));
+    assert_eq!(table.report(task, fast, Outcome::Succeeded), Verdict::Commit { task });
+    table.commit_finished(task, fast, Err("rename failed: no space left".into()));
+    assert_eq!(table.state(task), Some(TaskState::Idle));
+    assert_eq!(table.report(task, fast, Outcome::Succeeded), Verdict::Ignore { reason: IgnoreReason::Stale });
+    finish(&mut table, task, slow);
 }
 
 #[test]
@@ -149,6 +273,7 @@ fn a_permanent_failure_fails_the_job_at_once() {
     assert_eq!(table.request(secs(0)), Next::Exit);
     // The other attempt's report arrives after the job failed: nothing may be committed.
     assert_eq!(table.report(other.0, other.1, Outcome::Succeeded), Verdict::Ignore { reason: IgnoreReason::JobOver });
+    assert!(IgnoreReason::JobOver.discards_files());
 }
 
 #[test]
@@ -158,7 +283,7 @@ fn a_failed_commit_makes_the_task_idle_again() {
     assert_eq!(table.report(task, attempt, Outcome::Succeeded), Verdict::Commit { task });
     table.commit_finished(task, attempt, Err("rename failed: no space left".into()));
     assert_eq!(table.state(task), Some(TaskState::Idle));
-    let (again, second) = run(table.request(secs(1)));
+    let (again, second) = run(ask(&mut table, secs(1)));
     assert_eq!(again, task);
     finish(&mut table, task, second);
 }
@@ -168,7 +293,7 @@ fn a_committing_task_does_not_time_out() {
     let mut table = TaskTable::new(1, 1, TIMEOUT);
     let (task, attempt) = run(table.request(secs(0)));
     assert_eq!(table.report(task, attempt, Outcome::Succeeded), Verdict::Commit { task });
-    table.tick(secs(100));
+    assert!(table.tick(secs(100)).is_empty());
     assert_eq!(table.state(task), Some(TaskState::Committing { attempt }));
     assert_eq!(table.request(secs(100)), Next::Wait);
 }
@@ -213,9 +338,11 @@ fn event() -> impl Strategy<Value = Event> {
 }
 
 proptest! {
-    /// Whatever the interleaving of requests, reports, commits and time: at most one attempt per task is on
-    /// record, a done task stays done with the attempt that committed it, reduces start only after all maps
-    /// are done, and only the attempt on record is ever told to commit.
+    /// Whatever the interleaving of requests, reports, commits, lost workers and time: a task is committed
+    /// at most once and by an attempt issued for it that had not ended; a done task stays done with the
+    /// attempt that committed it; reduces start only after all maps are done; and an attempt whose files the
+    /// caller was told to discard is never committed afterwards (files are removed only for attempts that
+    /// will never be committed).
     #[test]
     fn invariants_hold_under_any_schedule(
         maps in 1u32..5,
@@ -226,10 +353,12 @@ proptest! {
         let mut now = Duration::ZERO;
         let mut issued: Vec<(TaskId, AttemptId)> = Vec::new();
         let mut committed: HashSet<TaskId> = HashSet::new();
+        // Attempts that reported a failure, whose commit failed, or whose files were discarded.
+        let mut ended: HashSet<AttemptId> = HashSet::new();
         for event in events {
             let before: Vec<Option<TaskState>> = all_tasks(maps, reduces).map(|t| table.state(t)).collect();
             match event {
-                Event::Request => match table.request(now) {
+                Event::Request => match ask(&mut table, now) {
                     Next::Run { task, attempt } => {
                         if let TaskId::Reduce(_) = task {
                             for m in 0..maps {
@@ -244,18 +373,36 @@ proptest! {
                 },
                 Event::Succeed(i) | Event::Fail(i) if !issued.is_empty() => {
                     let (task, attempt) = issued[i % issued.len()];
-                    let on_record = matches!(table.state(task), Some(TaskState::InProgress { attempt: a, .. }) if a == attempt);
+                    let state = table.state(task);
                     let outcome = if matches!(event, Event::Succeed(_)) {
                         Outcome::Succeeded
                     } else {
                         Outcome::Failed { permanent: false, error: "x".into() }
                     };
                     let verdict = table.report(task, attempt, outcome);
-                    if matches!(verdict, Verdict::Commit { .. }) {
-                        prop_assert!(on_record, "only the attempt on record may commit");
+                    match verdict {
+                        Verdict::Commit { task: t } => {
+                            prop_assert_eq!(t, task);
+                            prop_assert!(!ended.contains(&attempt), "an ended attempt was told to commit");
+                            prop_assert!(matches!(state, Some(TaskState::Idle | TaskState::InProgress { .. })), "committed from {:?}", state);
+                            prop_assert!(!table.is_over());
+                        }
+                        Verdict::Retry { .. } | Verdict::JobFailed { .. } => {
+                            prop_assert!(!ended.contains(&attempt), "an ended attempt failed again");
+                            ended.insert(attempt);
+                        }
+                        Verdict::Ignore { reason } => {
+                            if reason.discards_files() {
+                                ended.insert(attempt);
+                            }
+                            if reason == IgnoreReason::Duplicate {
+                                let on_record = matches!(state, Some(TaskState::Committing { attempt: a } | TaskState::Done { attempt: a }) if a == attempt);
+                                prop_assert!(on_record, "a duplicate names the attempt on record");
+                            }
+                        }
                     }
-                    if !on_record {
-                        prop_assert!(matches!(verdict, Verdict::Ignore { .. }), "not on record but {:?}", verdict);
+                    if matches!(state, Some(TaskState::Committing { .. } | TaskState::Done { .. })) {
+                        prop_assert_eq!(table.state(task), state, "a report moved a committing or done task");
                     }
                 }
                 Event::CommitOk(i) | Event::CommitErr(i) if !issued.is_empty() => {
@@ -268,6 +415,9 @@ proptest! {
                         prop_assert!(committed.insert(task), "a task is committed at most once");
                         prop_assert_eq!(table.state(task), Some(TaskState::Done { attempt }));
                     }
+                    if was_committing && !ok {
+                        ended.insert(attempt);
+                    }
                 }
                 Event::Abandon(i) if !issued.is_empty() => {
                     let (task, attempt) = issued[i % issued.len()];
@@ -275,7 +425,10 @@ proptest! {
                 }
                 Event::Advance(s) => {
                     now += Duration::from_secs(s);
-                    table.tick(now);
+                    for timed_out in table.tick(now) {
+                        prop_assert!(timed_out.timeouts <= TIMEOUTS_PER_TASK_MAX);
+                        prop_assert_eq!(timed_out.next_timeout, timed_out.timeout * 2);
+                    }
                 }
                 _ => {}
             }

@@ -1,4 +1,5 @@
-//! Apps that exist only to test the engine, mirroring the 6.824 Lab 1 test plugins (`src/mrapps/*.go`).
+//! Apps that exist only to test the engine, mirroring the 6.824 Lab 1 test plugins (`src/mrapps/*.go`), plus
+//! `test-slow` (every map sleeps, for timeout, stop and interrupt tests).
 //! They sleep, crash and count processes on purpose. They are registered under the `test-` prefix and
 //! left out of the app list users see, so nobody runs them by accident.
 //!
@@ -15,6 +16,7 @@ mod mtiming;
 mod parallel;
 mod random;
 mod rtiming;
+mod slow;
 
 /// Prefix of every test app's name.
 pub const TEST_APP_PREFIX: &str = "test-";
@@ -30,4 +32,5 @@ pub(crate) fn register(registry: &mut AppRegistry) {
     registry.register("test-early-exit", Arc::new(early_exit::EarlyExit));
     registry.register("test-crash", Arc::new(crash::Crash { crashes: true }));
     registry.register("test-nocrash", Arc::new(crash::Crash { crashes: false }));
+    registry.register("test-slow", Arc::new(slow::Slow));
 }
