@@ -68,6 +68,9 @@ pub struct SweepShape {
     pub harsh: HarshFaults,
     /// Arm a nemesis after every fault event (it strikes at the next risky moment).
     pub nemesis: bool,
+    /// Long reordering from the start (fault events toggle it later): replies, and with `harsh.reorder_requests`
+    /// requests, arrive up to 2.2 s late, across elections.
+    pub long_reordering: bool,
     pub chaos_ms: u64,
 }
 
@@ -88,6 +91,7 @@ impl SweepShape {
                 deliver_in_flight: rng.chance(1, 2),
             },
             nemesis: rng.chance(1, 2),
+            long_reordering: rng.chance(1, 3),
             chaos_ms: rng.range(4_000, 12_000),
         }
     }
@@ -151,6 +155,7 @@ pub fn run_seed(seed: u64) -> SweepOutcome {
         raft: shape.raft,
     });
     cluster.net.harsh = shape.harsh;
+    cluster.net.long_reordering = shape.long_reordering;
     cluster.set_context(format!("{shape:?}"));
     let mut command = 0u64;
     let mut events = 0u32;
