@@ -30,17 +30,21 @@ const FOCUS_PASSING_MS: u64 = 2_000;
 const MESSAGES_DRAWN_MAX: usize = 120_000;
 /// How far a lost message's arrow travels before its cross: a typical trip, so it reads as "sent, never arrived".
 const LOST_ARROW_MS: f64 = 6.0;
+/// Faults this close together share one label: the sweep's heal and the nemesis change several things at once.
+const FAULT_GROUP_MS: u64 = 5;
 
 /// Lane geometry of the detail view, in pixels.
 const AXIS_H: f64 = 22.0;
 /// Fault labels are stacked in this many rows so that faults close together stay readable.
 const FAULT_ROWS: usize = 3;
 const FAULT_ROW_H: f64 = 14.0;
-const LANE_H: f64 = 66.0;
+const LANE_H: f64 = 58.0;
 /// The role bar's offset within its lane and its height.
-const BAR_Y: f64 = 22.0;
+const BAR_Y: f64 = 19.0;
 const BAR_H: f64 = 16.0;
 const LABEL_COLUMN_W: f64 = 118.0;
+/// Below the lanes: the violation's label.
+const FOOTER_H: f64 = 20.0;
 
 /// Overview strip geometry: the whole run squeezed into this many viewBox units (the SVG scales to the page).
 const OVERVIEW_W: f64 = 1400.0;
@@ -118,7 +122,10 @@ struct Run<'a> {
     end_ms: u64,
     lanes: Vec<Vec<Segment>>,
     lives: Vec<Life>,
-    faults: Vec<(u64, &'a str)>,
+    /// Faults grouped by [`FAULT_GROUP_MS`]: the first one's time, and each one's time and words.
+    faults: Vec<(u64, Vec<(u64, &'a str)>)>,
+    /// Per node, the intervals it was disconnected from everyone.
+    cut_off: Vec<Vec<(u64, u64)>>,
     commits: Vec<(u64, usize, u64)>,
     messages: Vec<Msg<'a>>,
     messages_lost: usize,
@@ -146,6 +153,7 @@ impl<'a> Run<'a> {
             lanes: vec![Vec::new(); nodes],
             lives: Vec::new(),
             faults: Vec::new(),
+            cut_off: vec![Vec::new(); nodes],
             commits: Vec::new(),
             messages: Vec::new(),
             messages_lost: 0,
@@ -155,6 +163,7 @@ impl<'a> Run<'a> {
         };
         let mut current: Vec<(u64, State)> = vec![(0, State::Down); nodes];
         let mut recorded_violation = None;
+        let mut disconnected_since: Vec<Option<u64>> = vec![None; nodes];
         for event in events {
             run.end_ms = run.end_ms.max(event_end_ms(event));
             // Events naming a node outside the run are ignored rather than trusted with an index.
@@ -179,7 +188,25 @@ impl<'a> Run<'a> {
                     run.lives.push(Life { at_ms: *at_ms, node: *node, crash: true, start: false });
                     run.switch(&mut current, *node, *at_ms, State::Down)
                 }
-                TimelineEvent::Fault { at_ms, what } => run.faults.push((*at_ms, what)),
+                TimelineEvent::Fault { at_ms, what } => {
+                    match run.faults.last_mut() {
+                        Some((first_ms, group)) if at_ms - (*first_ms).min(*at_ms) <= FAULT_GROUP_MS => {
+                            group.push((*at_ms, what))
+                        }
+                        _ => run.faults.push((*at_ms, vec![(*at_ms, what)])),
+                    }
+                    match link_change(what) {
+                        Some((node, false)) if node < nodes => {
+                            disconnected_since[node].get_or_insert(*at_ms);
+                        }
+                        Some((node, true)) if node < nodes => {
+                            if let Some(since_ms) = disconnected_since[node].take() {
+                                run.cut_off[node].push((since_ms, *at_ms));
+                            }
+                        }
+                        _ => {}
+                    }
+                }
                 TimelineEvent::Commit { at_ms, node, index } => run.commits.push((*at_ms, *node, *index)),
                 TimelineEvent::Violation { at_ms, what } => recorded_violation = Some((*at_ms, what.as_str())),
                 TimelineEvent::Message { sent_ms, delivered_ms, from, to, kind, term, detail } => {
@@ -203,6 +230,11 @@ impl<'a> Run<'a> {
         };
         for (node, (since_ms, state)) in current.into_iter().enumerate() {
             run.close(node, since_ms, run.end_ms, state);
+        }
+        for (node, since_ms) in disconnected_since.into_iter().enumerate() {
+            if let Some(since_ms) = since_ms.filter(|&ms| ms < run.end_ms) {
+                run.cut_off[node].push((since_ms, run.end_ms));
+            }
         }
         run.focus_ms = match run.violation {
             Some((at_ms, _)) => {
@@ -257,6 +289,17 @@ fn node_of(event: &TimelineEvent) -> Option<usize> {
         TimelineEvent::Message { from, to, .. } => Some(*from.max(to)),
         TimelineEvent::Run { .. } | TimelineEvent::Fault { .. } | TimelineEvent::Violation { .. } => None,
     }
+}
+
+/// A node disconnected from (`false`) or reconnected to (`true`) the network, from the words the cluster records
+/// for it (`Cluster::disconnect` and `Cluster::connect`: "disconnect 3", "connect 3"). Other faults (partitions,
+/// cut links) are only drawn as words; their effect shows as lost messages.
+fn link_change(what: &str) -> Option<(usize, bool)> {
+    let (connected, node) = match what.strip_prefix("disconnect ") {
+        Some(node) => (false, node),
+        None => (true, what.strip_prefix("connect ")?),
+    };
+    Some((node.parse().ok()?, connected))
 }
 
 fn event_end_ms(event: &TimelineEvent) -> u64 {
@@ -389,7 +432,8 @@ h2 { font-size: 14px; margin: 14px 0 4px; color: #3d444d; font-weight: 600; }
 #scroller { flex: 1; overflow-x: auto; overflow-y: hidden; }
 svg text { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; }
 .leader { fill: var(--leader); } .candidate { fill: var(--candidate); } .precandidate { fill: var(--precandidate); }
-.follower { fill: var(--follower); } .down { fill: url(#hatch); }
+.follower { fill: var(--follower); } .down { fill: url(#hatch); } .cut { fill: url(#cutp); }
+.sep { stroke: #fff; stroke-width: 1.5; }
 .term { font-size: 10.5px; font-weight: 600; fill: #fff; pointer-events: none; }
 .term.on-light { fill: #1f2328; }
 .lane-bg { fill: #fff; } .lane-bg.odd { fill: #f6f8fa; }
@@ -436,7 +480,7 @@ fn summary(out: &mut String, run: &Run, page: &Page) {
         seconds(run.end_ms),
         run.messages.len() + run.messages_omitted,
         run.messages_lost,
-        run.faults.len(),
+        run.faults.iter().map(|(_, group)| group.len()).sum::<usize>(),
         crashes,
         run.commits.iter().map(|c| c.2).max().unwrap_or(0),
     );
@@ -473,17 +517,17 @@ fn summary(out: &mut String, run: &Run, page: &Page) {
 
 fn legend(out: &mut String) {
     out.push_str("<div class=\"legend\">");
-    for (class, name) in [
-        ("leader", "leader"),
-        ("candidate", "candidate"),
-        ("precandidate", "pre-candidate"),
-        ("follower", "follower"),
-        ("down", "crashed / not started"),
+    let bar = |class: &str| format!("<rect class=\"{class}\" width=\"26\" height=\"12\" rx=\"2\"/>");
+    let disconnected = format!("{}{}", bar("follower"), bar("cut"));
+    for (swatch, name) in [
+        (bar("leader"), "leader"),
+        (bar("candidate"), "candidate"),
+        (bar("precandidate"), "pre-candidate"),
+        (bar("follower"), "follower"),
+        (bar("down"), "crashed / not started"),
+        (disconnected, "disconnected"),
     ] {
-        w!(
-            out,
-            "<span><svg width=\"26\" height=\"12\"><rect class=\"{class}\" width=\"26\" height=\"12\" rx=\"2\"/></svg>{name}</span>"
-        );
+        w!(out, "<span><svg width=\"26\" height=\"12\">{swatch}</svg>{name}</span>");
     }
     for (class, name) in [
         ("app", "AppendEntries"),
@@ -543,15 +587,27 @@ fn overview(out: &mut String, run: &Run) {
         out.push('\n');
     }
     let lanes_bottom = top + run.nodes as f64 * (OVERVIEW_LANE_H + OVERVIEW_LANE_GAP);
-    for (at_ms, what) in &run.faults {
+    for (at_ms, group) in &run.faults {
         w!(
             out,
-            "<line class=\"fault-line\" x1=\"{0:.2}\" y1=\"2\" x2=\"{0:.2}\" y2=\"{1:.1}\"><title>{2}: {3}</title></line>",
+            "<line class=\"fault-line\" x1=\"{0:.2}\" y1=\"2\" x2=\"{0:.2}\" y2=\"{1:.1}\"><title>{2}</title></line>",
             x(*at_ms),
             top - 2.0,
-            seconds(*at_ms),
-            escape(what)
+            fault_title(group)
         );
+    }
+    for (node, intervals) in run.cut_off.iter().enumerate() {
+        let y = top + node as f64 * (OVERVIEW_LANE_H + OVERVIEW_LANE_GAP);
+        for &(from_ms, to_ms) in intervals {
+            w!(
+                out,
+                "<rect class=\"cut\" x=\"{:.2}\" y=\"{y:.1}\" width=\"{:.2}\" height=\"{OVERVIEW_LANE_H}\"><title>node {node} disconnected from {} to {}</title></rect>",
+                x(from_ms),
+                (x(to_ms) - x(from_ms)).max(0.6),
+                seconds(from_ms),
+                seconds(to_ms)
+            );
+        }
     }
     let step_ms = nice_step_ms(run.end_ms.max(1), 14);
     let mut t = 0;
@@ -610,14 +666,16 @@ fn defs(out: &mut String) {
     }
     out.push_str(
         "<marker id=\"x-lost\" viewBox=\"0 0 10 10\" refX=\"5\" refY=\"5\" markerWidth=\"7\" markerHeight=\"7\"><path d=\"M1,1L9,9M9,1L1,9\" stroke=\"#d32f2f\" stroke-width=\"2.2\"/></marker>\
+         <pattern id=\"cutp\" width=\"5\" height=\"5\" patternUnits=\"userSpaceOnUse\" patternTransform=\"rotate(-45)\"><line x1=\"0\" y1=\"0\" x2=\"0\" y2=\"5\" stroke=\"#1f2328\" stroke-opacity=\".55\" stroke-width=\"1.6\"/></pattern>\
          <pattern id=\"hatch\" width=\"6\" height=\"6\" patternUnits=\"userSpaceOnUse\" patternTransform=\"rotate(45)\"><rect width=\"6\" height=\"6\" fill=\"#e4e6e9\"/><line x1=\"0\" y1=\"0\" x2=\"0\" y2=\"6\" stroke=\"#9aa0a6\" stroke-width=\"2.5\"/></pattern></defs>\n",
     );
 }
 
 /// Everything, messages included, at a readable scale, in a horizontally scrolling panel.
 fn detail(out: &mut String, run: &Run) {
-    let width = detail_x(run.end_ms as f64) + 40.0;
-    let height = lane_top(run.nodes) + 4.0;
+    // At least the focus window's width, so that a short run still fills the view.
+    let width = detail_x(run.end_ms.max(FOCUS_BEFORE_VIOLATION_MS + FOCUS_AFTER_VIOLATION_MS) as f64) + 40.0;
+    let height = lane_top(run.nodes) + FOOTER_H;
     out.push_str(
         "<h2>Detail <span class=\"hint\">scroll sideways; hover an arrow, a lane or a mark for details; keys + and − zoom</span></h2>\n\
          <div class=\"controls\"><button id=\"zoom-out\" title=\"zoom out (−)\">−</button><button id=\"zoom-in\" title=\"zoom in (+)\">+</button>\
@@ -667,11 +725,12 @@ fn detail(out: &mut String, run: &Run) {
         w!(
             out,
             "<line class=\"violation-line\" x1=\"{x:.1}\" y1=\"{:.1}\" x2=\"{x:.1}\" y2=\"{height:.1}\"><title>{}</title></line>\
-             <text class=\"violation-label\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">violation ✖</text>\n",
+             <text class=\"violation-label\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">violation at {} ✖</text>\n",
             AXIS_H,
             escape(what.unwrap_or("the run failed here")),
-            x - 4.0,
-            AXIS_H + 11.0
+            x + 5.0,
+            height - 5.0,
+            seconds(at_ms)
         );
     }
     out.push_str("</g>\n</svg></div></div>\n");
@@ -702,32 +761,49 @@ fn axis(out: &mut String, run: &Run, height: f64) {
 /// Faults: a dotted line across every lane, and the words in the band above, stacked so neighbours stay legible.
 fn faults(out: &mut String, run: &Run, height: f64) {
     /// Fault text longer than this is cut on the page (the hover shows all of it).
-    const FAULT_LABEL_CHARS_MAX: usize = 34;
+    const FAULT_LABEL_CHARS_MAX: usize = 40;
     /// Approximate width of one character of the fault label font, to keep labels in a row from overlapping.
     const CHAR_W: f64 = 5.9;
     let mut row_free_x = [f64::MIN; FAULT_ROWS];
-    for (at_ms, what) in &run.faults {
+    for (at_ms, group) in &run.faults {
         let x = detail_x(*at_ms as f64);
-        let label: String = if what.chars().count() > FAULT_LABEL_CHARS_MAX {
-            what.chars().take(FAULT_LABEL_CHARS_MAX - 1).chain(['…']).collect()
+        let words: Vec<&str> = group.iter().map(|(_, what)| *what).collect();
+        let words = words.join(" · ");
+        let label: String = if words.chars().count() > FAULT_LABEL_CHARS_MAX {
+            words.chars().take(FAULT_LABEL_CHARS_MAX - 1).chain(['…']).collect()
         } else {
-            what.to_string()
+            words
         };
-        let row = (0..FAULT_ROWS)
-            .find(|&r| row_free_x[r] <= x)
-            .unwrap_or_else(|| (0..FAULT_ROWS).min_by(|&a, &b| row_free_x[a].total_cmp(&row_free_x[b])).unwrap_or(0));
+        let title = fault_title(group);
+        // With every row taken here, the line alone marks the fault (its words are in the hover) rather than
+        // words written over words.
+        let Some(row) = (0..FAULT_ROWS).find(|&r| row_free_x[r] <= x) else {
+            w!(
+                out,
+                "<line class=\"fault-line\" x1=\"{x:.1}\" y1=\"{AXIS_H}\" x2=\"{x:.1}\" y2=\"{:.1}\"><title>{title}</title></line>\n",
+                height - FOOTER_H
+            );
+            continue;
+        };
         row_free_x[row] = x + label.chars().count() as f64 * CHAR_W + 8.0;
-        let title = format!("{}: {}", seconds(*at_ms), escape(what));
         w!(
             out,
-            "<line class=\"fault-line\" x1=\"{x:.1}\" y1=\"{:.1}\" x2=\"{x:.1}\" y2=\"{height:.1}\"><title>{title}</title></line>\
+            "<line class=\"fault-line\" x1=\"{x:.1}\" y1=\"{:.1}\" x2=\"{x:.1}\" y2=\"{:.1}\"><title>{title}</title></line>\
              <text class=\"fault-label\" x=\"{:.1}\" y=\"{:.1}\">{}<title>{title}</title></text>\n",
             AXIS_H + row as f64 * FAULT_ROW_H + 2.0,
+            height - FOOTER_H,
             x + 2.0,
             AXIS_H + (row + 1) as f64 * FAULT_ROW_H - 3.0,
             escape(&label)
         );
     }
+}
+
+/// Every fault of a group on its own line, with its time, escaped.
+fn fault_title(group: &[(u64, &str)]) -> String {
+    let lines: Vec<String> =
+        group.iter().map(|(at_ms, what)| format!("{}: {}", seconds(*at_ms), escape(what))).collect();
+    lines.join("\n")
 }
 
 /// Role bars with terms written on them, crash and restart marks, commit marks.
@@ -737,6 +813,7 @@ fn lanes(out: &mut String, run: &Run) {
     for (node, lane) in run.lanes.iter().enumerate() {
         let bar_y = lane_top(node) + BAR_Y;
         w!(out, "<g class=\"lane\" data-node=\"{node}\">");
+        let mut previous_up = false;
         for segment in lane {
             let x0 = detail_x(segment.from_ms as f64);
             let width = (detail_x(segment.to_ms as f64) - x0).max(0.8);
@@ -749,6 +826,16 @@ fn lanes(out: &mut String, run: &Run) {
                 "<rect class=\"{class}\" x=\"{x0:.1}\" y=\"{bar_y:.1}\" width=\"{width:.1}\" height=\"{BAR_H}\"><title>{}</title></rect>",
                 escape(&segment_title(node, segment))
             );
+            let up = matches!(segment.state, State::Up { .. });
+            // A new term in the same role would otherwise run on in the same colour.
+            if up && previous_up {
+                w!(
+                    out,
+                    "<line class=\"sep\" x1=\"{x0:.1}\" y1=\"{bar_y:.1}\" x2=\"{x0:.1}\" y2=\"{:.1}\"/>",
+                    bar_y + BAR_H
+                );
+            }
+            previous_up = up;
             let State::Up { role, term: Some(term) } = segment.state else { continue };
             let long = match role {
                 "leader" => format!("leader T{term}"),
@@ -771,6 +858,16 @@ fn lanes(out: &mut String, run: &Run) {
                 w!(out, "<text class=\"term{light}\" x=\"{at:.1}\" y=\"{:.1}\">{text}</text>", bar_y + BAR_H - 4.5);
                 at += TERM_LABEL_REPEAT_PX;
             }
+        }
+        for &(from_ms, to_ms) in &run.cut_off[node] {
+            let x0 = detail_x(from_ms as f64);
+            w!(
+                out,
+                "<rect class=\"cut\" x=\"{x0:.1}\" y=\"{bar_y:.1}\" width=\"{:.1}\" height=\"{BAR_H}\"><title>node {node} disconnected from {} to {}: it hears no one and no one hears it</title></rect>",
+                (detail_x(to_ms as f64) - x0).max(0.8),
+                seconds(from_ms),
+                seconds(to_ms)
+            );
         }
         out.push('\n');
         for life in run.lives.iter().filter(|l| l.node == node) {
