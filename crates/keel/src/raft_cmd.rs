@@ -36,7 +36,8 @@ pub struct SweepArgs {
     #[arg(long)]
     seed: Option<u64>,
     /// Draw the run as an HTML/SVG timeline into this file (needs --seed: one picture is one run).
-    #[arg(long, value_name = "PATH", requires = "seed")]
+    // clap counts a requirement as met when a conflicting argument is present, so the conflicts are spelled out.
+    #[arg(long, value_name = "PATH", requires = "seed", conflicts_with_all = ["seeds", "first_seed", "threads"])]
     timeline: Option<PathBuf>,
     /// Worker threads (default: available cores).
     #[arg(long, conflicts_with = "seed")]
@@ -160,23 +161,20 @@ fn sweep_one(seed: u64, timeline: Option<&Path>) -> anyhow::Result<()> {
     let (events, outcome) = run_recorded("fault_sweep", move || keel_sim::sweep::run_seed(seed))?;
     let title = format!("sweep seed {seed}");
     let replay = replay_command(&format!("keel raft sweep --seed {seed}"), timeline);
-    let failure = match &outcome {
-        Ok(o) => {
-            println!(
+    let (failure, said) = match &outcome {
+        Ok(o) => (
+            None,
+            format!(
                 "sweep seed {seed} passed: {} nodes, {} fault events, {} entries committed, {:.1} s of virtual time",
                 o.nodes,
                 o.events,
                 o.committed,
                 o.virtual_ms as f64 / 1000.0
-            );
-            None
-        }
-        Err(report) => {
-            println!("sweep seed {seed} FAILED:{report}");
-            Some(report.as_str())
-        }
+            ),
+        ),
+        Err(report) => (Some(report.as_str()), format!("sweep seed {seed} FAILED:{report}")),
     };
-    finish(&events, &title, &replay, failure, timeline)
+    finish(&events, &title, &replay, failure, &said, timeline)
 }
 
 /// One catalogue scenario with one seed, with its timeline if asked.
@@ -198,17 +196,11 @@ fn catalogue(args: CatalogueArgs) -> anyhow::Result<()> {
     );
     let title =
         format!("{name} seed {seed}{}", if args.pre_vote_check_quorum { " (PreVote, CheckQuorum)" } else { "" });
-    let failure = match &outcome {
-        Ok(()) => {
-            println!("{name} seed {seed} passed");
-            None
-        }
-        Err(report) => {
-            println!("{name} seed {seed} FAILED:{report}");
-            Some(report.as_str())
-        }
+    let (failure, said) = match &outcome {
+        Ok(()) => (None, format!("{name} seed {seed} passed")),
+        Err(report) => (Some(report.as_str()), format!("{name} seed {seed} FAILED:{report}")),
     };
-    finish(&events, &title, &replay, failure, args.timeline.as_deref())
+    finish(&events, &title, &replay, failure, &said, args.timeline.as_deref())
 }
 
 /// Runs `body` on a thread named `thread_name` with the timeline recorder on. A failed check panics with its
@@ -239,18 +231,25 @@ fn replay_command(command: &str, timeline: Option<&Path>) -> String {
     }
 }
 
-/// Writes the timeline if asked, then turns a failed run into the command's error (a non-zero exit).
+/// Writes the timeline if asked, prints the outcome (`said`), and turns a failed run into the command's error (a
+/// non-zero exit). The picture is written first: it is wanted most when the run failed, and even if nobody reads
+/// the output any more.
 fn finish(
     events: &[TimelineEvent],
     title: &str,
     replay: &str,
     failure: Option<&str>,
+    said: &str,
     timeline: Option<&Path>,
 ) -> anyhow::Result<()> {
     if let Some(path) = timeline {
         let html = timeline_html::render(events, &Page { title, replay, failure });
         write_atomically(path, html.as_bytes())?;
-        println!("timeline written to {}", path.display());
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", said.trim_end())?;
+    if let Some(path) = timeline {
+        writeln!(out, "timeline written to {}", path.display())?;
     }
     if failure.is_some() {
         anyhow::bail!("{title} violated a Raft property");
@@ -266,8 +265,9 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     temporary_name.push(file_name);
     temporary_name.push(format!(".{}.tmp", std::process::id()));
     let temporary = path.with_file_name(temporary_name);
-    std::fs::write(&temporary, bytes)
-        .with_context(|| format!("cannot write the timeline to {}", temporary.display()))?;
+    std::fs::write(&temporary, bytes).with_context(|| {
+        format!("cannot write the timeline to {} (through {})", path.display(), temporary.display())
+    })?;
     if let Err(e) = std::fs::rename(&temporary, path) {
         let _ = std::fs::remove_file(&temporary);
         return Err(e).with_context(|| format!("cannot move the timeline into place at {}", path.display()));

@@ -17,13 +17,20 @@ use crate::timeline::TimelineEvent;
 /// Detail-view pixels per virtual millisecond at zoom 1: a two-second window fills a laptop screen, and a
 /// heartbeat round (100 ms) is 70 px wide, enough to tell its arrows apart.
 const DETAIL_PX_PER_MS: f64 = 0.7;
-/// How much of the run before the violation the detail view shows first: a few election timeouts, enough to see
-/// the election and the replication that led to the failure.
+/// The detail view opens on the last this many messages before the violation (about what the failure report's
+/// trace lists), zoomed so that they fill the view...
+const FOCUS_MESSAGES: usize = 60;
+/// ...but reaching at most this far back: a few election timeouts, enough to see the election and the
+/// replication that led to the failure...
 const FOCUS_BEFORE_VIOLATION_MS: u64 = 2_000;
+/// ...and at least this far, so that a burst of messages is seen with what came just before it.
+const FOCUS_BEFORE_VIOLATION_MS_MIN: u64 = 250;
 /// Room after the violation, so its marker does not sit on the window's edge.
 const FOCUS_AFTER_VIOLATION_MS: u64 = 150;
-/// A passing run opens on its first two seconds: the first election, then replication.
+/// A passing run opens on its start: the first election, then replication; at most two seconds of it, less if
+/// its first this many messages come sooner (an election storm is only legible zoomed in).
 const FOCUS_PASSING_MS: u64 = 2_000;
+const FOCUS_PASSING_MESSAGES: usize = 120;
 /// Most messages drawn as arrows. A sweep seed sends 10-50 thousand; each arrow costs about 200 bytes of page,
 /// and past this many the page gets slow to open. Beyond it, only messages near the focus window are drawn (the
 /// page says so).
@@ -236,14 +243,27 @@ impl<'a> Run<'a> {
                 run.cut_off[node].push((since_ms, run.end_ms));
             }
         }
-        run.focus_ms = match run.violation {
-            Some((at_ms, _)) => {
-                (at_ms.saturating_sub(FOCUS_BEFORE_VIOLATION_MS), (at_ms + FOCUS_AFTER_VIOLATION_MS).min(run.end_ms))
-            }
-            None => (0, FOCUS_PASSING_MS.min(run.end_ms)),
-        };
         // Messages are recorded when they arrive (or are lost); draw them in the order they were sent.
         run.messages.sort_by_key(|m| (m.sent_ms, m.delivered_ms.unwrap_or(u64::MAX)));
+        run.focus_ms = match run.violation {
+            Some((at_ms, _)) => {
+                let recent_ms = run
+                    .messages
+                    .iter()
+                    .rev()
+                    .filter(|m| m.sent_ms <= at_ms)
+                    .nth(FOCUS_MESSAGES - 1)
+                    .map_or(0, |m| m.sent_ms);
+                let start_ms = recent_ms
+                    .max(at_ms.saturating_sub(FOCUS_BEFORE_VIOLATION_MS))
+                    .min(at_ms.saturating_sub(FOCUS_BEFORE_VIOLATION_MS_MIN));
+                (start_ms, at_ms + ((at_ms - start_ms) / 10).min(FOCUS_AFTER_VIOLATION_MS))
+            }
+            None => {
+                let first_ms = run.messages.get(FOCUS_PASSING_MESSAGES).map_or(FOCUS_PASSING_MS, |m| m.sent_ms);
+                (0, first_ms.clamp(FOCUS_BEFORE_VIOLATION_MS_MIN, FOCUS_PASSING_MS).min(run.end_ms))
+            }
+        };
         if run.messages.len() > MESSAGES_DRAWN_MAX {
             run.keep_messages_near_focus();
         }
@@ -502,7 +522,7 @@ fn summary(out: &mut String, run: &Run, page: &Page) {
         }
         _ => w!(
             out,
-            "<div class=\"passed-box\">Every checked property held for the whole run. The detail view opens on the first {}.</div>\n",
+            "<div class=\"passed-box\">Every checked property held for the whole run. The detail view opens on its first {}.</div>\n",
             seconds(run.focus_ms.1 - run.focus_ms.0)
         ),
     }
@@ -674,7 +694,7 @@ fn defs(out: &mut String) {
 /// Everything, messages included, at a readable scale, in a horizontally scrolling panel.
 fn detail(out: &mut String, run: &Run) {
     // At least the focus window's width, so that a short run still fills the view.
-    let width = detail_x(run.end_ms.max(FOCUS_BEFORE_VIOLATION_MS + FOCUS_AFTER_VIOLATION_MS) as f64) + 40.0;
+    let width = detail_x((run.end_ms + FOCUS_AFTER_VIOLATION_MS).max(FOCUS_BEFORE_VIOLATION_MS) as f64) + 40.0;
     let height = lane_top(run.nodes) + FOOTER_H;
     out.push_str(
         "<h2>Detail <span class=\"hint\">scroll sideways; hover an arrow, a lane or a mark for details; keys + and − zoom</span></h2>\n\
@@ -717,7 +737,7 @@ fn detail(out: &mut String, run: &Run) {
     }
     out.push('\n');
     axis(out, run, height);
-    faults(out, run, height);
+    faults(out, run, width, height);
     lanes(out, run);
     messages(out, run);
     if let Some((at_ms, what)) = run.violation {
@@ -759,7 +779,7 @@ fn axis(out: &mut String, run: &Run, height: f64) {
 }
 
 /// Faults: a dotted line across every lane, and the words in the band above, stacked so neighbours stay legible.
-fn faults(out: &mut String, run: &Run, height: f64) {
+fn faults(out: &mut String, run: &Run, width: f64, height: f64) {
     /// Fault text longer than this is cut on the page (the hover shows all of it).
     const FAULT_LABEL_CHARS_MAX: usize = 40;
     /// Approximate width of one character of the fault label font, to keep labels in a row from overlapping.
@@ -785,14 +805,16 @@ fn faults(out: &mut String, run: &Run, height: f64) {
             );
             continue;
         };
-        row_free_x[row] = x + label.chars().count() as f64 * CHAR_W + 8.0;
+        let label_w = label.chars().count() as f64 * CHAR_W;
+        row_free_x[row] = x + label_w + 8.0;
+        // Near the end of the drawing, the words go to the left of their line rather than off the edge.
+        let (label_x, anchor) = if x + label_w + 4.0 > width { (x - 2.0, "end") } else { (x + 2.0, "start") };
         w!(
             out,
             "<line class=\"fault-line\" x1=\"{x:.1}\" y1=\"{:.1}\" x2=\"{x:.1}\" y2=\"{:.1}\"><title>{title}</title></line>\
-             <text class=\"fault-label\" x=\"{:.1}\" y=\"{:.1}\">{}<title>{title}</title></text>\n",
+             <text class=\"fault-label\" x=\"{label_x:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\">{}<title>{title}</title></text>\n",
             AXIS_H + row as f64 * FAULT_ROW_H + 2.0,
             height - FOOTER_H,
-            x + 2.0,
             AXIS_H + (row + 1) as f64 * FAULT_ROW_H - 3.0,
             escape(&label)
         );
@@ -986,14 +1008,20 @@ fn script(out: &mut String, run: &Run) {
     zoom = z;
     detail.setAttribute('width', (baseWidth * zoom).toFixed(0));
     detail.classList.toggle('dense', zoom < 0.75);
-    level.textContent = 'zoom ' + (zoom >= 1 ? zoom.toFixed(0) + '×' : '1/' + (1 / zoom).toFixed(1));
+    level.textContent = 'zoom ' + (zoom >= 1 ? zoom.toFixed(1).replace(/\.0$/, '') + '×' : '1/' + (1 / zoom).toFixed(1));
     show(centerMs, 0.5);
     syncWindow();
   }};
   document.getElementById('zoom-in').onclick = () => setZoom(zoom * 2);
   document.getElementById('zoom-out').onclick = () => setZoom(zoom / 2);
   document.getElementById('fit').onclick = () => {{ setZoom(0); show(0, 0); syncWindow(); }};
-  document.getElementById('focus').onclick = () => {{ setZoom(1); show(FOCUS[1], 1); syncWindow(); }};
+  // The focus window fills the view: zoomed in on a burst before a violation, never zoomed out.
+  const focus = () => {{
+    setZoom(Math.max(1, scroller.clientWidth / (BASE * Math.max(1, FOCUS[1] - FOCUS[0]))));
+    show(FOCUS[1], 1);
+    syncWindow();
+  }};
+  document.getElementById('focus').onclick = focus;
   document.addEventListener('keydown', e => {{
     if (e.key === '+' || e.key === '=') setZoom(zoom * 2);
     if (e.key === '-' || e.key === '−') setZoom(zoom / 2);
@@ -1004,9 +1032,7 @@ fn script(out: &mut String, run: &Run) {
   }});
   scroller.addEventListener('scroll', syncWindow);
   level.textContent = 'zoom 1×';
-  // Open on the focus window: its end at the right edge (the violation, or the first seconds of a passing run).
-  show(FOCUS[1], 1);
-  syncWindow();
+  focus();
 }})();
 </script>
 "#,
