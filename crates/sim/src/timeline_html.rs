@@ -738,8 +738,10 @@ fn detail(out: &mut String, run: &Run) {
     out.push('\n');
     axis(out, run, height);
     faults(out, run, width, height);
-    lanes(out, run);
+    // Terms are written after the arrows, so that an election's burst of votes does not hide the new term.
+    let terms = lanes(out, run);
     messages(out, run);
+    out.push_str(&terms);
     if let Some((at_ms, what)) = run.violation {
         let x = detail_x(at_ms as f64);
         w!(
@@ -828,8 +830,9 @@ fn fault_title(group: &[(u64, &str)]) -> String {
     lines.join("\n")
 }
 
-/// Role bars with terms written on them, crash and restart marks, commit marks.
-fn lanes(out: &mut String, run: &Run) {
+/// Role bars, crash and restart marks, commit marks; returns the terms to write on the bars.
+fn lanes(out: &mut String, run: &Run) -> String {
+    let mut terms = String::new();
     /// A term label is repeated along a long segment this often, so that it is in view wherever one scrolls.
     const TERM_LABEL_REPEAT_PX: f64 = 420.0;
     for (node, lane) in run.lanes.iter().enumerate() {
@@ -877,7 +880,7 @@ fn lanes(out: &mut String, run: &Run) {
                 } else {
                     break;
                 };
-                w!(out, "<text class=\"term{light}\" x=\"{at:.1}\" y=\"{:.1}\">{text}</text>", bar_y + BAR_H - 4.5);
+                w!(terms, "<text class=\"term{light}\" x=\"{at:.1}\" y=\"{:.1}\">{text}</text>", bar_y + BAR_H - 4.5);
                 at += TERM_LABEL_REPEAT_PX;
             }
         }
@@ -932,6 +935,7 @@ fn lanes(out: &mut String, run: &Run) {
         }
         out.push_str("</g>\n");
     }
+    terms
 }
 
 /// One arrow per message, from the sender's bar to the receiver's; a lost one stops short with a cross.
