@@ -14,7 +14,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Raft tools: a simulated cluster demo.
+    /// Raft tools: a simulated cluster demo, the fault sweep, one catalogue scenario (with its timeline), benchmarks.
     #[command(subcommand)]
     Raft(raft_cmd::RaftCommand),
     /// MapReduce: coordinator, workers, local runs, the sequential reference.

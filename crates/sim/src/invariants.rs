@@ -332,12 +332,12 @@ impl Cluster {
             match log.entry(index) {
                 Some(entry) if entry.data == command => {}
                 Some(_) => self.fail(&format!(
-                    "leader completeness: new leader {leader} (term {term}) holds a different entry at index {index}, committed in term {:?}",
-                    self.invariants.committed_in(index)
+                    "leader completeness: new leader {leader} (term {term}) holds a different entry at index {index}, committed in term {}",
+                    self.invariants.committed_in(index).unwrap_or_default()
                 )),
                 None => self.fail(&format!(
-                    "leader completeness: new leader {leader} (term {term}) lacks index {index}, committed in term {:?} (its last index is {})",
-                    self.invariants.committed_in(index),
+                    "leader completeness: new leader {leader} (term {term}) lacks index {index}, committed in term {} (its last index is {})",
+                    self.invariants.committed_in(index).unwrap_or_default(),
                     log.last_index()
                 )),
             }

@@ -19,6 +19,7 @@ pub mod sweep_runner;
 pub mod tasks;
 pub mod tester;
 pub mod timeline;
+pub mod timeline_html;
 pub mod trace;
 
 pub use cluster::{Cluster, ClusterConfig, RaftOptions, Stats, TICK_MS};
