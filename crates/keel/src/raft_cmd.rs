@@ -148,6 +148,15 @@ fn sweep(args: SweepArgs) -> anyhow::Result<()> {
         report.committed,
         report.virtual_ms as f64 / 1000.0
     );
+    println!(
+        "  {} duplicated messages, {} nemesis strikes, {} stale replies, {} outdated appends, {} commits beyond the verified; busiest virtual second {} events",
+        report.duplicated,
+        report.nemesis_strikes,
+        report.stale_replies,
+        report.outdated_appends,
+        report.commit_beyond_verified,
+        report.events_per_virtual_second_peak
+    );
     if !report.failures.is_empty() {
         anyhow::bail!("{} seed(s) violated a Raft property", report.failures.len());
     }

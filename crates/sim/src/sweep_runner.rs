@@ -15,6 +15,16 @@ pub struct SweepReport {
     pub committed: u64,
     pub virtual_ms: u64,
     pub by_nodes: [u64; 3],
+    /// Message copies the network duplicated, over all seeds.
+    pub duplicated: u64,
+    /// Nemesis strikes, over all seeds.
+    pub nemesis_strikes: u64,
+    /// The most events any seed produced in one virtual second (the event budget's margin).
+    pub events_per_virtual_second_peak: u64,
+    /// Risky deliveries the seeds produced (stale replies, outdated appends, commits beyond the verified).
+    pub stale_replies: u64,
+    pub outdated_appends: u64,
+    pub commit_beyond_verified: u64,
     pub wall: Duration,
 }
 
@@ -73,6 +83,13 @@ fn record(report: &Mutex<SweepReport>, seed: u64, outcome: std::thread::Result<S
             report.committed += o.committed;
             report.virtual_ms += o.virtual_ms;
             report.by_nodes[(o.nodes / 2).saturating_sub(1).min(2)] += 1;
+            report.duplicated += o.duplicated;
+            report.nemesis_strikes += o.nemesis_strikes;
+            report.events_per_virtual_second_peak =
+                report.events_per_virtual_second_peak.max(o.events_per_virtual_second_peak);
+            report.stale_replies += o.patterns.stale_replies;
+            report.outdated_appends += o.patterns.outdated_appends;
+            report.commit_beyond_verified += o.patterns.commit_beyond_verified;
         }
         Err(panic) => {
             let text = panic
