@@ -5,7 +5,7 @@
 //! links, long reordering, crashes that lose everything not yet durable, and restarts from durable state.
 use std::time::{Duration, Instant};
 
-use keel_raft::{Apply, Config, Index, Message, MessageBody, NodeId, RaftNode, Ready, Rng, Storage, Term};
+use keel_raft::{AppendReply, Apply, Config, Index, Message, MessageBody, NodeId, RaftNode, Ready, Rng, Storage, Term};
 
 use crate::checker::ApplyChecker;
 use crate::event_queue::{Delivery, Event, EventQueue};
@@ -75,8 +75,12 @@ pub struct Stats {
 /// Deliveries that only a correct node survives: each is the trigger of a classic Raft bug.
 #[derive(Clone, Debug, Default)]
 pub struct Patterns {
-    /// A reply from an earlier term reached a node that leads (or campaigns in) a later term.
-    pub stale_replies: u64,
+    /// An acknowledgement (AppendEntries success, InstallSnapshot answer) from an earlier term reached a node
+    /// that leads a later term: trusting it would record a match the follower never made in this term.
+    pub stale_acks_at_leader: u64,
+    /// A granted vote from an earlier term reached a node campaigning in a later term: counting it would elect
+    /// a leader without a majority of this term.
+    pub stale_votes_at_candidate: u64,
     /// An AppendEntries whose `leader_commit` lies beyond the last entry it carries reached a follower whose
     /// log holds a different entry just past that point: committing up to `leader_commit` there would commit an
     /// entry the message never verified.
@@ -113,12 +117,16 @@ pub fn kind_slot(body: &MessageBody) -> usize {
 
 fn count_patterns(patterns: &mut Patterns, receiver: &RaftNode, msg: &Message) {
     match &msg.body {
-        MessageBody::AppendEntriesReply(_)
-        | MessageBody::InstallSnapshotReply { .. }
-        | MessageBody::RequestVoteReply { .. }
-            if msg.term < receiver.term() && receiver.role() != keel_raft::Role::Follower =>
+        MessageBody::AppendEntriesReply(AppendReply::Success { .. }) | MessageBody::InstallSnapshotReply { .. }
+            if msg.term < receiver.term() && receiver.is_leader() =>
         {
-            patterns.stale_replies += 1;
+            patterns.stale_acks_at_leader += 1;
+        }
+        MessageBody::RequestVoteReply { granted: true }
+            if msg.term < receiver.term()
+                && matches!(receiver.role(), keel_raft::Role::Candidate | keel_raft::Role::PreCandidate) =>
+        {
+            patterns.stale_votes_at_candidate += 1;
         }
         MessageBody::AppendEntries { prev_log_index, entries, leader_commit, .. } if msg.term == receiver.term() => {
             let log = receiver.log();
