@@ -451,3 +451,32 @@ fn with_pre_vote_late_votes_for_the_current_term_still_elect() {
     n.step(msg(2, 0, 1, MessageBody::RequestVoteReply { granted: true })).unwrap();
     assert_eq!((n.role(), n.term()), (Role::Leader, 1), "a late vote for term 1 completes the term-1 election");
 }
+
+/// What a driver reads off a node (who leads, what was applied, what the leader knows of each follower) is what
+/// the node knows: the simulator's invariants and every driver rely on these answers.
+#[test]
+fn the_accessors_report_what_the_node_knows() {
+    let mut leader = node(0, 3);
+    let ready = elect(&mut leader, 3);
+    assert!(!ready.messages.is_empty(), "a new leader announces itself");
+    assert_eq!(leader.leader_hint(), Some(0), "a leader names itself");
+    let term = leader.term();
+    let (index, _) = leader.propose(vec![7]).expect("leader accepts");
+    leader.take_ready();
+    // Sent, not yet answered: nextIndex moves only when the follower confirms.
+    assert_eq!(leader.progress(1).map(|p| (p.match_index, p.next_index)), Some((0, index)));
+    leader.step(msg(1, 0, term, MessageBody::AppendEntriesReply(AppendReply::Success { match_index: index }))).unwrap();
+    let recorded = leader.progress(1).map(|p| (p.match_index, p.next_index));
+    assert_eq!(recorded, Some((index, index + 1)), "the follower's match is recorded");
+    assert!(leader.progress(0).is_none(), "a leader keeps no progress for itself");
+    assert_eq!(leader.commit_index(), index);
+    assert_eq!(leader.applied_index(), index - 1, "committed, not yet handed to the service");
+    leader.take_ready();
+    assert_eq!(leader.applied_index(), index, "handed to the service in the Ready just taken");
+
+    let mut follower = node(2, 3);
+    assert_eq!(follower.leader_hint(), None, "a fresh node knows no leader");
+    assert!(follower.progress(0).is_none(), "only a leader keeps progress");
+    follower.step(msg(0, 2, term, append((0, 0), vec![entry(1, term)], 0))).unwrap();
+    assert_eq!(follower.leader_hint(), Some(0), "a follower names the leader it heard from");
+}
