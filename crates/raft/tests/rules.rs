@@ -480,3 +480,15 @@ fn the_accessors_report_what_the_node_knows() {
     follower.step(msg(0, 2, term, append((0, 0), vec![entry(1, term)], 0))).unwrap();
     assert_eq!(follower.leader_hint(), Some(0), "a follower names the leader it heard from");
 }
+
+/// A message claiming to come from the node itself is forged or misrouted: refused before anything changes (a
+/// vote "from itself" must never count twice, an AppendEntries "from itself" must never make it a follower).
+#[test]
+fn a_message_from_the_node_itself_is_refused() {
+    let mut n = node(0, 3);
+    let before = (n.term(), n.voted_for(), n.role());
+    let forged = msg(0, 0, 5, append((0, 0), vec![entry(1, 5)], 1));
+    assert_eq!(n.step(forged), Err(StepError::UnknownPeer(0)));
+    assert_eq!((n.term(), n.voted_for(), n.role()), before, "a refused message changes nothing");
+    assert_eq!(n.log().last_index(), 0);
+}
