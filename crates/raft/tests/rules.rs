@@ -87,6 +87,24 @@ fn committed_entries_are_never_truncated() {
     assert_eq!(f.log().term_at(2), Some(1));
 }
 
+/// Figure 2, AppendEntries rule 5: commitIndex = min(leaderCommit, index of the last *new* entry). A follower
+/// whose log runs past what the message verified must not commit that tail on the leader's word: those entries
+/// may come from another leader and differ from the ones the leader committed.
+#[test]
+fn a_follower_commits_only_what_the_append_verified() {
+    let mut f = node(1, 3);
+    // Entries 1-2 from the leader of term 1, then entry 3 from a leader of term 2 that never committed it.
+    f.step(msg(0, 1, 1, append((0, 0), vec![entry(1, 1), entry(2, 1)], 0))).unwrap();
+    f.step(msg(2, 1, 2, append((2, 1), vec![entry(3, 2)], 0))).unwrap();
+    f.take_ready();
+    // The leader of term 3 committed its own index 3; a message limited to one entry verifies only through 2.
+    f.step(msg(0, 1, 3, append((1, 1), vec![entry(2, 1)], 3))).unwrap();
+    let ready = f.take_ready();
+    assert_eq!(f.commit_index(), 2, "index 3 was not verified by this message");
+    assert_eq!(replies(&ready), vec![AppendReply::Success { match_index: 2 }]);
+    assert!(ready.applies.iter().all(|a| a.index() <= 2), "nothing past the verified entry reaches the service");
+}
+
 #[test]
 fn one_vote_per_term_and_it_is_durable_before_the_reply() {
     let mut f = node(0, 3);
