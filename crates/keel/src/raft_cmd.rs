@@ -149,10 +149,11 @@ fn sweep(args: SweepArgs) -> anyhow::Result<()> {
         report.virtual_ms as f64 / 1000.0
     );
     println!(
-        "  {} duplicated messages, {} nemesis strikes; risky deliveries: {} stale acknowledgements at leaders, {} stale votes at candidates, {} outdated appends, {} commits beyond the verified; busiest virtual second {} events",
+        "  {} duplicated messages, {} nemesis strikes; risky deliveries: {} stale acknowledgements at leaders ({} of snapshots), {} stale votes at candidates, {} outdated appends, {} commits beyond the verified; busiest virtual second {} events",
         report.duplicated,
         report.nemesis_strikes,
         report.stale_acks_at_leader,
+        report.stale_snapshot_acks_at_leader,
         report.stale_votes_at_candidate,
         report.outdated_appends,
         report.commit_beyond_verified,

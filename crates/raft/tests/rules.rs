@@ -510,3 +510,31 @@ fn a_message_from_the_node_itself_is_refused() {
     assert_eq!((n.term(), n.voted_for(), n.role()), before, "a refused message changes nothing");
     assert_eq!(n.log().last_index(), 0);
 }
+
+/// Answers from an earlier term speak of the log as it was then: a leader re-elected in a later term must not
+/// record them as matches (its log may have changed in between, and the follower never confirmed anything in
+/// this term). Both kinds of acknowledgement, AppendEntries success and InstallSnapshot answer.
+#[test]
+fn acknowledgements_from_an_earlier_term_are_not_trusted_by_a_re_elected_leader() {
+    let mut leader = node(0, 3);
+    elect(&mut leader, 3);
+    let first_term = leader.term();
+    leader.propose(vec![1]).expect("leads");
+    leader.take_ready();
+    // Deposed by a newer term, then elected again.
+    leader.step(msg(2, 0, first_term + 1, MessageBody::RequestVoteReply { granted: false })).unwrap();
+    assert_eq!(leader.role(), Role::Follower);
+    elect(&mut leader, 3);
+    let second_term = leader.term();
+    assert!(second_term > first_term);
+    let stale = [
+        MessageBody::AppendEntriesReply(AppendReply::Success { match_index: 1 }),
+        MessageBody::InstallSnapshotReply { last_included_index: 1 },
+    ];
+    for body in stale {
+        leader.step(msg(1, 0, first_term, body.clone())).unwrap();
+        let recorded = leader.progress(1).map(|p| p.match_index);
+        assert_eq!(recorded, Some(0), "{body:?} from term {first_term} was trusted in term {second_term}");
+    }
+    assert_eq!(leader.commit_index(), 0, "nothing was confirmed in this term, so nothing commits");
+}

@@ -1,6 +1,6 @@
 //! A nemesis that strikes at the risky moments of a Raft run rather than at random times: right after an
 //! election, right after a leader's commit index advances, while a leader holds entries nobody has acknowledged
-//! yet. The sweep arms one [`Nemesis`] at a time; the cluster notices the moment inside its event loop and
+//! yet, right after it sends a snapshot. The sweep arms one [`Nemesis`] at a time; the cluster notices the moment inside its event loop and
 //! strikes the leader concerned before any other event runs.
 
 /// When to strike. Each is seen on a leader, the node the strike then hits (or cuts a follower from).
@@ -12,6 +12,8 @@ pub enum Moment {
     CommitAdvanced,
     /// A leader has just appended a proposal that no follower holds yet.
     Uncommitted,
+    /// A leader has just sent a follower its snapshot (InstallSnapshot).
+    SnapshotSent,
 }
 
 /// What to do to the leader at that moment.
@@ -27,6 +29,10 @@ pub enum Strike {
     Restart,
     /// Cut both directions between it and one follower only; the follower still hears everyone else.
     CutOffFollower,
+    /// One follower's election timer fires now (its clock ran fast, or it missed heartbeats in a pause): it
+    /// campaigns in the next term, which deposes the leader; the leader often wins the term after, while
+    /// answers to what it sent before are still on their way.
+    FollowerTimesOut,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,7 +42,14 @@ pub struct Nemesis {
 }
 
 impl Nemesis {
-    pub const MOMENTS: [Moment; 3] = [Moment::Elected, Moment::CommitAdvanced, Moment::Uncommitted];
-    pub const STRIKES: [Strike; 5] =
-        [Strike::Crash, Strike::TornPersist, Strike::Disconnect, Strike::Restart, Strike::CutOffFollower];
+    pub const MOMENTS: [Moment; 4] =
+        [Moment::Elected, Moment::CommitAdvanced, Moment::Uncommitted, Moment::SnapshotSent];
+    pub const STRIKES: [Strike; 6] = [
+        Strike::Crash,
+        Strike::TornPersist,
+        Strike::Disconnect,
+        Strike::Restart,
+        Strike::CutOffFollower,
+        Strike::FollowerTimesOut,
+    ];
 }

@@ -9,7 +9,7 @@
 use keel_raft::{DEFAULT_MAX_BYTES_PER_APPEND, DEFAULT_MAX_ENTRIES_PER_APPEND, Rng};
 
 use crate::cluster::{Cluster, ClusterConfig, RaftOptions, TICK_MS};
-use crate::nemesis::Nemesis;
+use crate::nemesis::{Moment, Nemesis, Strike};
 use crate::network::HarshFaults;
 
 /// After the heal, a fresh command must be applied everywhere within this much virtual time, at the default
@@ -172,9 +172,12 @@ pub fn run_seed(seed: u64) -> SweepOutcome {
         }
         events += 1;
         if shape.nemesis {
-            let moment = Nemesis::MOMENTS[rng.range(0, Nemesis::MOMENTS.len() as u64) as usize];
-            let strike = Nemesis::STRIKES[rng.range(0, Nemesis::STRIKES.len() as u64) as usize];
-            cluster.arm_nemesis(Some(Nemesis { moment, strike }));
+            let nemesis = draw_nemesis(&mut rng);
+            if nemesis.strike == Strike::FollowerTimesOut && !cluster.net.long_reordering {
+                // The answers must still be on their way when the leader is re-elected.
+                cluster.set_long_reordering(true);
+            }
+            cluster.arm_nemesis(Some(nemesis));
         }
         cluster.check_log_matching();
     }
@@ -195,6 +198,19 @@ pub fn run_seed(seed: u64) -> SweepOutcome {
         committed: cluster.checker.max_index,
         virtual_ms: cluster.now_ms(),
     }
+}
+
+/// Any moment with any strike, but a third of the time a follower times out right after the leader sent
+/// entries or a snapshot: the leader is deposed and often re-elected while the answers to what it sent are
+/// still in flight, the setting in which an answer from an earlier term can be mistaken for one of this term.
+fn draw_nemesis(rng: &mut Rng) -> Nemesis {
+    if rng.chance(1, 3) {
+        let moment = if rng.chance(1, 2) { Moment::SnapshotSent } else { Moment::Uncommitted };
+        return Nemesis { moment, strike: Strike::FollowerTimesOut };
+    }
+    let moment = Nemesis::MOMENTS[rng.range(0, Nemesis::MOMENTS.len() as u64) as usize];
+    let strike = Nemesis::STRIKES[rng.range(0, Nemesis::STRIKES.len() as u64) as usize];
+    Nemesis { moment, strike }
 }
 
 fn run_with_clients(cluster: &mut Cluster, ms: u64, command: &mut u64) {

@@ -23,6 +23,7 @@ pub struct SweepReport {
     pub events_per_virtual_second_peak: u64,
     /// Risky deliveries the seeds produced (stale replies, outdated appends, commits beyond the verified).
     pub stale_acks_at_leader: u64,
+    pub stale_snapshot_acks_at_leader: u64,
     pub stale_votes_at_candidate: u64,
     pub outdated_appends: u64,
     pub commit_beyond_verified: u64,
@@ -89,6 +90,7 @@ fn record(report: &Mutex<SweepReport>, seed: u64, outcome: std::thread::Result<S
             report.events_per_virtual_second_peak =
                 report.events_per_virtual_second_peak.max(o.events_per_virtual_second_peak);
             report.stale_acks_at_leader += o.patterns.stale_acks_at_leader;
+            report.stale_snapshot_acks_at_leader += o.patterns.stale_snapshot_acks_at_leader;
             report.stale_votes_at_candidate += o.patterns.stale_votes_at_candidate;
             report.outdated_appends += o.patterns.outdated_appends;
             report.commit_beyond_verified += o.patterns.commit_beyond_verified;
