@@ -88,7 +88,7 @@ pub struct Patterns {
     /// `leader_commit` there would commit an entry the message never verified, and that differs from the one
     /// the leader committed.
     /// Keel's fast backup lands the leader exactly on the first differing entry, which the next AppendEntries
-    /// then replaces, so this stays at zero in sweeps (none in 200,000 seeds): the rule it tests
+    /// then replaces, so this stays at zero in sweeps (none in 20,000 seeds): the rule it tests
     /// (Figure 2, AppendEntries rule 5) is pinned by a unit test in `crates/raft/tests/rules.rs` instead.
     pub commit_beyond_verified: u64,
     /// An AppendEntries reached a follower that already held every entry it carried, and more after them.
