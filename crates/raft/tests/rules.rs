@@ -1,8 +1,8 @@
 //! One focused test per correctness rule in DESIGN.md (and the persistence contract), driving a single core by
 //! hand so each rule is checked in isolation, without a simulator.
 use keel_raft::{
-    AppendReply, Apply, Config, DurableState, Entry, HardState, Message, MessageBody, NotLeader, RaftNode, Ready, Role,
-    SnapshotMeta, StepError,
+    AppendReply, Apply, Config, DurableState, Entry, HardState, INDEX_LIMIT, Message, MessageBody, NotLeader, RaftNode,
+    Ready, Role, SnapshotMeta, StepError, TERM_LIMIT,
 };
 
 fn config(id: u64, n: u64) -> Config {
@@ -221,6 +221,30 @@ fn leader_skips_a_whole_term_per_rejection() {
     assert!(matches!(probe.body, MessageBody::AppendEntries { prev_log_index: 1, .. }), "{probe:?}");
 }
 
+/// When the leader does hold entries of the follower's conflicting term, it resumes right after its own last
+/// entry of that term (extended paper, section 5.3), and never behind what the rejection allows.
+#[test]
+fn leader_resumes_after_its_last_entry_of_the_conflicting_term() {
+    let durable = DurableState {
+        hard_state: HardState { term: 4, voted_for: None },
+        snapshot: None,
+        entries: vec![entry(1, 1), entry(2, 1), entry(3, 4), entry(4, 4), entry(5, 4)],
+    };
+    let mut l = RaftNode::restart(config(0, 3), durable).unwrap();
+    elect(&mut l, 3);
+    let term = l.term();
+    // Follower 1 holds term 1 from index 1 to 7: the leader's last term-1 entry is 2, so it probes from 3.
+    let reject =
+        AppendReply::Reject { prev_log_index: 5, conflict_term: Some(1), conflict_first_index: 1, last_log_index: 7 };
+    l.step(msg(1, 0, term, MessageBody::AppendEntriesReply(reject))).unwrap();
+    assert_eq!(l.progress(1).map(|p| p.next_index), Some(3));
+    // Follower 2 is one entry short of a heartbeat's probe at the leader's last index (5): it resumes at 5.
+    let short =
+        AppendReply::Reject { prev_log_index: 5, conflict_term: None, conflict_first_index: 5, last_log_index: 4 };
+    l.step(msg(2, 0, term, MessageBody::AppendEntriesReply(short))).unwrap();
+    assert_eq!(l.progress(2).map(|p| p.next_index), Some(5));
+}
+
 #[test]
 fn stale_terms_are_answered_with_the_newer_term_and_change_nothing() {
     let mut f = node(1, 3);
@@ -323,6 +347,56 @@ fn install_snapshot_keeps_a_matching_suffix_and_ignores_stale_snapshots() {
     assert_eq!(f.log().snapshot_meta().index, 4);
 }
 
+/// An InstallSnapshot from a deposed leader (an older term) is answered with the newer term and changes
+/// nothing: no snapshot, no leader hint, no reset of the election timer's purpose.
+#[test]
+fn a_snapshot_from_an_older_term_is_refused_and_changes_nothing() {
+    let mut f = node(1, 3);
+    f.step(msg(0, 1, 3, append((0, 0), vec![entry(1, 3)], 0))).unwrap();
+    f.step(msg(2, 1, 4, MessageBody::RequestVote { last_log_index: 1, last_log_term: 3 })).unwrap();
+    f.take_ready();
+    let install = MessageBody::InstallSnapshot { meta: SnapshotMeta { index: 5, term: 3 }, data: vec![5] };
+    f.step(msg(0, 1, 3, install)).unwrap();
+    let ready = f.take_ready();
+    assert_eq!(f.log().snapshot_meta().index, 0, "a stale leader's snapshot is not installed");
+    assert_eq!(f.leader_hint(), None, "a deposed leader is not taken for the leader");
+    assert!(ready.applies.is_empty());
+    let answer = ready.messages.iter().find(|m| m.to == 0).expect("the stale leader is answered");
+    assert_eq!(answer.term, 4, "the answer carries the newer term, which deposes the sender");
+}
+
+/// After a follower installs the snapshot, the leader sends the entries that follow it at once; if the snapshot
+/// covers the whole log, there is nothing to send until the next heartbeat.
+#[test]
+fn after_a_snapshot_answer_the_leader_sends_what_follows_it_and_only_that() {
+    let mut l = node(0, 3);
+    elect(&mut l, 3);
+    let term = l.term();
+    for k in 0..4u8 {
+        l.propose(vec![k]).unwrap();
+    }
+    let ack = |m| MessageBody::AppendEntriesReply(AppendReply::Success { match_index: m });
+    l.step(msg(2, 0, term, ack(4))).unwrap();
+    for a in l.take_ready().applies {
+        if let Apply::Command { index: 2, .. } = a {
+            l.snapshot(2, vec![2]).unwrap();
+        }
+    }
+    // Follower 1 was sent everything from 1 at election; it answers the snapshot it then got.
+    l.step(msg(1, 0, term, MessageBody::InstallSnapshotReply { last_included_index: 2 })).unwrap();
+    let sent = l.take_ready().messages;
+    let follow_up = sent.iter().filter(|m| m.to == 1).collect::<Vec<_>>();
+    assert_eq!(follow_up.len(), 1, "{follow_up:?}");
+    assert!(
+        matches!(&follow_up[0].body, MessageBody::AppendEntries { prev_log_index: 2, entries, .. } if entries.len() == 2)
+    );
+    l.step(msg(1, 0, term, ack(4))).unwrap();
+    l.take_ready();
+    // A repeated snapshot answer when everything is already matched sends nothing.
+    l.step(msg(1, 0, term, MessageBody::InstallSnapshotReply { last_included_index: 2 })).unwrap();
+    assert!(l.take_ready().messages.iter().all(|m| m.to != 1), "nothing to send after a stale snapshot answer");
+}
+
 #[test]
 fn a_restarted_node_recovers_term_vote_and_log_exactly() {
     let mut f = node(1, 3);
@@ -372,6 +446,23 @@ fn absurd_indexes_are_refused_not_overflowed() {
     let probe = append((u64::MAX - 1, 1), vec![], u64::MAX);
     assert!(matches!(f.step(msg(0, 1, 1, probe)), Err(StepError::Malformed { .. })));
     assert_eq!((f.term(), f.log().last_index(), f.commit_index()), (0, 0, 0), "nothing changed");
+}
+
+/// The validation limits are exact: the largest legal term and index are accepted, one more is refused, and a
+/// candidate claiming a last log term above its own term is refused.
+#[test]
+fn validation_limits_are_exact() {
+    let mut f = node(1, 3);
+    let heartbeat = |term| msg(0, 1, term, append((0, 0), vec![], 0));
+    assert!(matches!(f.step(heartbeat(TERM_LIMIT + 1)), Err(StepError::AbsurdTerm { .. })));
+    f.step(heartbeat(TERM_LIMIT)).expect("the largest legal term is accepted");
+    assert_eq!(f.term(), TERM_LIMIT);
+    let mut f = node(1, 3);
+    let probe = |prev| msg(0, 1, 1, append((prev, 1), vec![], 0));
+    assert!(matches!(f.step(probe(INDEX_LIMIT + 1)), Err(StepError::Malformed { .. })));
+    f.step(probe(INDEX_LIMIT)).expect("the largest legal index is accepted (and answered with a rejection)");
+    let vote = MessageBody::RequestVote { last_log_index: 1, last_log_term: 3 };
+    assert!(matches!(f.step(msg(2, 1, 2, vote)), Err(StepError::Malformed { .. })), "last log term above the term");
 }
 
 fn node_with(id: u64, n: u64, pre_vote: bool, check_quorum: bool) -> RaftNode {
