@@ -75,6 +75,8 @@ mod tests {
         assert_eq!((p.match_index, p.next_index), (12, 13));
         p.record_match(15);
         assert!(p.is_idle());
+        p.record_match(13); // a duplicate of an older answer, delivered late
+        assert_eq!((p.match_index, p.next_index), (15, 16), "a late answer never moves the match back");
         p.sent(15, 20);
         assert!(!p.record_rejection(9, 3), "a stale rejection does not answer the message in flight");
         assert_eq!(p.next_index, 16, "and cannot move next below the match");

@@ -347,6 +347,22 @@ fn install_snapshot_keeps_a_matching_suffix_and_ignores_stale_snapshots() {
     assert_eq!(f.log().snapshot_meta().index, 4);
 }
 
+/// A follower's answer to InstallSnapshot names the snapshot's index, never its own log end: entries it holds
+/// past the snapshot may come from another leader, and the leader would count them as matched.
+#[test]
+fn a_snapshot_answer_names_the_snapshot_not_the_log_end() {
+    let mut f = node(1, 3);
+    // 1-3 agreed (term 1), 4-6 from a leader of term 2 that never committed them.
+    f.step(msg(0, 1, 1, append((0, 0), (1..=3).map(|i| entry(i, 1)).collect(), 0))).unwrap();
+    f.step(msg(2, 1, 2, append((3, 1), (4..=6).map(|i| entry(i, 2)).collect(), 0))).unwrap();
+    f.take_ready();
+    let install = MessageBody::InstallSnapshot { meta: SnapshotMeta { index: 3, term: 1 }, data: vec![3] };
+    f.step(msg(0, 1, 3, install)).unwrap();
+    let ready = f.take_ready();
+    let answer = ready.messages.iter().find(|m| m.to == 0).map(|m| m.body.clone());
+    assert_eq!(answer, Some(MessageBody::InstallSnapshotReply { last_included_index: 3 }));
+}
+
 /// An InstallSnapshot from a deposed leader (an older term) is answered with the newer term and changes
 /// nothing: no snapshot, no leader hint, no reset of the election timer's purpose.
 #[test]
