@@ -13,6 +13,7 @@ pub mod nemesis;
 pub mod network;
 pub mod options;
 pub mod seeds;
+pub mod stats;
 pub mod storage;
 pub mod sweep;
 pub mod sweep_runner;
