@@ -78,3 +78,33 @@ impl Config {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ConfigError;
+
+    #[test]
+    fn only_configurations_a_cluster_can_run_with_are_accepted() {
+        let good = Config::new(1, vec![1, 2, 3], 7);
+        assert_eq!(good.validate(), Ok(()));
+        let with = |change: &dyn Fn(&mut Config)| {
+            let mut c = good.clone();
+            change(&mut c);
+            c.validate()
+        };
+        assert_eq!(with(&|c| c.members = vec![2, 3]), Err(ConfigError::NotAMember(1)));
+        assert_eq!(with(&|c| c.members = vec![1, 2, 2]), Err(ConfigError::DuplicateMember));
+        assert_eq!(with(&|c| c.heartbeat_interval_ticks = 0), Err(ConfigError::BadTimeouts));
+        assert_eq!(with(&|c| c.election_timeout_ticks_min = c.heartbeat_interval_ticks), Err(ConfigError::BadTimeouts));
+        // One value to draw from is no randomization: split votes could repeat forever.
+        assert_eq!(
+            with(&|c| c.election_timeout_ticks_max = c.election_timeout_ticks_min + 1),
+            Err(ConfigError::BadTimeouts)
+        );
+        assert_eq!(with(&|c| c.election_timeout_ticks_max = c.election_timeout_ticks_min + 2), Ok(()));
+        assert_eq!(with(&|c| c.election_timeout_ticks_min = c.heartbeat_interval_ticks + 1), Ok(()));
+        assert_eq!(with(&|c| c.max_entries_per_append = 0), Err(ConfigError::BadAppendLimit));
+        assert_eq!(with(&|c| c.max_bytes_per_append = 0), Ok(()), "a byte limit below one entry still sends one");
+    }
+}

@@ -182,6 +182,12 @@ mod tests {
         assert_eq!(log.last_index_of_term(2), Some(5));
         assert_eq!(log.last_index_of_term(1), None);
         assert_eq!(log.slice(2, 10, 1 << 20).iter().map(|e| e.index).collect::<Vec<_>>(), vec![4, 5, 6]);
+        // Once compacted, the snapshot point still answers for its term.
+        let mut compacted = log.clone();
+        assert!(compacted.compact_to(SnapshotMeta { index: 5, term: 2 }));
+        assert_eq!(compacted.last_index_of_term(2), Some(5));
+        assert_eq!(compacted.last_index_of_term(3), Some(6));
+        assert_eq!(compacted.last_index_of_term(1), None);
         log.truncate_from(5);
         assert_eq!(log.last_index(), 4);
         log.truncate_from(1); // never reaches into the snapshot
@@ -207,6 +213,7 @@ mod tests {
         assert_eq!(log.slice(1, 2, 1 << 20).len(), 2);
         assert_eq!(log.slice(1, 10, 250).len(), 2);
         assert_eq!(log.slice(1, 10, 10).len(), 1);
+        assert_eq!(log.slice(1, 10, 200).len(), 2, "the byte limit is inclusive: exactly 200 bytes fit");
     }
 
     #[test]
@@ -215,5 +222,6 @@ mod tests {
         assert!(RaftLog::from_parts(meta, vec![entry(3, 1), entry(4, 2)]).is_ok());
         assert!(RaftLog::from_parts(meta, vec![entry(4, 1)]).is_err());
         assert!(RaftLog::from_parts(meta, vec![entry(3, 0)]).is_err());
+        assert!(RaftLog::from_parts(meta, vec![entry(3, 2), entry(4, 1)]).is_err(), "terms fall between entries");
     }
 }
