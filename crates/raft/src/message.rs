@@ -91,3 +91,33 @@ impl MessageBody {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Traces, failure reports and the timeline name messages by `kind`: each kind is its variant's name, and
+    /// exactly the requests count as RPCs (6.824's counters).
+    #[test]
+    fn kinds_name_their_variant_and_requests_are_the_rpcs() {
+        let reply = AppendReply::Success { match_index: 1 };
+        let meta = SnapshotMeta { index: 1, term: 1 };
+        let bodies = [
+            (MessageBody::RequestVote { last_log_index: 0, last_log_term: 0 }, "RequestVote", true),
+            (MessageBody::RequestVoteReply { granted: true }, "RequestVoteReply", false),
+            (MessageBody::PreVote { last_log_index: 0, last_log_term: 0 }, "PreVote", true),
+            (MessageBody::PreVoteReply { granted: true }, "PreVoteReply", false),
+            (
+                MessageBody::AppendEntries { prev_log_index: 0, prev_log_term: 0, entries: vec![], leader_commit: 0 },
+                "AppendEntries",
+                true,
+            ),
+            (MessageBody::AppendEntriesReply(reply), "AppendEntriesReply", false),
+            (MessageBody::InstallSnapshot { meta, data: vec![] }, "InstallSnapshot", true),
+            (MessageBody::InstallSnapshotReply { last_included_index: 1 }, "InstallSnapshotReply", false),
+        ];
+        for (body, kind, is_request) in bodies {
+            assert_eq!((body.kind(), body.is_request()), (kind, is_request));
+        }
+    }
+}
