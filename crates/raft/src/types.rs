@@ -58,3 +58,17 @@ impl std::fmt::Debug for Snapshot {
         write!(f, "Snapshot(i{} t{} {}B)", self.meta.index, self.meta.term, self.data.len())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Failure reports print entries and snapshots by position and size, never their (possibly huge) bytes.
+    #[test]
+    fn debug_output_names_the_position_and_size_not_the_bytes() {
+        let entry = Entry { index: 7, term: 3, data: vec![0xAB; 4096] };
+        assert_eq!(format!("{entry:?}"), "Entry(i7 t3 4096B)");
+        let snapshot = Snapshot { meta: SnapshotMeta { index: 9, term: 2 }, data: vec![1; 10] };
+        assert_eq!(format!("{snapshot:?}"), "Snapshot(i9 t2 10B)");
+    }
+}
