@@ -202,8 +202,8 @@ fn rejection_carries_conflict_term_its_first_index_and_log_length() {
     assert_eq!(replies(&f.take_ready()), vec![expected]);
 }
 
-#[test]
-fn leader_skips_a_whole_term_per_rejection() {
+/// A leader (elected after a restart) whose log holds terms 1, 1, 4, 4, 4.
+fn leader_of_terms_1_and_4() -> (RaftNode, u64) {
     let durable = DurableState {
         hard_state: HardState { term: 4, voted_for: None },
         snapshot: None,
@@ -212,6 +212,12 @@ fn leader_skips_a_whole_term_per_rejection() {
     let mut l = RaftNode::restart(config(0, 3), durable).unwrap();
     elect(&mut l, 3);
     let term = l.term();
+    (l, term)
+}
+
+#[test]
+fn leader_skips_a_whole_term_per_rejection() {
+    let (mut l, term) = leader_of_terms_1_and_4();
     // Follower 1 holds term 2 from index 2 to 9; the leader has no term-2 entries, so it jumps to index 2.
     let reject =
         AppendReply::Reject { prev_log_index: 5, conflict_term: Some(2), conflict_first_index: 2, last_log_index: 9 };
@@ -225,14 +231,7 @@ fn leader_skips_a_whole_term_per_rejection() {
 /// entry of that term (extended paper, section 5.3), and never behind what the rejection allows.
 #[test]
 fn leader_resumes_after_its_last_entry_of_the_conflicting_term() {
-    let durable = DurableState {
-        hard_state: HardState { term: 4, voted_for: None },
-        snapshot: None,
-        entries: vec![entry(1, 1), entry(2, 1), entry(3, 4), entry(4, 4), entry(5, 4)],
-    };
-    let mut l = RaftNode::restart(config(0, 3), durable).unwrap();
-    elect(&mut l, 3);
-    let term = l.term();
+    let (mut l, term) = leader_of_terms_1_and_4();
     // Follower 1 holds term 1 from index 1 to 7: the leader's last term-1 entry is 2, so it probes from 3.
     let reject =
         AppendReply::Reject { prev_log_index: 5, conflict_term: Some(1), conflict_first_index: 1, last_log_index: 7 };

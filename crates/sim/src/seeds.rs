@@ -64,3 +64,13 @@ pub fn run_seeds(seeds: &[u64], mut body: impl FnMut(u64)) {
 pub fn for_each_seed(body: impl FnMut(u64)) {
     run_seeds(&selected_seeds(CI_SEEDS, CI_FRESH_SEEDS_PER_SCENARIO), body);
 }
+
+/// The text of a caught panic: a failed check's report (a `String`), an `assert!`'s message (a `&str`), or a note
+/// that there was none.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "panic without a message".into())
+}

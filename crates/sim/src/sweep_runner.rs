@@ -95,13 +95,6 @@ fn record(report: &Mutex<SweepReport>, seed: u64, outcome: std::thread::Result<S
             report.outdated_appends += o.patterns.outdated_appends;
             report.commit_beyond_verified += o.patterns.commit_beyond_verified;
         }
-        Err(panic) => {
-            let text = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "panic without a message".into());
-            report.failures.push((seed, text));
-        }
+        Err(panic) => report.failures.push((seed, crate::seeds::panic_message(panic.as_ref()))),
     }
 }

@@ -72,13 +72,8 @@ thread_local! {
 pub fn record<T>(body: impl FnOnce() -> T) -> (Vec<TimelineEvent>, Result<T, String>) {
     EVENTS.with(|e| e.borrow_mut().clear());
     RECORDING.with(|r| r.set(true));
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).map_err(|panic| {
-        panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "panic without a message".into())
-    });
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body))
+        .map_err(|panic| crate::seeds::panic_message(panic.as_ref()));
     RECORDING.with(|r| r.set(false));
     let events = EVENTS.with(|e| std::mem::take(&mut *e.borrow_mut()));
     (events, result)
