@@ -362,6 +362,11 @@ impl Cluster {
         self.event_budget_per_virtual_second = events_per_virtual_second;
     }
 
+    /// Whether a nemesis is armed and still waiting for its moment.
+    pub fn nemesis_armed(&self) -> bool {
+        self.nemesis.is_some()
+    }
+
     /// Arms a nemesis (replacing any armed one); it strikes once, at its moment.
     pub fn arm_nemesis(&mut self, nemesis: Option<Nemesis>) {
         self.nemesis = nemesis;

@@ -171,7 +171,8 @@ pub fn run_seed(seed: u64) -> SweepOutcome {
             Schedule::LeaderChurn => churn_leader(&mut cluster, &mut rng, &mut command),
         }
         events += 1;
-        if shape.nemesis {
+        // A nemesis waits for its moment (a snapshot being sent may take a while to come), then the next is drawn.
+        if shape.nemesis && !cluster.nemesis_armed() {
             let nemesis = draw_nemesis(&mut rng);
             if nemesis.strike == Strike::FollowerTimesOut && !cluster.net.long_reordering {
                 // The answers must still be on their way when the leader is re-elected.
