@@ -263,8 +263,20 @@ impl RaftNode {
         }
     }
 
+    /// Whether [`RaftNode::take_ready`] would return anything: a driver may skip the call (and its allocations)
+    /// when it would not. Most ticks change nothing but a counter.
+    pub fn has_ready(&self) -> bool {
+        self.hard_state_dirty
+            || self.snapshot_dirty
+            || self.log_dirty_from.is_some()
+            || !self.messages.is_empty()
+            || self.snapshot_to_apply.is_some()
+            || self.applied_index < self.commit_index
+    }
+
     /// Collects the outputs produced since the last call. See [`Ready`] for the order a driver must follow.
     pub fn take_ready(&mut self) -> Ready {
+        let had_ready = self.has_ready();
         let persist = if self.hard_state_dirty || self.snapshot_dirty || self.log_dirty_from.is_some() {
             Some(PersistUpdate {
                 hard_state: self.hard_state_dirty.then_some(self.hard_state),
@@ -295,8 +307,10 @@ impl RaftNode {
             self.applied_index = index;
         }
         let ready = Ready { persist, messages: std::mem::take(&mut self.messages), applies };
+        // The same question asked two ways must get one answer, or drivers that skip empty Readies lose output.
+        assert_eq!(had_ready, !ready.is_empty(), "node {}: has_ready disagrees with take_ready", self.id());
         // Taking an empty Ready changes nothing; checking after every non-empty one covers what `applies` moved.
-        if !ready.is_empty() {
+        if had_ready {
             self.assert_invariants();
         }
         ready
