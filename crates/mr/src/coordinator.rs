@@ -433,23 +433,30 @@ fn retire(dir: &Path) -> Option<PathBuf> {
 
 /// Removes a retired scratch directory, retrying briefly; warns if it cannot.
 fn remove_retired(target: &Path) {
+    if let Some(warning) = try_remove_retired(target) {
+        warn!("{warning}");
+    }
+}
+
+/// Removes `target`, retrying briefly; returns the warning the user must see if it is still there.
+fn try_remove_retired(target: &Path) -> Option<String> {
     let mut last_error = None;
     for attempt in 0..CLEANUP_ATTEMPTS {
         if attempt > 0 {
             thread::sleep(CLEANUP_RETRY_PAUSE);
         }
         match fs::remove_dir_all(target) {
-            Ok(()) => return,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+            Ok(()) => return None,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
             Err(e) => last_error = Some(e),
         }
     }
-    if let Some(e) = last_error {
-        warn!(
+    last_error.map(|e| {
+        format!(
             "could not remove the job's scratch directory {}: {e}; no job uses it any more, remove it by hand",
             target.display()
-        );
-    }
+        )
+    })
 }
 
 /// The name a scratch directory is renamed to before removal: beside it (same file system), hidden, and
@@ -798,5 +805,22 @@ mod tests {
         let left: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
         assert!(left.is_empty(), "left behind: {left:?}");
         assert_eq!(retire(&work), None, "retiring a removed directory is a no-op");
+    }
+
+    /// A scratch directory that cannot be removed is a warning naming it, not a silent leftover (issue 14, item 4).
+    #[test]
+    fn scratch_that_cannot_be_removed_is_a_warning_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let gone = dir.path().join(".keel-work-1.removing");
+        assert_eq!(try_remove_retired(&gone), None, "already gone is fine");
+        fs::create_dir_all(gone.join("attempt-1")).unwrap();
+        assert_eq!(try_remove_retired(&gone), None);
+        assert!(!gone.exists());
+        // Removal fails for a reason other than "not found", even for root: a path through a regular file.
+        let file = dir.path().join("a-file");
+        fs::write(&file, b"x").unwrap();
+        let stuck = file.join(".keel-work-2.removing");
+        let warning = try_remove_retired(&stuck).expect("a failed removal must produce a warning");
+        assert!(warning.contains(".keel-work-2.removing") && warning.contains("remove it by hand"), "{warning}");
     }
 }
