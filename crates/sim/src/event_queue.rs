@@ -1,4 +1,9 @@
 //! Events ordered by virtual delivery time; ties broken by insertion order so runs are deterministic.
+//!
+//! Ticks are half of all events and each node has at most one pending, so they wait in a slot per node rather
+//! than in the heap (a restarted node's first tick takes the slot of its previous incarnation's, which would
+//! have done nothing); the next event is the earlier of the heap's top and the earliest slot, by the same
+//! (time, insertion number) order as if all were in one heap.
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
@@ -47,24 +52,52 @@ impl Ord for Scheduled {
     }
 }
 
+/// A node's pending tick: when, its insertion number, and the incarnation it is for.
+#[derive(Clone, Copy)]
+struct PendingTick {
+    at_ms: u64,
+    seq: u64,
+    incarnation: u64,
+}
+
 #[derive(Default)]
 pub struct EventQueue {
     heap: BinaryHeap<Scheduled>,
+    ticks: Vec<Option<PendingTick>>,
     next_seq: u64,
 }
 
 impl EventQueue {
     pub fn push(&mut self, at_ms: u64, event: Event) {
-        self.heap.push(Scheduled { at_ms, seq: self.next_seq, event });
+        let seq = self.next_seq;
         self.next_seq += 1;
+        match event {
+            Event::Tick { node, incarnation } => {
+                if self.ticks.len() <= node {
+                    self.ticks.resize(node + 1, None);
+                }
+                self.ticks[node] = Some(PendingTick { at_ms, seq, incarnation });
+            }
+            Event::Deliver(_) => self.heap.push(Scheduled { at_ms, seq, event }),
+        }
     }
 
     /// The next event due at or before `until_ms`, if any.
     pub fn pop_due(&mut self, until_ms: u64) -> Option<(u64, Event)> {
-        if self.heap.peek().is_some_and(|s| s.at_ms <= until_ms) {
-            self.heap.pop().map(|s| (s.at_ms, s.event))
-        } else {
-            None
+        let tick = (0..self.ticks.len())
+            .filter_map(|node| self.ticks[node].map(|t| (t, node)))
+            .min_by_key(|(t, _)| (t.at_ms, t.seq));
+        let heap_first = self.heap.peek().map(|s| (s.at_ms, s.seq));
+        match (tick, heap_first) {
+            (Some((t, node)), first) if first.is_none_or(|key| (t.at_ms, t.seq) < key) => {
+                if t.at_ms > until_ms {
+                    return None;
+                }
+                self.ticks[node] = None;
+                Some((t.at_ms, Event::Tick { node, incarnation: t.incarnation }))
+            }
+            (_, Some((at_ms, _))) if at_ms <= until_ms => self.heap.pop().map(|s| (s.at_ms, s.event)),
+            _ => None,
         }
     }
 }
