@@ -43,9 +43,9 @@ pub struct Patterns {
     /// accept it but holds a different entry than the leader just past that point: committing up to
     /// `leader_commit` there would commit an entry the message never verified, and that differs from the one
     /// the leader committed.
-    /// Keel's fast backup lands the leader exactly on the first differing entry, which the next AppendEntries
-    /// then replaces, so this stays at zero in sweeps (none in 20,000 seeds): the rule it tests
-    /// (Figure 2, AppendEntries rule 5) is pinned by a unit test in `crates/raft/tests/rules.rs` instead.
+    /// Keel's fast backup lands the leader on the first differing entry, which the next AppendEntries replaces,
+    /// so this is rare (16 in 300,000 sweep seeds): the rule it tests (Figure 2, AppendEntries rule 5) is also
+    /// pinned by a unit test in `crates/raft/tests/rules.rs`.
     pub commit_beyond_verified: u64,
     /// An AppendEntries reached a follower that already held every entry it carried, and more after them.
     pub outdated_appends: u64,
