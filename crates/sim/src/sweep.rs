@@ -41,6 +41,8 @@ pub struct SweepOutcome {
     /// Times an armed nemesis found its moment and struck.
     pub nemesis_strikes: u64,
     pub events_per_virtual_second_peak: u64,
+    /// InstallSnapshot messages delivered.
+    pub snapshots_installed: u64,
     pub patterns: crate::cluster::Patterns,
 }
 
@@ -191,6 +193,7 @@ pub fn run_seed(seed: u64) -> SweepOutcome {
         nemesis_strikes: cluster.stats.nemesis_strikes,
         events_per_virtual_second_peak: cluster.stats.events_per_virtual_second_peak,
         patterns: cluster.stats.patterns.clone(),
+        snapshots_installed: cluster.stats.snapshots_installed,
         nodes: n,
         events,
         crashes_disarmed_at_heal,

@@ -24,6 +24,9 @@ pub struct SweepReport {
     /// Risky deliveries the seeds produced (stale replies, outdated appends, commits beyond the verified).
     pub stale_acks_at_leader: u64,
     pub stale_snapshot_acks_at_leader: u64,
+    /// InstallSnapshot messages delivered, and the seeds that delivered any.
+    pub snapshots_installed: u64,
+    pub seeds_with_snapshots_installed: u64,
     pub stale_votes_at_candidate: u64,
     pub outdated_appends: u64,
     pub commit_beyond_verified: u64,
@@ -91,6 +94,8 @@ fn record(report: &Mutex<SweepReport>, seed: u64, outcome: std::thread::Result<S
                 report.events_per_virtual_second_peak.max(o.events_per_virtual_second_peak);
             report.stale_acks_at_leader += o.patterns.stale_acks_at_leader;
             report.stale_snapshot_acks_at_leader += o.patterns.stale_snapshot_acks_at_leader;
+            report.snapshots_installed += o.snapshots_installed;
+            report.seeds_with_snapshots_installed += u64::from(o.snapshots_installed > 0);
             report.stale_votes_at_candidate += o.patterns.stale_votes_at_candidate;
             report.outdated_appends += o.patterns.outdated_appends;
             report.commit_beyond_verified += o.patterns.commit_beyond_verified;
