@@ -83,15 +83,7 @@ impl Scratch {
 
     /// Runs `keel args` to completion (bounded) and returns (status, stderr).
     pub fn run(&mut self, args: &[&str], limit: Duration) -> (ExitStatus, String) {
-        let (log_path, log) = self.log_file("run");
-        let mut child = Command::new(KEEL)
-            .args(args)
-            .current_dir(self.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("starting keel");
+        let (mut child, log_path) = self.spawn("run", args);
         let status = wait_bounded(&mut child, limit).unwrap_or_else(|| {
             let _ = child.kill();
             panic!("keel {args:?} did not finish in {limit:?}; stderr:\n{}", read(&log_path));
