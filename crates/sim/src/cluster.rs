@@ -191,11 +191,11 @@ impl Cluster {
     /// the message counts, never a hung test.
     fn count_event(&mut self, event: &Event) {
         if self.now_ms >= self.window.start_ms + 1000 {
-            self.stats.events_per_virtual_second_peak =
-                self.stats.events_per_virtual_second_peak.max(self.window.total);
             self.window = EventWindow { start_ms: self.now_ms - self.now_ms % 1000, ..EventWindow::default() };
         }
         self.window.total += 1;
+        // Kept as the window fills, so the run's last virtual second counts too.
+        self.stats.events_per_virtual_second_peak = self.stats.events_per_virtual_second_peak.max(self.window.total);
         match event {
             Event::Tick { .. } => self.window.ticks += 1,
             Event::Deliver(delivery) => self.window.delivered_by_kind[kind_slot(&delivery.msg.body)] += 1,
@@ -317,11 +317,10 @@ impl Cluster {
                         Err(e) => self.fail(&e),
                     }
                 }
-                if readies > 0 {
-                    self.check_after_event(i, truncated);
-                    if timeline::is_recording() {
-                        self.record_node(i);
-                    }
+                // At least one Ready was handled: the entry check above let only a node with output through.
+                self.check_after_event(i, truncated);
+                if timeline::is_recording() {
+                    self.record_node(i);
                 }
                 return;
             }
@@ -667,6 +666,18 @@ impl Cluster {
         out
     }
 
+    /// Every node's line, then the one-way links that are cut (a node that cannot hear its leader is otherwise
+    /// a mystery in a report).
+    fn describe_links(&self) -> String {
+        let mut out = self.describe_nodes();
+        let cuts = self.net.cuts();
+        if !cuts.is_empty() {
+            let cuts: Vec<String> = cuts.iter().map(|(from, to)| format!("{from} -> {to}")).collect();
+            out.push_str(&format!("    one-way links cut: {}\n", cuts.join(", ")));
+        }
+        out
+    }
+
     /// Stops the run with a report a reader can act on: what went wrong, the seed, how to replay it, and the last
     /// events before it.
     pub fn fail(&self, what: &str) -> ! {
@@ -678,7 +689,7 @@ impl Cluster {
             "\n{what}\n  at virtual time {:.3}s, seed {seed}{}\n  replay: KEEL_SEED={seed} cargo test --profile ci -p keel-sim -- {test} --exact\n  nodes:\n{}  last events:\n{}",
             self.now_ms as f64 / 1000.0,
             if self.context.is_empty() { String::new() } else { format!("\n  run: {}", self.context) },
-            self.describe_nodes(),
+            self.describe_links(),
             self.trace.render_recent(),
             seed = self.config.seed,
         );

@@ -88,11 +88,6 @@ impl Invariants {
         self.committed.get(index as usize).map(|c| c.1).filter(|_| index > 0)
     }
 
-    /// The highest committed index.
-    pub fn highest_committed(&self) -> Index {
-        self.committed.len() as u64 - 1
-    }
-
     /// Records the acknowledgements and votes a node sends; fails on a second vote in one term.
     pub fn on_send(&mut self, sender: &RaftNode, msg: &Message) -> Result<(), String> {
         let from = msg.from as usize;

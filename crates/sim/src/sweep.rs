@@ -43,7 +43,7 @@ pub struct SweepOutcome {
     pub events_per_virtual_second_peak: u64,
     /// InstallSnapshot messages delivered.
     pub snapshots_installed: u64,
-    pub patterns: crate::cluster::Patterns,
+    pub patterns: crate::stats::Patterns,
 }
 
 /// The schedule's shape, drawn from the seed.
@@ -68,7 +68,7 @@ pub struct SweepShape {
     pub raft: RaftOptions,
     /// Duplicates, reordered requests and in-flight delivery, each on in some seeds.
     pub harsh: HarshFaults,
-    /// Arm a nemesis after every fault event (it strikes at the next risky moment).
+    /// Keep a nemesis armed: after each fault event, if none is waiting, draw one; it strikes at its moment.
     pub nemesis: bool,
     /// Long reordering from the start (fault events toggle it later): replies, and with `harsh.reorder_requests`
     /// requests, arrive up to 2.2 s late, across elections.
