@@ -10,6 +10,7 @@ use keel_raft::{Apply, Config, Index, Message, MessageBody, NodeId, RaftNode, Re
 use crate::checker::ApplyChecker;
 use crate::event_queue::{Delivery, Event, EventQueue};
 use crate::invariants::Invariants;
+use crate::late_replies::LateReplies;
 use crate::nemesis::{Moment, Nemesis, Strike};
 use crate::network::{Fate, Network};
 pub use crate::options::RaftOptions;
@@ -88,6 +89,8 @@ pub struct Cluster {
     strike_now: Option<(usize, Strike)>,
     /// What the run is (the sweep's shape, say), printed with every failure.
     context: String,
+    /// Replies kept for very late delivery (empty unless [`Cluster::keep_late_replies`] was called).
+    late_replies: LateReplies,
     /// Per node, the role, term and commit index last put on the timeline (only kept while recording).
     recorded: Vec<(Option<(keel_raft::Role, Term)>, Index)>,
 }
@@ -134,6 +137,7 @@ impl Cluster {
             strike_now: None,
             context: String::new(),
             recorded: vec![(None, 0); n],
+            late_replies: LateReplies::default(),
             config,
         };
         let seed = cluster.config.seed;
@@ -271,6 +275,7 @@ impl Cluster {
         }
         self.trace.mix(self.now_ms);
         self.trace.mix_bytes(&wire);
+        self.late_replies.remember(&msg);
         self.trace.remember(TraceLine::Delivered {
             at_ms: self.now_ms,
             from: msg.from,
@@ -360,6 +365,26 @@ impl Cluster {
         }
     }
 
+    /// Keeps the last replies each node receives, so a [`Strike::LateReplies`] can deliver them again.
+    pub fn keep_late_replies(&mut self) {
+        self.late_replies = LateReplies::enabled(self.nodes());
+    }
+
+    /// Delivers to node `i`, now, copies of the replies it received in earlier terms.
+    fn deliver_late_replies(&mut self, i: usize) {
+        let Some(term) = self.raft(i).map(|r| r.term()) else { return };
+        let to_incarnation = self.slots[i].incarnation;
+        for msg in self.late_replies.older_than(i, term) {
+            let wire = match postcard::to_stdvec(&msg) {
+                Ok(w) => w,
+                Err(e) => self.fail(&format!("a late copy of a reply to {i} does not encode: {e}")),
+            };
+            self.stats.late_replies_delivered += 1;
+            let sent_ms = self.now_ms;
+            self.deliver(Delivery { msg, wire, to_incarnation, sent_ms });
+        }
+    }
+
     /// Lowers (or raises) the event budget; tests use it to see the budget report a storm.
     pub fn set_event_budget(&mut self, events_per_virtual_second: u64) {
         self.event_budget_per_virtual_second = events_per_virtual_second;
@@ -395,10 +420,16 @@ impl Cluster {
                 let follower = (leader + 1 + self.rng.range(0, n as u64 - 1) as usize) % n;
                 self.time_out(follower);
             }
+            Strike::UnpromptedAppends => {
+                for follower in 0..self.nodes() {
+                    self.send_legal_append(leader, follower);
+                }
+            }
+            Strike::LateReplies => self.deliver_late_replies(leader),
         }
     }
 
-    fn send(&mut self, msg: Message) {
+    pub(crate) fn send(&mut self, msg: Message) {
         let (from, to) = (msg.from as usize, msg.to as usize);
         if to >= self.slots.len() {
             self.fail(&format!("node {from} sent to unknown node {to}"));
@@ -609,7 +640,7 @@ impl Cluster {
     }
 
     /// A fault or notable event in words: into the trace, and into the timeline if one is recorded.
-    fn note_fault(&mut self, what: String) {
+    pub(crate) fn note_fault(&mut self, what: String) {
         let at_ms = self.now_ms;
         timeline::push(|| TimelineEvent::Fault { at_ms, what: what.clone() });
         self.trace.note(at_ms, what);

@@ -9,6 +9,8 @@ pub mod cluster;
 pub mod demo;
 pub mod event_queue;
 pub mod invariants;
+pub mod late_replies;
+pub mod legal_traffic;
 pub mod nemesis;
 pub mod network;
 pub mod options;

@@ -24,6 +24,10 @@ pub struct Stats {
     pub events_per_virtual_second_peak: u64,
     /// Times the armed nemesis found its moment and struck.
     pub nemesis_strikes: u64,
+    /// Unprompted messages sent on a leader's behalf (see `legal_traffic.rs`).
+    pub legal_appends_sent: u64,
+    /// Very late copies of replies delivered (see `late_replies.rs`).
+    pub late_replies_delivered: u64,
     /// Risky patterns the run produced, so tests can assert that a seed still exercises what they rely on.
     pub patterns: Patterns,
 }

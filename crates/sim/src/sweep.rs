@@ -73,6 +73,10 @@ pub struct SweepShape {
     /// Long reordering from the start (fault events toggle it later): replies, and with `harsh.reorder_requests`
     /// requests, arrive up to 2.2 s late, across elections.
     pub long_reordering: bool,
+    /// Leaders also send what another correct leader might (`legal_traffic.rs`): while clients run, every
+    /// client period, with this chance per mille, the newest leader sends a random follower an AppendEntries from
+    /// a random point of its log, or its snapshot.
+    pub unprompted_appends_per_mille: u64,
     pub chaos_ms: u64,
 }
 
@@ -94,6 +98,7 @@ impl SweepShape {
             },
             nemesis: rng.chance(1, 2),
             long_reordering: rng.chance(1, 3),
+            unprompted_appends_per_mille: if rng.chance(1, 2) { rng.range(50, 500) } else { 0 },
             chaos_ms: rng.range(4_000, 12_000),
         }
     }
@@ -158,6 +163,9 @@ pub fn run_seed(seed: u64) -> SweepOutcome {
     });
     cluster.net.harsh = shape.harsh;
     cluster.net.long_reordering = shape.long_reordering;
+    if shape.nemesis {
+        cluster.keep_late_replies();
+    }
     cluster.set_context(format!("{shape:?}"));
     let mut command = 0u64;
     let mut events = 0u32;
@@ -167,7 +175,7 @@ pub fn run_seed(seed: u64) -> SweepOutcome {
             Schedule::Mixed => {
                 // Mostly human-scale gaps, sometimes bursts of faults a few ms apart.
                 let step_ms = if rng.chance(1, 3) { rng.range(1, 30) } else { rng.range(10, 400) };
-                run_with_clients(&mut cluster, step_ms, &mut command);
+                run_with_clients(&mut cluster, step_ms, &mut command, shape.unprompted_appends_per_mille);
                 inject_fault(&mut cluster, &mut rng);
             }
             Schedule::LeaderChurn => churn_leader(&mut cluster, &mut rng, &mut command),
@@ -217,7 +225,7 @@ fn draw_nemesis(rng: &mut Rng) -> Nemesis {
     Nemesis { moment, strike }
 }
 
-fn run_with_clients(cluster: &mut Cluster, ms: u64, command: &mut u64) {
+fn run_with_clients(cluster: &mut Cluster, ms: u64, command: &mut u64, unprompted_appends_per_mille: u64) {
     let end = cluster.now_ms() + ms;
     while cluster.now_ms() < end {
         let next = (cluster.now_ms() + CLIENT_PERIOD_MS).min(end);
@@ -225,6 +233,14 @@ fn run_with_clients(cluster: &mut Cluster, ms: u64, command: &mut u64) {
         *command += 1;
         for i in 0..cluster.nodes() {
             cluster.propose(i, unique_command(*command, i));
+        }
+        if unprompted_appends_per_mille > 0 && cluster.rng().chance(unprompted_appends_per_mille, 1000) {
+            let newest_leader = cluster.leader_terms().into_iter().max_by_key(|(_, term)| *term).map(|(i, _)| i);
+            if let Some(leader) = newest_leader {
+                let n = cluster.nodes() as u64;
+                let follower = (leader + 1 + cluster.rng().range(0, n - 1) as usize) % cluster.nodes();
+                cluster.send_legal_append(leader, follower);
+            }
         }
     }
 }
