@@ -283,10 +283,15 @@ impl Cluster {
             kind: msg.body.kind(),
             term: msg.term,
         });
+        let is_ack = matches!(msg.body, MessageBody::AppendEntriesReply(_) | MessageBody::InstallSnapshotReply { .. });
         let Some(raft) = self.slots[to].raft.as_mut() else { return };
         if let Err(e) = raft.step(msg) {
             // Every peer in the simulation is correct, so a refused message means a bug somewhere.
             self.fail(&format!("node {to} refused a message from {from}: {e}"));
+        }
+        // An answer that moves nothing produces no output, so the checks after the Ready would not see it.
+        if is_ack && let Some(term) = self.raft(to).filter(|r| r.is_leader()).map(|r| r.term()) {
+            self.check_match_never_regresses(to, from, term);
         }
         self.process_ready(to);
     }

@@ -8,8 +8,9 @@
 //! - **acknowledged entries stay**: while a node stays in term T, every entry it acknowledged to T's leader
 //!   (AppendEntries success, InstallSnapshot answer) stays in its log (or its snapshot);
 //! - **the leader's match indexes are true**: for the leader of term T, every match index it records for a
-//!   follower was acknowledged by that follower in term T (not in an earlier term), and every follower still
-//!   in term T holds the leader's entry at that index;
+//!   follower was acknowledged by that follower in term T (not in an earlier term), every follower still
+//!   in term T holds the leader's entry at that index, and it never moves back while the leader leads T (a
+//!   late, shorter answer must not undo a longer one);
 //! - **commits are durable on a majority**: the entry at a node's commit index is held with the same term by a
 //!   majority of durable logs (crashed nodes' included), re-checked for every node whenever a log is truncated;
 //! - **leader completeness, continuously**: whenever a commit is recorded, every live leader of a later term
@@ -50,6 +51,8 @@ pub struct Invariants {
     highest_commit_by_term: BTreeMap<Term, Index>,
     /// New commits were recorded since leader completeness was last checked for every leader.
     commits_unchecked: bool,
+    /// Per leader, the term it leads and the match index it last recorded for each follower.
+    leader_matches: Vec<(Term, Vec<Index>)>,
 }
 
 impl Invariants {
@@ -62,6 +65,7 @@ impl Invariants {
             committed: vec![(0, 0)],
             highest_commit_by_term: BTreeMap::new(),
             commits_unchecked: false,
+            leader_matches: vec![(0, vec![0; nodes]); nodes],
         }
     }
 
@@ -160,6 +164,7 @@ impl Cluster {
         if is_leader {
             for follower in (0..self.nodes()).filter(|&f| f != i) {
                 self.check_match_index(i, follower);
+                self.check_match_never_regresses(i, follower, term);
             }
         } else if let Some(leader) = self.checker.leader_of(term).map(|l| l as usize)
             && self.raft(leader).is_some_and(|l| l.is_leader() && l.term() == term)
@@ -227,6 +232,26 @@ impl Cluster {
                 l.term(),
                 f.log().term_at(match_index),
                 f.log().last_index()
+            ));
+        }
+    }
+
+    /// Within one term, a leader's match index for a follower only grows. A regression is not unsafe by itself,
+    /// but it resends what the follower holds, and a commit rule fed by it may count a stale view.
+    pub(crate) fn check_match_never_regresses(&mut self, leader: usize, follower: usize, term: Term) {
+        let Some(match_index) = self.raft(leader).and_then(|l| l.progress(follower as NodeId)).map(|p| p.match_index)
+        else {
+            return;
+        };
+        let (recorded_term, matches) = &mut self.invariants.leader_matches[leader];
+        if *recorded_term != term {
+            *recorded_term = term;
+            matches.fill(0);
+        }
+        let before = std::mem::replace(&mut matches[follower], match_index);
+        if match_index < before {
+            self.fail(&format!(
+                "leader's match index: leader {leader} of term {term} recorded {follower} as matching through {before}, then moved it back to {match_index} (a late, shorter answer undid a longer one?)"
             ));
         }
     }

@@ -176,7 +176,12 @@ pub fn run_seed(seed: u64) -> SweepOutcome {
                 // Mostly human-scale gaps, sometimes bursts of faults a few ms apart.
                 let step_ms = if rng.chance(1, 3) { rng.range(1, 30) } else { rng.range(10, 400) };
                 run_with_clients(&mut cluster, step_ms, &mut command, shape.unprompted_appends_per_mille);
-                inject_fault(&mut cluster, &mut rng);
+                let healed = inject_fault(&mut cluster, &mut rng);
+                if healed && shape.unprompted_appends_per_mille > 0 {
+                    // Right after a heal, followers that were cut off may still hold an old leader's uncommitted
+                    // entries: the moment a message covering less than that tail does harm, if any can.
+                    send_unprompted_appends(&mut cluster);
+                }
             }
             Schedule::LeaderChurn => churn_leader(&mut cluster, &mut rng, &mut command),
         }
@@ -193,6 +198,9 @@ pub fn run_seed(seed: u64) -> SweepOutcome {
         cluster.check_log_matching();
     }
     let crashes_disarmed_at_heal = heal(&mut cluster);
+    if shape.unprompted_appends_per_mille > 0 {
+        send_unprompted_appends(&mut cluster);
+    }
     cluster.check_log_matching();
     let liveness_attempts = check_liveness(&mut cluster, &mut command, &shape.raft);
     cluster.check_log_matching();
@@ -251,7 +259,18 @@ fn unique_command(counter: u64, node: usize) -> Vec<u8> {
     (counter * 16 + node as u64).to_le_bytes().to_vec()
 }
 
-fn inject_fault(cluster: &mut Cluster, rng: &mut Rng) {
+/// The newest leader sends every follower an unprompted (legal) AppendEntries or snapshot.
+fn send_unprompted_appends(cluster: &mut Cluster) {
+    let newest_leader = cluster.leader_terms().into_iter().max_by_key(|(_, term)| *term).map(|(i, _)| i);
+    if let Some(leader) = newest_leader {
+        for follower in 0..cluster.nodes() {
+            cluster.send_legal_append(leader, follower);
+        }
+    }
+}
+
+/// Injects one fault; returns whether it healed something (a partition, a node, a link).
+fn inject_fault(cluster: &mut Cluster, rng: &mut Rng) -> bool {
     let n = cluster.nodes();
     let node = rng.range(0, n as u64) as usize;
     let leader = cluster.leader_terms().into_iter().max_by_key(|(_, term)| *term).map(|(i, _)| i);
@@ -260,7 +279,10 @@ fn inject_fault(cluster: &mut Cluster, rng: &mut Rng) {
             let groups: Vec<u32> = (0..n).map(|_| rng.range(0, 2) as u32).collect();
             cluster.partition(&groups);
         }
-        15..23 => cluster.partition(&vec![0; n]),
+        15..23 => {
+            cluster.partition(&vec![0; n]);
+            return true;
+        }
         23..33 => cluster.crash(node),
         // Leaders crash right after appending: the Figure 8 pattern.
         33..45 => cluster.crash(leader.unwrap_or(node)),
@@ -270,10 +292,14 @@ fn inject_fault(cluster: &mut Cluster, rng: &mut Rng) {
         60..75 => {
             if let Some(down) = (0..n).map(|k| (node + k) % n).find(|&i| !cluster.is_alive(i)) {
                 cluster.restart(down);
+                return true;
             }
         }
         75..81 => cluster.disconnect(node),
-        81..88 => cluster.connect(node),
+        81..88 => {
+            cluster.connect(node);
+            return true;
+        }
         88..91 => {
             let reliable = !cluster.net.reliable;
             cluster.set_reliable(reliable);
@@ -294,9 +320,13 @@ fn inject_fault(cluster: &mut Cluster, rng: &mut Rng) {
                 cluster.cut_link(node, leader, true);
             }
         }
-        97 => cluster.clear_cuts(),
+        97 => {
+            cluster.clear_cuts();
+            return true;
+        }
         _ => cluster.loss_burst(rng.range(50, 1500)),
     }
+    false
 }
 
 /// One round of the Figure 8 pattern: offer commands, wait a moment (usually a few ms), then take down whoever
