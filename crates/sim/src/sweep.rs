@@ -223,10 +223,18 @@ pub fn run_seed(seed: u64) -> SweepOutcome {
 /// Any moment with any strike, but a third of the time a follower times out right after the leader sent
 /// entries or a snapshot: the leader is deposed and often re-elected while the answers to what it sent are
 /// still in flight, the setting in which an answer from an earlier term can be mistaken for one of this term.
+/// And a third of the rest, a new leader gets very late answers from its earlier reigns, or sends unprompted
+/// appends to followers that may still hold an old leader's entries.
 fn draw_nemesis(rng: &mut Rng) -> Nemesis {
     if rng.chance(1, 3) {
         let moment = if rng.chance(1, 2) { Moment::SnapshotSent } else { Moment::Uncommitted };
         return Nemesis { moment, strike: Strike::FollowerTimesOut };
+    }
+    // A node that leads again, in a later term, while answers from its earlier reign are still around; or a new
+    // leader whose followers still hold an old leader's entries.
+    if rng.chance(1, 3) {
+        let strike = if rng.chance(1, 2) { Strike::LateReplies } else { Strike::UnpromptedAppends };
+        return Nemesis { moment: Moment::Elected, strike };
     }
     let moment = Nemesis::MOMENTS[rng.range(0, Nemesis::MOMENTS.len() as u64) as usize];
     let strike = Nemesis::STRIKES[rng.range(0, Nemesis::STRIKES.len() as u64) as usize];
