@@ -43,6 +43,10 @@ pub struct SweepOutcome {
     pub events_per_virtual_second_peak: u64,
     /// InstallSnapshot messages delivered.
     pub snapshots_installed: u64,
+    /// Unprompted (legal) messages sent on leaders' behalf.
+    pub legal_appends_sent: u64,
+    /// Very late copies of old replies delivered to re-elected leaders.
+    pub late_replies_delivered: u64,
     pub patterns: crate::stats::Patterns,
 }
 
@@ -210,6 +214,8 @@ pub fn run_seed(seed: u64) -> SweepOutcome {
         events_per_virtual_second_peak: cluster.stats.events_per_virtual_second_peak,
         patterns: cluster.stats.patterns.clone(),
         snapshots_installed: cluster.stats.snapshots_installed,
+        legal_appends_sent: cluster.stats.legal_appends_sent,
+        late_replies_delivered: cluster.stats.late_replies_delivered,
         nodes: n,
         events,
         crashes_disarmed_at_heal,
