@@ -293,7 +293,9 @@ impl Cluster {
     /// The persistence contract, checked from the storage side: once a Ready's update is durable (and before its
     /// messages leave), durable term, vote and log tail equal the node's in-memory state. A change the core forgot
     /// to mark for persistence (say, a vote) shows up here in any run, not only when a crash happens to hit it.
-    pub(crate) fn check_durable_matches_memory(&self, i: usize) {
+    /// `snapshotted`: the service took a snapshot at that index after the update was persisted; memory may hold it
+    /// before storage does (the next step persists it).
+    pub(crate) fn check_durable_matches_memory(&self, i: usize, snapshotted: Option<Index>) {
         let Some(raft) = self.raft(i) else { return };
         let durable = self.storage(i).state();
         let memory = keel_raft::HardState { term: raft.term(), voted_for: raft.voted_for() };
@@ -307,7 +309,10 @@ impl Cluster {
         let durable_last =
             durable.entries.last().map_or((durable_snapshot.index, durable_snapshot.term), |e| (e.index, e.term));
         let memory_last = (raft.log().last_index(), raft.log().last_term());
-        if durable_last != memory_last || durable_snapshot != raft.log().snapshot_meta() {
+        let memory_snapshot = raft.log().snapshot_meta();
+        let snapshot_pending =
+            snapshotted == Some(memory_snapshot.index) && durable_snapshot.index < memory_snapshot.index;
+        if durable_last != memory_last || (durable_snapshot != memory_snapshot && !snapshot_pending) {
             self.fail(&format!(
                 "persistence contract: node {i} log ends at {memory_last:?} (snapshot {:?}) but durable log ends at {durable_last:?} (snapshot {durable_snapshot:?})",
                 raft.log().snapshot_meta()

@@ -21,6 +21,7 @@ pub mod sweep;
 pub mod sweep_runner;
 pub mod tasks;
 pub mod tester;
+pub mod tester_service;
 pub mod timeline;
 pub mod timeline_html;
 pub mod trace;
