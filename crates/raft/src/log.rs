@@ -1,4 +1,4 @@
-//! The in-memory log with its compacted prefix.
+//! The in-memory log with its compacted prefix. Drivers read it (`RaftNode::log`); only the node changes it.
 //!
 //! This is the one place that knows the snapshot offset: every conversion from a Raft index to a vector position
 //! goes through [`RaftLog::position`]. Everything else speaks in Raft indexes.
@@ -16,7 +16,7 @@ pub struct RaftLog {
 
 impl RaftLog {
     /// Rebuilds a log from durable parts, checking that the entries follow the snapshot without gaps.
-    pub fn from_parts(snapshot: SnapshotMeta, entries: Vec<Entry>) -> Result<RaftLog, String> {
+    pub(crate) fn from_parts(snapshot: SnapshotMeta, entries: Vec<Entry>) -> Result<RaftLog, String> {
         for (k, entry) in entries.iter().enumerate() {
             let expected = snapshot.index + 1 + k as u64;
             if entry.index != expected {
@@ -112,7 +112,7 @@ impl RaftLog {
     }
 
     /// Appends one entry; its index must be the next one.
-    pub fn push(&mut self, entry: Entry) {
+    pub(crate) fn push(&mut self, entry: Entry) {
         assert_eq!(entry.index, self.last_index() + 1, "log append must be contiguous");
         assert!(entry.term >= self.last_term(), "log terms never decrease");
         self.payload_bytes += entry.data.len() as u64;
@@ -120,7 +120,7 @@ impl RaftLog {
     }
 
     /// Drops every entry at or after `index`. Entries in the snapshot are never touched.
-    pub fn truncate_from(&mut self, index: Index) {
+    pub(crate) fn truncate_from(&mut self, index: Index) {
         let keep = index.saturating_sub(self.snapshot.index + 1);
         let keep = usize::try_from(keep).unwrap_or(usize::MAX);
         let dropped: u64 = self.entries.iter().skip(keep).map(|e| e.data.len() as u64).sum();
@@ -156,7 +156,7 @@ impl RaftLog {
     /// Folds everything through `meta.index` into a snapshot. If the log holds the entry at `meta.index` with
     /// `meta.term`, the suffix after it is kept (Figure 13, step 6); otherwise the whole log is discarded (step 7).
     /// Returns whether the suffix was kept.
-    pub fn compact_to(&mut self, meta: SnapshotMeta) -> bool {
+    pub(crate) fn compact_to(&mut self, meta: SnapshotMeta) -> bool {
         if meta.index <= self.snapshot.index {
             return true;
         }
