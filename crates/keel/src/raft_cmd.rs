@@ -203,7 +203,8 @@ fn catalogue(args: CatalogueArgs) -> anyhow::Result<()> {
     let options =
         if args.pre_vote_check_quorum { RaftOptions::with_extensions(true, true) } else { RaftOptions::FIGURE_2 };
     // Named like the test so that a failure's replay command points at it.
-    let (events, outcome) = run_recorded(name, move || keel_sim::tester::with_raft_options(options, || run(seed)))?;
+    let config = keel_sim::tester::TesterConfig::figure_2(seed).with_raft(options);
+    let (events, outcome) = run_recorded(name, move || run(&config))?;
     let flags = if args.pre_vote_check_quorum { " --pre-vote-check-quorum" } else { "" };
     let replay = replay_command(
         &format!("keel raft catalogue --scenario {name} --seed {seed}{flags}"),
