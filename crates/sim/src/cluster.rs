@@ -82,6 +82,10 @@ impl Slot {
 
 pub struct Cluster {
     config: ClusterConfig,
+    /// `ids[slot]`: the Raft id of the node in each slot. Slots are the tester's server numbers (0-based, as in
+    /// 6.824); ids are what nodes call each other (1-based, as etcd's). Keeping them apart means no code may
+    /// take one for the other.
+    ids: Vec<NodeId>,
     now_ms: u64,
     rng: Rng,
     slots: Vec<Slot>,
@@ -123,6 +127,7 @@ impl Cluster {
         let mut net = Network::new(n);
         net.reliable = config.reliable;
         let mut cluster = Cluster {
+            ids: (1..=n as NodeId).collect(),
             now_ms: 0,
             rng: Rng::derive(config.seed, u64::MAX),
             slots: (0..n)
@@ -154,6 +159,16 @@ impl Cluster {
             cluster.restart(i);
         }
         cluster
+    }
+
+    /// The Raft id of the node in `slot`.
+    pub fn id_of(&self, slot: usize) -> NodeId {
+        self.ids[slot]
+    }
+
+    /// The slot of the node with Raft id `id`, if there is one.
+    pub fn slot_of(&self, id: NodeId) -> Option<usize> {
+        self.ids.iter().position(|&x| x == id)
     }
 
     pub fn seed(&self) -> u64 {
@@ -261,11 +276,13 @@ impl Cluster {
 
     fn deliver(&mut self, delivery: Delivery) {
         let Delivery { msg: sent, wire, to_incarnation, sent_ms } = delivery;
-        let (from, to) = (sent.from as usize, sent.to as usize);
+        let (Some(from), Some(to)) = (self.slot_of(sent.from), self.slot_of(sent.to)) else {
+            self.fail(&format!("a message between unknown nodes {} -> {} was queued", sent.from, sent.to));
+        };
         let alive = self.slots[to].replica.is_some() && self.slots[to].incarnation == to_incarnation;
         let arrives = alive && self.net.deliverable(from, to);
         let delivered_ms = arrives.then_some(self.now_ms);
-        timeline::push(|| timeline::message(&sent, sent_ms, delivered_ms));
+        timeline::push(|| timeline::message(&sent, (from, to), sent_ms, delivered_ms));
         if !arrives {
             return;
         }
@@ -291,7 +308,7 @@ impl Cluster {
         }
         self.trace.mix(self.now_ms);
         self.trace.mix_bytes(&wire);
-        self.late_replies.remember(&msg);
+        self.late_replies.remember(to, &msg);
         self.trace.remember(TraceLine::Delivered {
             at_ms: self.now_ms,
             from: msg.from,
@@ -335,7 +352,7 @@ impl Cluster {
                 Ok(Some(advanced)) => advanced,
                 Ok(None) => {
                     if let Some(term) = was_leader_term {
-                        match self.checker.leader_elected(term, i as NodeId) {
+                        match self.checker.leader_elected(term, self.id_of(i)) {
                             Ok(true) => {
                                 self.trace.note(self.now_ms, format!("{i} is leader of term {term}"));
                                 self.check_elected_by_majority(i);
@@ -454,16 +471,18 @@ impl Cluster {
     }
 
     pub(crate) fn send(&mut self, msg: Message) {
-        let (from, to) = (msg.from as usize, msg.to as usize);
-        if to >= self.slots.len() {
-            self.fail(&format!("node {from} sent to unknown node {to}"));
-        }
+        let Some(from) = self.slot_of(msg.from) else {
+            self.fail(&format!("a message from unknown node {}", msg.from));
+        };
+        let Some(to) = self.slot_of(msg.to) else {
+            self.fail(&format!("node {from} sent to unknown node {}", msg.to));
+        };
         let wire = match postcard::to_stdvec(&msg) {
             Ok(w) => w,
             Err(e) => self.fail(&format!("message from {from} to {to} does not encode: {e}")),
         };
         if let Some(sender) = self.slots[from].raft()
-            && let Err(e) = self.invariants.on_send(sender, &msg)
+            && let Err(e) = self.invariants.on_send(from, sender, &msg)
         {
             self.fail(&e);
         }
@@ -479,7 +498,7 @@ impl Cluster {
         let fate =
             if self.net.link_up(from, to) { self.net.fate(&mut self.rng, is_request, sent_ms) } else { Fate::Drop };
         match fate {
-            Fate::Drop => timeline::push(|| timeline::message(&msg, sent_ms, None)),
+            Fate::Drop => timeline::push(|| timeline::message(&msg, (from, to), sent_ms, None)),
             Fate::DeliverAfterMs(delay_ms, copy_delay_ms) => {
                 let to_incarnation = self.slots[to].incarnation;
                 if let Some(copy_delay_ms) = copy_delay_ms {
@@ -585,9 +604,9 @@ impl Cluster {
         self.crash(i);
         let slot = &mut self.slots[i];
         slot.incarnation += 1;
-        let members: Vec<NodeId> = (0..self.config.nodes as NodeId).collect();
+        let members = self.ids.clone();
         let seed = self.config.seed ^ (slot.incarnation << 32);
-        let mut config = Config::new(i as NodeId, members, seed);
+        let mut config = Config::new(self.ids[i], members, seed);
         self.config.raft.apply_to(&mut config);
         let policy = match self.config.snapshot_interval {
             Some(one_in) if self.config.random_snapshots => {

@@ -93,8 +93,8 @@ impl Invariants {
     }
 
     /// Records the acknowledgements and votes a node sends; fails on a second vote in one term.
-    pub fn on_send(&mut self, sender: &RaftNode, msg: &Message) -> Result<(), String> {
-        let from = msg.from as usize;
+    /// `from` is the sender's slot.
+    pub fn on_send(&mut self, from: usize, sender: &RaftNode, msg: &Message) -> Result<(), String> {
         let acked_index = match msg.body {
             MessageBody::AppendEntriesReply(AppendReply::Success { match_index }) => match_index,
             MessageBody::InstallSnapshotReply { last_included_index } if msg.term == sender.term() => {
@@ -172,7 +172,7 @@ impl Cluster {
                 self.check_match_index(i, follower);
                 self.check_match_never_regresses(i, follower, term);
             }
-        } else if let Some(leader) = self.checker.leader_of(term).map(|l| l as usize)
+        } else if let Some(leader) = self.checker.leader_of(term).and_then(|id| self.slot_of(id))
             && self.raft(leader).is_some_and(|l| l.is_leader() && l.term() == term)
         {
             self.check_match_index(leader, i);
@@ -215,7 +215,7 @@ impl Cluster {
     /// log if the follower is still in that term.
     fn check_match_index(&self, leader: usize, follower: usize) {
         let Some(l) = self.raft(leader) else { return };
-        let Some(match_index) = l.progress(follower as NodeId).map(|p| p.match_index) else { return };
+        let Some(match_index) = l.progress(self.id_of(follower)).map(|p| p.match_index) else { return };
         if match_index == 0 {
             return;
         }
@@ -245,7 +245,7 @@ impl Cluster {
     /// Within one term, a leader's match index for a follower only grows. A regression is not unsafe by itself,
     /// but it resends what the follower holds, and a commit rule fed by it may count a stale view.
     pub(crate) fn check_match_never_regresses(&mut self, leader: usize, follower: usize, term: Term) {
-        let Some(match_index) = self.raft(leader).and_then(|l| l.progress(follower as NodeId)).map(|p| p.match_index)
+        let Some(match_index) = self.raft(leader).and_then(|l| l.progress(self.id_of(follower))).map(|p| p.match_index)
         else {
             return;
         };
@@ -333,9 +333,9 @@ impl Cluster {
             .invariants
             .votes
             .range((term, 0)..=(term, NodeId::MAX))
-            .filter(|(_, candidate)| **candidate == leader as NodeId)
+            .filter(|(_, candidate)| **candidate == self.id_of(leader))
             .map(|((_, voter), _)| *voter)
-            .chain(std::iter::once(leader as NodeId))
+            .chain(std::iter::once(self.id_of(leader)))
             .collect();
         if voters.len() < majority(self.nodes()) {
             self.fail(&format!(

@@ -24,12 +24,12 @@ impl LateReplies {
         LateReplies { kept: vec![VecDeque::new(); nodes] }
     }
 
-    /// Remembers a reply delivered to `msg.to` (a no-op unless enabled).
-    pub fn remember(&mut self, msg: &Message) {
+    /// Remembers a reply delivered to the node in slot `to` (a no-op unless enabled).
+    pub fn remember(&mut self, to: usize, msg: &Message) {
         if msg.body.is_request() {
             return;
         }
-        let Some(kept) = self.kept.get_mut(msg.to as usize) else { return };
+        let Some(kept) = self.kept.get_mut(to) else { return };
         // A late copy delivered again is not news: keeping it twice would crowd out other replies.
         if kept.contains(msg) {
             return;

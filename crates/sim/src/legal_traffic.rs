@@ -11,7 +11,7 @@
 //! Every message is built from the leader's state at the moment it is sent (its term, log, commit index and
 //! durable snapshot), so it is exactly one a correct leader could have sent then; it then takes the network like
 //! any other message. Replies reach the leader, which must cope with answers to messages it does not remember.
-use keel_raft::{Message, MessageBody, NodeId};
+use keel_raft::{Message, MessageBody};
 
 use crate::cluster::Cluster;
 
@@ -49,6 +49,7 @@ impl Cluster {
         let kind = body.kind();
         self.note_fault(format!("leader {leader} (term {term}) sends {follower} an unprompted {kind}"));
         self.stats.legal_appends_sent += 1;
-        self.send(Message { from: leader as NodeId, to: follower as NodeId, term, body });
+        let (from, to) = (self.id_of(leader), self.id_of(follower));
+        self.send(Message { from, to, term, body });
     }
 }
