@@ -441,6 +441,14 @@ impl Cluster {
         self.nemesis = nemesis;
     }
 
+    /// Disarms the nemesis, and cancels a strike whose moment came but that has not struck yet; returns whether
+    /// one had. A moment can come outside an event (an unprompted snapshot sent by the schedule, say), and its
+    /// strike would otherwise land on the first event after the heal.
+    pub fn disarm_nemesis(&mut self) -> bool {
+        self.nemesis = None;
+        self.strike_now.take().is_some()
+    }
+
     fn strike_if_due(&mut self) {
         let Some((leader, strike)) = self.strike_now.take() else { return };
         self.stats.nemesis_strikes += 1;

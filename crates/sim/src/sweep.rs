@@ -30,6 +30,8 @@ pub struct SweepOutcome {
     pub events: u32,
     /// Crashes still armed when the faults were healed (and disarmed then).
     pub crashes_disarmed_at_heal: u32,
+    /// Whether a nemesis strike was pending (its moment had come) when the faults were healed (cancelled then).
+    pub strike_cancelled_at_heal: bool,
     /// Proposals the liveness check needed (more than one when a leader was deposed before committing).
     pub liveness_attempts: u32,
     /// Leaders elected in a term no newer than an existing commit (delayed votes).
@@ -201,7 +203,7 @@ pub fn run_seed(seed: u64) -> SweepOutcome {
         }
         cluster.check_log_matching();
     }
-    let crashes_disarmed_at_heal = heal(&mut cluster);
+    let (crashes_disarmed_at_heal, strike_cancelled_at_heal) = heal(&mut cluster);
     if shape.unprompted_appends_per_mille > 0 {
         send_unprompted_appends(&mut cluster);
     }
@@ -219,6 +221,7 @@ pub fn run_seed(seed: u64) -> SweepOutcome {
         nodes: n,
         events,
         crashes_disarmed_at_heal,
+        strike_cancelled_at_heal,
         liveness_attempts,
         leaders_elected_behind_a_commit: cluster.stats.leaders_elected_behind_a_commit,
         committed: cluster.checker.max_index,
@@ -371,11 +374,11 @@ fn churn_leader(cluster: &mut Cluster, rng: &mut Rng, command: &mut u64) {
     }
 }
 
-/// Ends every fault; returns how many crashes were still armed.
-fn heal(cluster: &mut Cluster) -> u32 {
+/// Ends every fault; returns how many crashes were still armed, and whether a nemesis strike was pending.
+fn heal(cluster: &mut Cluster) -> (u32, bool) {
     let n = cluster.nodes();
     let disarmed = cluster.cancel_pending_crashes();
-    cluster.arm_nemesis(None);
+    let strike_cancelled = cluster.disarm_nemesis();
     cluster.clear_cuts();
     cluster.loss_burst(0);
     cluster.partition(&vec![0; n]);
@@ -387,7 +390,7 @@ fn heal(cluster: &mut Cluster) -> u32 {
         }
         cluster.connect(i);
     }
-    disarmed
+    (disarmed, strike_cancelled)
 }
 
 /// After the heal, one new command must reach every server's state machine within the limit. As in 6.824's

@@ -61,6 +61,15 @@ fn sweep_regression_no_fault_outlives_the_heal() {
     assert!(outcome.crashes_disarmed_at_heal > 0, "seed 12 no longer has a crash armed at the heal");
 }
 
+/// Found at seeds 500000188555 and 500000298770 of a 300,000-seed sweep (unprompted appends): a snapshot sent from
+/// the schedule, right before the heal, was a nemesis's moment; its strike (a disconnect, a crash) landed on the
+/// first event after the heal and failed liveness. The heal now cancels a pending strike too.
+#[test]
+fn sweep_regression_no_strike_outlives_the_heal() {
+    let outcome = run_seed(44237);
+    assert!(outcome.strike_cancelled_at_heal, "seed 44237 no longer has a strike pending at the heal");
+}
+
 /// Found at seed 18 (first sweep version): the liveness command went to a leader that was deposed before
 /// committing it, and was never proposed again. Liveness attempts now retry, like 6.824's `one()`.
 #[test]
