@@ -203,6 +203,9 @@ pub fn run_with_apps(command: MrCommand, apps: &AppRegistry, worker_command: &[&
                 format_bytes(stats.output_bytes),
                 started.elapsed().as_secs_f64()
             );
+            if !stats.counters.is_empty() {
+                eprintln!("counters: {}", stats.counters);
+            }
             Ok(())
         }
         MrCommand::Apps => {

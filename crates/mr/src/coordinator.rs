@@ -27,6 +27,7 @@ use anyhow::{Context, bail};
 use tracing::{debug, info, warn};
 
 use crate::app::AppRegistry;
+use crate::counters::Counters;
 use crate::input::{InputSplit, plan_splits};
 use crate::layout::{Layout, output_name, sync_dir};
 use crate::output_lock::{LOCK_FILE_NAME, OutputLock};
@@ -98,6 +99,8 @@ pub struct JobSummary {
     pub spills: u64,
     pub worker_peak_rss_bytes: u64,
     pub workers_seen: u64,
+    /// The app's user counters, summed over committed attempts only.
+    pub counters: Counters,
 }
 
 /// A point-in-time view for progress displays.
@@ -692,7 +695,12 @@ fn split_spec(split: &InputSplit) -> SplitSpec {
 fn handle_report(shared: &Shared, report: Report, peer: SocketAddr) {
     let Report { task, attempt, outcome } = report;
     let (stats, outcome) = match outcome {
-        ReportedOutcome::Succeeded(stats) => (Some(stats), Outcome::Succeeded),
+        ReportedOutcome::Succeeded(stats) => match stats.counters.validate() {
+            Ok(()) => (Some(stats), Outcome::Succeeded),
+            // Workers of this build never send bad counters (`task_exec` fails such attempts), so this is a
+            // foreign or broken peer: refuse the result rather than let it into the totals.
+            Err(e) => (None, Outcome::Failed { permanent: true, error: format!("reported counters: {e}") }),
+        },
         ReportedOutcome::Failed { permanent, error } => (None, Outcome::Failed { permanent, error }),
     };
     let failure = match &outcome {
@@ -729,6 +737,10 @@ fn handle_report(shared: &Shared, report: Report, peer: SocketAddr) {
                 }
                 totals.spills += stats.spills;
                 totals.worker_peak_rss_bytes = totals.worker_peak_rss_bytes.max(stats.worker_peak_rss_bytes);
+                // The only place counters enter the totals: the attempt being committed, once.
+                if let Err(e) = totals.counters.add_all(&stats.counters) {
+                    state.table.fail(format!("{task} {attempt}: {e}"));
+                }
             }
             state.table.commit_finished(task, attempt, result);
             debug!("{task} {attempt} committed");

@@ -9,6 +9,7 @@ pub mod apps;
 pub mod cli;
 pub mod coordinator;
 pub mod corpus;
+pub mod counters;
 pub mod fast_hash;
 pub mod input;
 pub mod layout;
@@ -32,3 +33,4 @@ pub mod wire;
 pub mod worker;
 
 pub use app::{App, AppRegistry, Combiner};
+pub use counters::Counters;

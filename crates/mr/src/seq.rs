@@ -9,15 +9,18 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 
 use crate::app::App;
+use crate::counters::Counters;
 use crate::input::read_whole;
 
 /// What a sequential run read and wrote.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct SeqStats {
     pub input_bytes: u64,
     pub pairs: u64,
     pub keys: u64,
     pub output_bytes: u64,
+    /// The app's user counters: what a distributed run's totals must equal.
+    pub counters: Counters,
 }
 
 /// Runs `app` over `inputs` and writes `key value` lines, sorted by key, to `output`. The file appears
@@ -32,15 +35,20 @@ pub fn run_sequential(app: &dyn App, inputs: &[PathBuf], output: &Path) -> anyho
         let contents = read_whole(input)?;
         stats.input_bytes += contents.len() as u64;
         let name = input.to_str().unwrap_or_default();
-        app.map(name, &contents, &mut |key, value| {
-            stats.pairs += 1;
+        let pairs = &mut stats.pairs;
+        let emit = &mut |key: &str, value: &str| {
+            *pairs += 1;
             match groups.get_mut(key) {
                 Some(values) => values.push(value.to_string()),
                 None => {
                     groups.insert(key.to_string(), vec![value.to_string()]);
                 }
             }
-        });
+        };
+        app.map_with_counters(name, &contents, emit, &mut stats.counters);
+        if let Some(e) = stats.counters.error() {
+            bail!("{e}");
+        }
     }
     let mut keys: Vec<String> = groups.keys().cloned().collect();
     keys.sort_unstable();
@@ -53,7 +61,10 @@ pub fn run_sequential(app: &dyn App, inputs: &[PathBuf], output: &Path) -> anyho
         let mut written = 0u64;
         for key in keys {
             let values = groups.remove(&key).unwrap_or_default();
-            let value = app.reduce(&key, &mut values.into_iter());
+            let value = app.reduce_with_counters(&key, &mut values.into_iter(), &mut stats.counters);
+            if let Some(e) = stats.counters.error() {
+                bail!("{e}");
+            }
             let line = format!("{key} {value}\n");
             written += line.len() as u64;
             out.write_all(line.as_bytes()).with_context(|| format!("writing {}", temp.display()))?;

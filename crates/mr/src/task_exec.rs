@@ -7,6 +7,7 @@ use std::io::{self, BufWriter, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use crate::app::App;
+use crate::counters::Counters;
 use crate::input::{InputSplit, read_split};
 use crate::layout::{Layout, sync_dir};
 use crate::map_output::MapOutput;
@@ -64,10 +65,13 @@ fn map_into(
     let input_bytes = contents.len() as u64;
     let budget = usize::try_from(job.memory_budget_bytes).unwrap_or(usize::MAX);
     let mut output = MapOutput::new(job.reduce_tasks, app.combiner(), budget, dir);
-    catch_unwind(AssertUnwindSafe(|| app.map(&split.name, &contents, &mut |k, v| output.emit(k, v)))).map_err(
-        |panic| TaskFailure::retryable(format!("app {:?} panicked in map: {}", job.app, panic_message(&panic))),
-    )?;
+    let mut counters = Counters::new();
+    catch_unwind(AssertUnwindSafe(|| {
+        app.map_with_counters(&split.name, &contents, &mut |k, v| output.emit(k, v), &mut counters)
+    }))
+    .map_err(|panic| TaskFailure::retryable(format!("app {:?} panicked in map: {}", job.app, panic_message(&panic))))?;
     drop(contents);
+    check_counters(job, &counters)?;
     let stats = output
         .finish(|r| layout.attempt_part(attempt, r))
         .map_err(|e| TaskFailure::retryable(format!("writing map output: {e}")))?;
@@ -78,7 +82,16 @@ fn map_into(
         records: stats.records_emitted,
         spills: stats.spills,
         worker_peak_rss_bytes: own_peak_rss_bytes(),
+        counters,
     })
+}
+
+/// A misused counter fails the attempt for good: a deterministic app would misuse it again on any worker.
+fn check_counters(job: &JobSpec, counters: &Counters) -> Result<(), TaskFailure> {
+    match counters.error() {
+        Some(e) => Err(TaskFailure { permanent: true, error: format!("app {:?}: {e}", job.app) }),
+        None => Ok(()),
+    }
 }
 
 enum ReduceError {
@@ -118,7 +131,8 @@ pub fn run_reduce(
         inputs
     };
     let out_path = layout.reduce_attempt_output(attempt, reduce);
-    let result = write_reduce_output(app, &runs, &out_path);
+    let mut counters = Counters::new();
+    let result = write_reduce_output(app, &runs, &out_path, &mut counters);
     let _ = fs::remove_dir_all(&scratch);
     if result.is_err() {
         // A failed attempt is never committed: remove its partial output now rather than at the job's end.
@@ -131,7 +145,18 @@ pub fn run_reduce(
             TaskFailure::retryable(format!("app {:?} panicked in reduce: {message}", job.app))
         }
     })?;
-    Ok(TaskStats { input_bytes, output_bytes, records, spills: 0, worker_peak_rss_bytes: own_peak_rss_bytes() })
+    if let Err(failure) = check_counters(job, &counters) {
+        let _ = fs::remove_file(&out_path);
+        return Err(failure);
+    }
+    Ok(TaskStats {
+        input_bytes,
+        output_bytes,
+        records,
+        spills: 0,
+        worker_peak_rss_bytes: own_peak_rss_bytes(),
+        counters,
+    })
 }
 
 /// Streams the merged runs through `reduce`, one `key value` line per key. Returns (keys, bytes written).
@@ -139,13 +164,14 @@ fn write_reduce_output(
     app: &dyn App,
     runs: &[std::path::PathBuf],
     out_path: &std::path::Path,
+    counters: &mut Counters,
 ) -> Result<(u64, u64), ReduceError> {
     let mut merged = MergedRuns::open(runs)?;
     let file = File::create(out_path).map_err(ReduceError::Write)?;
     let mut out = BufWriter::with_capacity(OUTPUT_BUFFER_BYTES, file);
     let (mut keys, mut bytes) = (0u64, 0u64);
     merged.for_each_group(|key, values| -> Result<(), ReduceError> {
-        let value = catch_unwind(AssertUnwindSafe(|| app.reduce(key, values)))
+        let value = catch_unwind(AssertUnwindSafe(|| app.reduce_with_counters(key, values, counters)))
             .map_err(|panic| ReduceError::Panic(panic_message(&panic)))?;
         out.write_all(key.as_bytes()).map_err(ReduceError::Write)?;
         out.write_all(b" ").map_err(ReduceError::Write)?;

@@ -283,3 +283,21 @@ pub fn send_signal(pid: u32, signal: &str) {
 pub fn process_exists(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
+
+/// What `wc`'s counters must add up to for a (sorted) `word count` output: (sum of the counts, number of
+/// distinct words).
+pub fn wc_totals(output: &str) -> (u64, u64) {
+    let mut words = 0;
+    let mut distinct = 0;
+    for line in output.lines().filter(|l| !l.is_empty()) {
+        let count = line.rsplit(' ').next().and_then(|c| c.parse::<u64>().ok());
+        words += count.unwrap_or_else(|| panic!("not a `word count` line: {line:?}"));
+        distinct += 1;
+    }
+    (words, distinct)
+}
+
+/// Lines in the files `names` under `dir`, as `str::lines` counts them.
+pub fn line_count(dir: &Path, names: &[String]) -> u64 {
+    names.iter().map(|n| read(&dir.join(n)).lines().count() as u64).sum()
+}
