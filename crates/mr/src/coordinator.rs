@@ -36,8 +36,9 @@ use crate::protocol::{
     Request, SplitSpec,
 };
 use crate::publish::publish_outputs;
+use crate::streaming::StreamingSpec;
 use crate::task_table::{
-    AttemptId, JobStatus, Next, Outcome, TIMEOUTS_PER_TASK_MAX, TaskCounts, TaskId, TaskTable, Verdict,
+    AttemptId, JobStatus, Next, Outcome, TIMEOUTS_PER_TASK_MAX, TaskCounts, TaskId, TaskState, TaskTable, Verdict,
 };
 use crate::units::format_bytes;
 use crate::wire::{self, WireError};
@@ -83,6 +84,8 @@ pub struct JobConfig {
     pub work_dir: Option<PathBuf>,
     pub split_size_bytes: u64,
     pub memory_budget_bytes: u64,
+    /// A streaming job's programs (then `app` is only a label).
+    pub streaming: Option<StreamingSpec>,
 }
 
 /// Totals of a finished job. Byte counts include committed attempts only.
@@ -138,6 +141,7 @@ struct Shared {
     layout: Layout,
     output_dir: PathBuf,
     total_input_bytes: u64,
+    task_timeout: Duration,
     shutting_down: AtomicBool,
 }
 
@@ -194,7 +198,10 @@ impl Coordinator {
     /// creates the scratch directories and binds `listen`. Nothing is written to the output directory
     /// besides the lock file and hidden scratch directories, which are removed again on any error.
     pub fn prepare(config: &JobConfig, listen: &str, apps: &AppRegistry) -> anyhow::Result<Coordinator> {
-        apps.lookup(&config.app)?;
+        match &config.streaming {
+            Some(spec) => spec.check()?,
+            None => drop(apps.lookup(&config.app)?),
+        }
         if config.reduce_tasks == 0 {
             bail!("--reduces must be at least 1");
         }
@@ -274,6 +281,7 @@ impl Coordinator {
             work_dir: utf8(&work_dir)?,
             staging_dir: utf8(&staging_dir)?,
             memory_budget_bytes: config.memory_budget_bytes,
+            streaming: config.streaming.clone(),
         };
         let mut created_dirs = Vec::new();
         for dir in [&work_dir, &staging_dir] {
@@ -307,6 +315,7 @@ impl Coordinator {
             layout: Layout { work_dir, staging_dir },
             output_dir: output_dir.to_path_buf(),
             total_input_bytes,
+            task_timeout: config.task_timeout,
             shutting_down: AtomicBool::new(false),
         });
         Ok((shared, listener, created_dirs))
@@ -668,8 +677,13 @@ fn next_task(shared: &Shared, peer: SocketAddr) -> Reply {
                     TaskId::Map(m) => state.splits.get(m as usize).map(split_spec),
                     TaskId::Reduce(_) => None,
                 };
+                let timeout = match state.table.state(task) {
+                    Some(TaskState::InProgress { deadline, .. }) => deadline.saturating_sub(shared.now()),
+                    _ => shared.task_timeout,
+                };
+                let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
                 info!("{task} {attempt} -> worker {peer}");
-                return Reply::Run(Assignment { task, attempt, input });
+                return Reply::Run(Assignment { task, attempt, input, timeout_ms });
             }
             // `Exit` before `finished` is set: the job just ended and is being published; hold on.
             Next::Wait | Next::Exit => {}

@@ -24,6 +24,7 @@ pub mod publish;
 pub mod records;
 pub mod seq;
 pub mod signals;
+pub mod streaming;
 pub mod summary;
 pub mod task_exec;
 pub mod task_table;

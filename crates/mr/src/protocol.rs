@@ -7,11 +7,12 @@
 use serde::{Deserialize, Serialize};
 
 use crate::counters::Counters;
+use crate::streaming::StreamingSpec;
 use crate::task_table::{AttemptId, TaskId};
 
 /// Starts every `Hello`, so the coordinator can tell a keel worker from anything else on the port.
 pub const PROTOCOL_MAGIC: [u8; 8] = *b"KEELMR\r\n";
-/// Bumped on any change to the messages after the handshake (2: user counters in `TaskStats`).
+/// Bumped on any change to the messages after the handshake (2: user counters in `TaskStats`, streaming jobs, attempt timeouts).
 pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Names one job: chosen at random by the coordinator at start. A worker that was part of one job and
@@ -66,6 +67,8 @@ pub struct JobSpec {
     /// publish it.
     pub staging_dir: String,
     pub memory_budget_bytes: u64,
+    /// Set for a streaming job (`--mapper` / `--reducer`): workers run these programs instead of an app.
+    pub streaming: Option<StreamingSpec>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,6 +127,9 @@ pub struct Assignment {
     pub attempt: AttemptId,
     /// For map tasks: the split to read.
     pub input: Option<SplitSpec>,
+    /// The attempt's timeout (`--task-timeout`, doubled for each earlier timeout of the task), in ms: a
+    /// streaming program still running after it is killed.
+    pub timeout_ms: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

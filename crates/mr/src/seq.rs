@@ -11,6 +11,7 @@ use anyhow::{Context, bail};
 use crate::app::App;
 use crate::counters::Counters;
 use crate::input::read_whole;
+use crate::streaming::{Program, StreamingSpec, run_mapper, run_reducer};
 
 /// What a sequential run read and wrote.
 #[derive(Clone, Debug, Default)]
@@ -69,6 +70,74 @@ pub fn run_sequential(app: &dyn App, inputs: &[PathBuf], output: &Path) -> anyho
             written += line.len() as u64;
             out.write_all(line.as_bytes()).with_context(|| format!("writing {}", temp.display()))?;
         }
+        let file =
+            out.into_inner().map_err(|e| e.into_error()).with_context(|| format!("writing {}", temp.display()))?;
+        file.sync_all().with_context(|| format!("syncing {}", temp.display()))?;
+        Ok(written)
+    })();
+    match result {
+        Ok(written) => {
+            stats.output_bytes = written;
+            fs::rename(&temp, output)
+                .with_context(|| format!("renaming {} to {}", temp.display(), output.display()))?;
+            Ok(stats)
+        }
+        Err(e) => {
+            let _ = fs::remove_file(&temp);
+            Err(e)
+        }
+    }
+}
+
+/// [`run_sequential`] for a streaming job: the mapper runs once per whole input file, every pair is sorted
+/// by key (stably, so a key's values keep input order, as in a distributed run with one split per file), and
+/// one reducer run writes the output. No time limit.
+pub fn run_sequential_streaming(spec: &StreamingSpec, inputs: &[PathBuf], output: &Path) -> anyhow::Result<SeqStats> {
+    if output.exists() {
+        bail!("output {} already exists; remove it or choose another file", output.display());
+    }
+    let mut stats = SeqStats::default();
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for input in inputs {
+        let contents = read_whole(input)?;
+        stats.input_bytes += contents.len() as u64;
+        let name = input.to_str().unwrap_or_default().to_string();
+        let program =
+            Program { role: "mapper", command: &spec.mapper, env: vec![("KEEL_MR_INPUT", name)], timeout: None };
+        let counters = run_mapper(&program, contents.as_bytes(), &mut |k, v| pairs.push((k.into(), v.into())))
+            .map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
+        stats.counters.add_all(&counters)?;
+    }
+    stats.pairs = pairs.len() as u64;
+    pairs.sort_by(|a, b| a.0.cmp(&b.0));
+    stats.keys = pairs.chunk_by(|a, b| a.0 == b.0).count() as u64;
+
+    let temp = temp_path_beside(output)?;
+    let result = (|| -> anyhow::Result<u64> {
+        let file = File::create(&temp).with_context(|| format!("creating {}", temp.display()))?;
+        let mut out = BufWriter::new(file);
+        let mut written = 0u64;
+        let mut write_error = None;
+        let program = Program {
+            role: "reducer",
+            command: &spec.reducer,
+            env: vec![("KEEL_MR_PARTITION", "0".into())],
+            timeout: None,
+        };
+        let mut records = pairs.into_iter();
+        let counters = run_reducer::<std::convert::Infallible>(&program, || Ok(records.next()), &mut |line| {
+            out.write_all(line).map_err(|e| {
+                let message = format!("writing {}: {e}", temp.display());
+                write_error = Some(message.clone());
+                message
+            })?;
+            written += line.len() as u64;
+            Ok(())
+        });
+        if let Some(e) = write_error {
+            bail!("{e}");
+        }
+        stats.counters.add_all(&counters.map_err(anyhow::Error::msg)?)?;
         let file =
             out.into_inner().map_err(|e| e.into_error()).with_context(|| format!("writing {}", temp.display()))?;
         file.sync_all().with_context(|| format!("syncing {}", temp.display()))?;

@@ -115,6 +115,7 @@ fn start_job(text: &str, reduce_tasks: u32, task_timeout: Duration) -> Job {
         work_dir: None,
         split_size_bytes: 1 << 20,
         memory_budget_bytes: 1 << 20,
+        streaming: None,
     };
     let coordinator = Coordinator::prepare(&config, "127.0.0.1:0", &AppRegistry::builtin()).unwrap();
     let address = coordinator.local_addr().unwrap().to_string();
@@ -332,6 +333,7 @@ fn a_second_job_on_the_same_output_directory_is_refused_while_the_first_runs() {
         work_dir: None,
         split_size_bytes: 1 << 20,
         memory_budget_bytes: 1 << 20,
+        streaming: None,
     };
     let error = match Coordinator::prepare(&config, "127.0.0.1:0", &AppRegistry::builtin()) {
         Ok(_) => panic!("a second job was allowed on an output directory in use"),

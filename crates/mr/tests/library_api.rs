@@ -44,6 +44,7 @@ fn a_user_app_runs_on_keels_worker_loop() {
         // Small splits, so the job has several map tasks for the two workers.
         split_size_bytes: 512,
         memory_budget_bytes: 1 << 20,
+        streaming: None,
     };
     let coordinator = Coordinator::prepare(&config, "127.0.0.1:0", &apps).unwrap();
     let options =

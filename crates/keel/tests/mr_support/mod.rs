@@ -93,7 +93,11 @@ impl Scratch {
 
     /// Starts a coordinator on a free port and returns its address and job id.
     pub fn coordinator(&mut self, app: &str, output: &str, extra: &[&str], inputs: &[String]) -> Coordinator {
-        let mut args = vec!["mr", "coordinator", "--listen", "127.0.0.1:0", "--app", app, "--output", output];
+        // An empty `app`: the job's code is in `extra` (`--mapper`, `--reducer`).
+        let mut args = vec!["mr", "coordinator", "--listen", "127.0.0.1:0", "--output", output];
+        if !app.is_empty() {
+            args.extend(["--app", app]);
+        }
         args.extend_from_slice(extra);
         args.extend(inputs.iter().map(String::as_str));
         let (log_path, log) = self.log_file("coordinator");
