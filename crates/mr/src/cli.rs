@@ -104,6 +104,11 @@ pub struct JobArgs {
     /// Write the summary as `key value` lines to this file.
     #[arg(long)]
     pub stats_file: Option<PathBuf>,
+    /// Serve a status page on ADDR while the job runs: HTML that refreshes itself at `/`, the same data at
+    /// `/status.json`. ADDR is host:port, or a port alone for 127.0.0.1; port 0 picks a free one. The URL is
+    /// printed on stdout.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<String>,
     /// Input files.
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
@@ -185,10 +190,17 @@ pub fn run_with_apps(command: MrCommand, apps: &AppRegistry, worker_command: &[&
         MrCommand::Coordinator(args) => {
             init_logging("info");
             signals::install().context("installing signal handlers")?;
-            let coordinator = Coordinator::prepare(&args.job.config(), &args.listen, apps)?;
+            let mut coordinator = Coordinator::prepare(&args.job.config(), &args.listen, apps)?;
             let address = coordinator.local_addr().context("reading the listening address")?;
+            let status_url = match &args.job.http {
+                Some(listen) => Some(coordinator.serve_status(listen)?),
+                None => None,
+            };
             // Scripts and tests read this line to find the port and the job id.
             println!("keel mr coordinator listening on {address} job {}", coordinator.job());
+            if let Some(url) = status_url {
+                println!("keel mr coordinator status page {url}");
+            }
             std::io::stdout().flush().context("writing to stdout")?;
             let handle = coordinator.progress_handle();
             // Ends the job on SIGINT/SIGTERM; detached, it ends with the process.
@@ -221,8 +233,13 @@ pub fn run_with_apps(command: MrCommand, apps: &AppRegistry, worker_command: &[&
         }
         MrCommand::Run(args) => {
             init_logging("warn");
-            let run =
-                LocalRun { job: args.job.config(), workers: args.workers, worker_command, show_progress: !args.quiet };
+            let run = LocalRun {
+                job: args.job.config(),
+                workers: args.workers,
+                worker_command,
+                show_progress: !args.quiet,
+                http: args.job.http.clone(),
+            };
             let summary = run_local(&run, apps)?;
             finish(&summary, args.job.stats_file.as_ref())
         }

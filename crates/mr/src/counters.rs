@@ -43,6 +43,8 @@ pub enum CounterError {
 /// Named `u64` totals, in name order. Apps get `&mut Counters` in [`crate::App::map_with_counters`] and
 /// [`crate::App::reduce_with_counters`] and call [`Counters::add`].
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+// Encoded as the bare name -> value map (`/status.json` shows `{"lines": 4}`).
+#[serde(transparent)]
 pub struct Counters {
     values: BTreeMap<String, u64>,
     /// The first misuse in this attempt; the engine fails the attempt with it. Never sent over the wire: a

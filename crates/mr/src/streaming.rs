@@ -8,8 +8,11 @@
 //!   `key<TAB>value` line per value, and whatever lines it writes on stdout are the output file, unchanged
 //!   (a missing last newline is added so output files concatenate).
 //! - A program that exits non-zero, or is killed by a signal, fails the attempt; the error carries the last
-//!   lines of its stderr. A program still running at the attempt's timeout is killed (SIGKILL to its whole
-//!   process group, so `sh -c` pipelines and background children go too) and the attempt fails.
+//!   lines of its stderr. A program that makes no progress (no byte in or out of its pipes, stderr
+//!   included) for the attempt's timeout is hung: it is killed (SIGKILL to its whole process group, so
+//!   `sh -c` pipelines and background children go too) and the attempt fails. A slow program that works is
+//!   left running, like any app: the coordinator hands the task out again at the timeout and accepts
+//!   whichever attempt succeeds first (Hadoop's `mapreduce.task.timeout` is progress-based too).
 //! - Counters: a stderr line `reporter:counter:GROUP,NAME,AMOUNT` (Hadoop's syntax) adds AMOUNT to the
 //!   counter `GROUP.NAME`; such lines are not part of the stderr tail.
 //! - The environment carries, for mappers, `KEEL_MR_INPUT` (the input file's name as given to the
@@ -21,10 +24,10 @@
 use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::process::{ChildStderr, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +38,10 @@ use crate::records::MAX_RECORD_BYTES;
 /// of at most 1 MiB), and a real command line is far shorter; beyond this it is a mistake (a file's
 /// contents pasted in).
 pub const COMMAND_BYTES_MAX: usize = 16 * 1024;
+/// A program that keeps making progress is still cut off after this many times the task's timeout: the task
+/// table fails the job at a task's sixth timeout anyway (63 times `--task-timeout` in all), so a program
+/// running longer has nobody waiting for it (an endless loop that prints).
+const RUNTIME_TIMEOUTS_MAX: u32 = 64;
 /// Stderr lines kept for the error of a failed attempt: enough for a Python traceback's last frames.
 const STDERR_TAIL_LINES: usize = 12;
 /// Longest stderr line kept (longer ones are cut): a program can write megabytes without a newline, and the
@@ -156,26 +163,21 @@ fn run_program(
         let _ = child.wait();
         return Err(format!("{role}: the program's pipes were not set up"));
     };
-    let timed_out = AtomicBool::new(false);
+    // Bytes moved through the program's pipes: the watchdog's sign of life.
+    let progress = AtomicU64::new(0);
+    let killed = AtomicU8::new(NOT_KILLED);
     let (finished, finished_rx) = mpsc::channel::<()>();
     let (consumed, fed, tail) = thread::scope(|scope| {
-        let timed_out = &timed_out;
+        let (progress, killed) = (&progress, &killed);
         scope.spawn(move || {
-            let expired = match program.timeout {
-                Some(limit) => matches!(finished_rx.recv_timeout(limit), Err(RecvTimeoutError::Timeout)),
-                None => {
-                    let _ = finished_rx.recv();
-                    false
-                }
-            };
-            if expired {
-                timed_out.store(true, Ordering::SeqCst);
+            if let Some(verdict) = watch(program.timeout, progress, &finished_rx) {
+                killed.store(verdict, Ordering::SeqCst);
                 kill_group(pid);
             }
         });
-        let tail = scope.spawn(move || stderr_tail(stderr));
+        let tail = scope.spawn(move || stderr_tail(stderr, progress));
         let fed = scope.spawn(move || {
-            let mut writer = BufWriter::with_capacity(PIPE_BUFFER_BYTES, stdin);
+            let mut writer = BufWriter::with_capacity(PIPE_BUFFER_BYTES, Counting { inner: stdin, progress });
             let result = feed(&mut writer).and_then(|()| writer.flush());
             // Dropping the writer closes stdin: the program sees the end of its input.
             drop(writer);
@@ -190,7 +192,8 @@ fn run_program(
                 Ok(n) if n > OUTPUT_LINE_BYTES_MAX => {
                     break Err(format!("{role} wrote a line longer than {OUTPUT_LINE_BYTES_MAX} bytes"));
                 }
-                Ok(_) => {
+                Ok(n) => {
+                    progress.fetch_add(n as u64, Ordering::Relaxed);
                     if let Err(e) = consume(&line) {
                         break Err(e);
                     }
@@ -219,12 +222,24 @@ fn run_program(
     } else {
         format!("; last lines of its stderr:\n{}", lines.into_iter().collect::<Vec<_>>().join("\n"))
     };
-    if timed_out.load(Ordering::SeqCst) {
-        let limit = program.timeout.unwrap_or_default();
-        return Err(format!(
-            "{role} `{}` did not finish within {limit:?} and was killed{stderr_text}",
-            program.command
-        ));
+    let limit = program.timeout.unwrap_or_default();
+    match killed.load(Ordering::SeqCst) {
+        KILLED_STALLED => {
+            return Err(format!(
+                "{role} `{}` made no progress (read no input, wrote no output) for {limit:?}, the task's timeout, \
+                 and was killed{stderr_text}",
+                program.command
+            ));
+        }
+        KILLED_TOO_LONG => {
+            return Err(format!(
+                "{role} `{}` ran for {:?} ({RUNTIME_TIMEOUTS_MAX} times the task's timeout) and was \
+                 killed{stderr_text}",
+                program.command,
+                limit.saturating_mul(RUNTIME_TIMEOUTS_MAX)
+            ));
+        }
+        _ => {}
     }
     // Before the exit status: a bad output line is why the program was killed.
     consumed.map_err(|e| format!("{e}{stderr_text}"))?;
@@ -241,9 +256,61 @@ fn run_program(
     Ok(counters)
 }
 
+const NOT_KILLED: u8 = 0;
+const KILLED_STALLED: u8 = 1;
+const KILLED_TOO_LONG: u8 = 2;
+
+/// Waits until `finished` says the program is done, and decides to kill it (returns why) when no byte moved
+/// through its pipes for `limit`, or it ran [`RUNTIME_TIMEOUTS_MAX`] times `limit`.
+fn watch(limit: Option<Duration>, progress: &AtomicU64, finished: &mpsc::Receiver<()>) -> Option<u8> {
+    let Some(limit) = limit else {
+        let _ = finished.recv();
+        return None;
+    };
+    let started = Instant::now();
+    let check_every = (limit / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+    let mut seen = progress.load(Ordering::Relaxed);
+    let mut quiet_since = Instant::now();
+    loop {
+        match finished.recv_timeout(check_every) {
+            Err(RecvTimeoutError::Timeout) => {}
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => return None,
+        }
+        let now = progress.load(Ordering::Relaxed);
+        if now != seen {
+            seen = now;
+            quiet_since = Instant::now();
+        }
+        if quiet_since.elapsed() >= limit {
+            return Some(KILLED_STALLED);
+        }
+        if started.elapsed() >= limit.saturating_mul(RUNTIME_TIMEOUTS_MAX) {
+            return Some(KILLED_TOO_LONG);
+        }
+    }
+}
+
+/// Counts the bytes the program took from its stdin.
+struct Counting<'a, W> {
+    inner: W,
+    progress: &'a AtomicU64,
+}
+
+impl<W: Write> Write for Counting<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.progress.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// Reads stderr to its end; returns its last [`STDERR_TAIL_LINES`] lines (each cut at
 /// [`STDERR_LINE_BYTES_MAX`]) and the counters it reported, or the error of a malformed counter line.
-fn stderr_tail(stderr: ChildStderr) -> (VecDeque<String>, Result<Counters, String>) {
+fn stderr_tail(stderr: ChildStderr, progress: &AtomicU64) -> (VecDeque<String>, Result<Counters, String>) {
     let mut tail = VecDeque::with_capacity(STDERR_TAIL_LINES + 1);
     let mut counters = Ok(Counters::new());
     let mut current: Vec<u8> = Vec::new();
@@ -270,6 +337,8 @@ fn stderr_tail(stderr: ChildStderr) -> (VecDeque<String>, Result<Counters, Strin
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
+        // A program that reports on stderr while it computes is alive.
+        progress.fetch_add(n as u64, Ordering::Relaxed);
         for &byte in &chunk[..n] {
             if byte == b'\n' {
                 end_line(&mut current, &mut tail);
@@ -362,7 +431,7 @@ mod tests {
         let command = format!("sleep 600 & echo $! > {}; sleep 600", pid_file.display());
         let started = std::time::Instant::now();
         let error = run_mapper(&program(&command, 300), b"", &mut |_, _| {}).unwrap_err();
-        assert!(error.contains("did not finish within 300ms"), "{error}");
+        assert!(error.contains("made no progress") && error.contains("300ms"), "{error}");
         assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
         let pid = std::fs::read_to_string(&pid_file).unwrap();
         // Killed: gone, or a zombie waiting for init (its parent `sh` was killed too) to reap it.
@@ -376,6 +445,15 @@ mod tests {
             thread::sleep(Duration::from_millis(10));
         }
         assert!(dead(), "background child {} still running", pid.trim());
+    }
+
+    #[test]
+    fn a_slow_program_that_keeps_writing_outlives_the_timeout() {
+        // 12 lines, 50 ms apart: 600 ms in all against a 200 ms timeout, never 200 ms without output.
+        let command = "for i in 1 2 3 4 5 6 7 8 9 10 11 12; do echo $i; sleep 0.05; done";
+        let mut lines = 0;
+        run_mapper(&program(command, 200), b"", &mut |_, _| lines += 1).unwrap();
+        assert_eq!(lines, 12);
     }
 
     #[test]
