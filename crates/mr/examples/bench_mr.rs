@@ -216,8 +216,13 @@ fn streaming(
     {
         let out_dir = runs.join(format!("streaming-{mapper}"));
         let workers = options.workers.to_string();
+        // A Python map of a 25 MB split takes longer than the default 10 s timeout; a user would raise it
+        // rather than have the task handed out twice (both copies would compete for the same 2 cores).
         let mut args: Vec<String> =
-            ["mr", "run", "--workers", &workers, "--quiet", "--output"].iter().map(|s| s.to_string()).collect();
+            ["mr", "run", "--workers", &workers, "--quiet", "--task-timeout", "10min", "--output"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
         args.push(out_dir.display().to_string());
         args.extend(["--mapper".to_string(), python(mapper), "--reducer".to_string(), python("reduce.py")]);
         args.extend(inputs.iter().map(|p| p.display().to_string()));

@@ -199,7 +199,8 @@ pub fn run_with_apps(command: MrCommand, apps: &AppRegistry, worker_command: &[&
             // Scripts and tests read this line to find the port and the job id.
             println!("keel mr coordinator listening on {address} job {}", coordinator.job());
             if let Some(url) = status_url {
-                println!("keel mr coordinator status page {url}");
+                // Not println!: a reader that stopped after the first line must not panic the coordinator.
+                let _ = writeln!(std::io::stdout(), "keel mr coordinator status page {url}");
             }
             std::io::stdout().flush().context("writing to stdout")?;
             let handle = coordinator.progress_handle();

@@ -49,8 +49,9 @@ pub fn run_local(run: &LocalRun<'_>, apps: &AppRegistry) -> anyhow::Result<JobSu
     let mut coordinator = Coordinator::prepare(&run.job, "127.0.0.1:0", apps)?;
     if let Some(listen) = &run.http {
         let url = coordinator.serve_status(listen)?;
-        println!("keel mr run status page {url}");
-        std::io::stdout().flush().context("writing to stdout")?;
+        // Not println!: a closed stdout must not panic the job.
+        let mut stdout = std::io::stdout();
+        let _ = writeln!(stdout, "keel mr run status page {url}").and_then(|()| stdout.flush());
     }
     let address = coordinator.local_addr().context("reading the coordinator's address")?.to_string();
     let job = coordinator.job().to_string();

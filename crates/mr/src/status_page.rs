@@ -132,8 +132,8 @@ fn render_counters(page: &mut String, s: &StatusSnapshot) {
 }
 
 fn render_chart(page: &mut String, s: &StatusSnapshot) {
-    const WIDTH: f64 = 1000.0;
-    const HEIGHT: f64 = 160.0;
+    const WIDTH: f64 = 1100.0;
+    const HEIGHT: f64 = 150.0;
     const PAD: f64 = 30.0;
     page.push_str("<section class=\"card wide\"><h2>Progress</h2>");
     let points: &[HistoryPoint] = &s.history;
@@ -267,14 +267,15 @@ h1{font-size:22px;margin:0;letter-spacing:.5px}
 .facts{display:flex;gap:28px;flex-wrap:wrap;color:#b9c4d0}.facts b{color:#fff;font-size:17px}
 .failure{margin-top:12px;background:#5c1f24;border-left:4px solid var(--bad);padding:8px 12px;white-space:pre-wrap;font-family:ui-monospace,'DejaVu Sans Mono',monospace;font-size:13px}
 #status{padding-bottom:8px}
-.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(300px,1fr));gap:16px;padding:16px 28px 0}
+.grid{display:grid;grid-template-columns:minmax(430px,1.45fr) minmax(260px,1fr) minmax(260px,1fr);gap:16px;padding:16px 28px 0}
+@media (max-width:1000px){.grid{grid-template-columns:1fr}}
 .card{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:12px 16px;box-shadow:0 1px 2px rgba(0,0,0,.04)}
 .card.wide{margin:16px 28px 0}
 h2{font-size:14px;text-transform:uppercase;letter-spacing:.8px;color:var(--muted);margin:0 0 8px}
 .count{display:inline-block;min-width:22px;padding:0 7px;border-radius:10px;background:var(--bg);color:var(--fg);text-align:center}
 table{border-collapse:collapse;width:100%}
 th,td{padding:4px 8px;text-align:left;border-bottom:1px solid var(--line)}
-th{font-weight:600;color:var(--muted);font-size:13px}
+th{font-weight:600;color:var(--muted);font-size:13px;white-space:nowrap}
 table.num td{font-variant-numeric:tabular-nums;text-align:right;font-size:17px;font-weight:600}
 table.num th{text-align:right}table.num tr th:first-child{text-align:left}
 table.kv td{text-align:right;font-variant-numeric:tabular-nums;font-weight:600}
@@ -282,7 +283,7 @@ table.list td{font-size:14px}.r{text-align:right}td.r{font-variant-numeric:tabul
 td.bad{color:var(--bad)}tr.ok td:nth-child(3){color:var(--ok)}tr.muted td,.muted{color:var(--muted)}
 td.detail{font-family:ui-monospace,'DejaVu Sans Mono',monospace;font-size:12px;white-space:pre-wrap;max-width:560px}
 .note{color:var(--muted);font-size:12px;margin:6px 0 0}
-svg{width:100%;height:170px;display:block}
+svg{width:100%;height:150px;display:block}
 .axis{stroke:#9aa6b2;stroke-width:1}.grid-line{stroke:var(--line);stroke-dasharray:4 4}
 .label{fill:var(--muted);font-size:12px}.done-line{fill:none;stroke:var(--accent);stroke-width:2.5;stroke-linejoin:round}
 footer{padding:14px 28px;color:var(--muted);font-size:13px}footer a{color:var(--accent)}

@@ -111,10 +111,14 @@ impl Scratch {
             .expect("starting the coordinator");
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel();
+        // Reads every line to the end, so a later line (the status page's URL) never meets a closed pipe.
         thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
         });
         let line = rx.recv_timeout(Duration::from_secs(10)).unwrap_or_default();
         let mut words = line.split_whitespace();
@@ -127,7 +131,7 @@ impl Scratch {
         };
         let index = self.children.len();
         self.children.push(("coordinator".into(), child));
-        Coordinator { index, address, job, log: log_path }
+        Coordinator { index, address, job, log: log_path, stdout: rx }
     }
 
     /// Starts a worker for the coordinator at `address`; returns its index.
@@ -211,6 +215,8 @@ pub struct Coordinator {
     pub address: String,
     pub job: String,
     pub log: PathBuf,
+    /// The coordinator's stdout lines after the first.
+    pub stdout: mpsc::Receiver<String>,
 }
 
 pub fn read(path: &Path) -> String {
