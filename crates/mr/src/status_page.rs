@@ -145,7 +145,7 @@ fn render_chart(page: &mut String, s: &StatusSnapshot) {
     for p in points {
         let _ = write!(line, "{:.1},{:.1} ", x(p.at_ms), y(p.tasks_done));
     }
-    let _ = write!(
+    let _ = writeln!(
         page,
         "<svg id=\"chart\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" role=\"img\" aria-label=\"tasks done over time\">\
          <line x1=\"{PAD}\" y1=\"{base}\" x2=\"{right}\" y2=\"{base}\" class=\"axis\"/>\
@@ -155,7 +155,7 @@ fn render_chart(page: &mut String, s: &StatusSnapshot) {
          <text x=\"4\" y=\"{top_label}\" class=\"label\">{total_tasks}</text>\
          <text x=\"4\" y=\"{base}\" class=\"label\">0</text>\
          <polyline points=\"{line}\" class=\"done-line\"/></svg>\
-         <p class=\"note\">tasks done over time ({n} samples)</p></section>\n",
+         <p class=\"note\">tasks done over time ({n} samples)</p></section>",
         base = HEIGHT - PAD,
         top = PAD,
         right = WIDTH - PAD,
