@@ -132,6 +132,35 @@ fn the_status_page_in_a_browser_shows_the_same_numbers_as_status_json() {
     assert!(scratch.output("out") == reference, "output differs from keel mr seq");
 }
 
+#[test]
+fn mr_run_prints_the_bound_url_of_its_status_page_and_refuses_a_bad_address() {
+    let mut scratch = Scratch::new();
+    let books = scratch.books(5_000, 32);
+    let mut args = vec!["mr", "run", "--workers", "1", "--quiet", "--app", "wc", "--output", "out"];
+    args.extend(["--http", "127.0.0.1:0"]);
+    args.extend(books.iter().map(String::as_str));
+    let output = scratch.command("run", &args).stdout(Stdio::piped()).output().expect("running keel");
+    assert!(output.status.success(), "keel mr run --http failed");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let url = stdout.lines().find_map(|l| l.strip_prefix("keel mr run status page ")).unwrap_or_else(|| {
+        panic!("no status page URL on stdout: {stdout:?}");
+    });
+    let port: u16 = url
+        .trim_start_matches("http://127.0.0.1:")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap_or_else(|_| panic!("not a loopback URL with a port: {url}"));
+    assert_ne!(port, 0, "the URL must name the port actually bound");
+
+    let mut args = vec!["mr", "run", "--workers", "1", "--quiet", "--app", "wc", "--output", "out2"];
+    args.extend(["--http", "no-such-host.invalid:80"]);
+    args.extend(books.iter().map(String::as_str));
+    let (status, stderr) = scratch.run(&args, Duration::from_secs(30));
+    assert!(!status.success(), "a bad --http address must fail the command");
+    assert!(stderr.contains("starting the status page on no-such-host.invalid:80"), "{stderr}");
+    assert!(!scratch.path().join("out2").exists(), "nothing left behind: {stderr}");
+}
+
 /// `GET /status.json`.
 fn status(address: &str) -> Value {
     let mut stream = TcpStream::connect(address).expect("connecting to the status page");

@@ -193,7 +193,13 @@ pub fn run_with_apps(command: MrCommand, apps: &AppRegistry, worker_command: &[&
             let mut coordinator = Coordinator::prepare(&args.job.config(), &args.listen, apps)?;
             let address = coordinator.local_addr().context("reading the listening address")?;
             let status_url = match &args.job.http {
-                Some(listen) => Some(coordinator.serve_status(listen)?),
+                Some(listen) => match coordinator.serve_status(listen) {
+                    Ok(url) => Some(url),
+                    Err(e) => {
+                        coordinator.discard();
+                        return Err(e);
+                    }
+                },
                 None => None,
             };
             // Scripts and tests read this line to find the port and the job id.

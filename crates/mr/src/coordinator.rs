@@ -384,6 +384,17 @@ impl Coordinator {
         ProgressHandle(Arc::clone(&self.shared))
     }
 
+    /// Gives up a prepared job that will not run (for example when its status page cannot start): removes
+    /// its scratch directories, releases the output directory's lock and removes the directory if this job
+    /// created it, so nothing is left behind.
+    pub fn discard(self) {
+        let Coordinator { shared, created_dirs, output_dir_created, lock, status_server, .. } = self;
+        drop(status_server);
+        remove_dirs(&created_dirs);
+        drop(lock);
+        remove_if_new_and_empty(&shared.output_dir, output_dir_created);
+    }
+
     /// Serves the status page (`/`) and `/status.json` on `listen` (a bare port means 127.0.0.1) until
     /// [`Coordinator::run`] returns; returns the page's URL (the actual port when `listen` asked for 0).
     pub fn serve_status(&mut self, listen: &str) -> anyhow::Result<String> {

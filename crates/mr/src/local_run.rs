@@ -48,7 +48,13 @@ pub fn run_local(run: &LocalRun<'_>, apps: &AppRegistry) -> anyhow::Result<JobSu
     signals::install().context("installing signal handlers")?;
     let mut coordinator = Coordinator::prepare(&run.job, "127.0.0.1:0", apps)?;
     if let Some(listen) = &run.http {
-        let url = coordinator.serve_status(listen)?;
+        let url = match coordinator.serve_status(listen) {
+            Ok(url) => url,
+            Err(e) => {
+                coordinator.discard();
+                return Err(e);
+            }
+        };
         // Not println!: a closed stdout must not panic the job.
         let mut stdout = std::io::stdout();
         let _ = writeln!(stdout, "keel mr run status page {url}").and_then(|()| stdout.flush());
