@@ -1,7 +1,8 @@
 //! Streaming jobs (`--mapper CMD --reducer CMD`, Hadoop Streaming's contract) with real `keel` processes and
 //! small Python and awk programs: word count equal to the built-in `wc`, in `mr run`, in `mr seq` and with a
 //! hand-started coordinator and workers; counters reported on stderr; a failing program's stderr in the
-//! job's error; a hung program killed at the task timeout, with nothing left running.
+//! job's error; a hung program killed at the task timeout, with nothing left running, and a program taken
+//! along when its worker is killed.
 mod mr_support;
 
 use std::fs;
@@ -149,7 +150,36 @@ fn a_program_that_never_ends_is_killed_at_the_task_timeout_and_nothing_is_left_r
     }
 }
 
-/// Pids of running (not zombie) processes whose command line contains `marker`.
+#[test]
+fn a_worker_killed_with_sigkill_takes_its_program_along() {
+    let mut scratch = Scratch::new();
+    let books = ascii_books(&scratch, 1);
+    // A pipeline that ignores its pipes: nothing but a signal ends it.
+    let extra = ["--mapper", "sleep 614.25 | sleep 614.25", "--reducer", "cat", "--task-timeout", "60s"];
+    let coordinator = scratch.coordinator("", "out", &extra, &books);
+    let worker = scratch.worker(&coordinator.address);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while processes_running_with("614.25").len() < 2 {
+        assert!(Instant::now() < deadline, "the mapper never started\n{}", scratch.logs());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SIGKILL: the worker runs no code of its own on the way out.
+    let child = scratch.child(worker);
+    let _ = child.kill();
+    let _ = child.wait();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let left = processes_running_with("614.25");
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the killed worker's program is still running: {left:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Pids of running (not zombie) `sleep` processes whose command line contains `marker` (the keel processes
+/// carry it in their `--mapper` argument).
 fn processes_running_with(marker: &str) -> Vec<u32> {
     let mut found = Vec::new();
     for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
@@ -157,7 +187,8 @@ fn processes_running_with(marker: &str) -> Vec<u32> {
         let cmdline = read(&entry.path().join("cmdline")).replace('\0', " ");
         let stat = read(&entry.path().join("stat"));
         let zombie = stat.rsplit(')').next().and_then(|r| r.split_whitespace().next()) == Some("Z");
-        if cmdline.contains(marker) && !zombie {
+        let sleep = read(&entry.path().join("comm")).trim() == "sleep";
+        if sleep && cmdline.contains(marker) && !zombie {
             found.push(pid);
         }
     }

@@ -1,9 +1,10 @@
 //! The status page: a pure function from a [`StatusSnapshot`] to one self-contained HTML page (inline CSS,
 //! an inline SVG chart, a few lines of inline script; nothing loaded from anywhere, so it works offline).
 //!
-//! The page is rendered on the server, so it shows the job's numbers with scripts off; the script fetches
-//! `/` again every second and swaps the `#status` element in, so it stays current without a reload (and
-//! says so when the coordinator is gone). Every figure a test or a script may want carries an `id` (and
+//! The page is rendered on the server, so it shows the job's numbers with scripts off (and then reloads
+//! itself every 2 s through a `<noscript>` meta refresh); the script fetches `/` again every second and
+//! swaps the `#status` element in, so it stays current without a reload (and says so when the coordinator
+//! is gone). Every figure a test or a script may want carries an `id` (and
 //! byte counts their exact value in `data-value`); `/status.json` has the same data.
 use std::fmt::Write as _;
 
@@ -17,6 +18,7 @@ pub fn render_page(s: &StatusSnapshot) -> String {
         page,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <noscript><meta http-equiv=\"refresh\" content=\"2\"></noscript>\
          <title>keel mr: job {job} {phase}</title><style>{STYLE}</style></head><body>\n",
         job = escape(&s.job),
         phase = s.phase

@@ -145,17 +145,18 @@ fn run_program(
 ) -> Result<Counters, String> {
     use std::os::unix::process::CommandExt;
     let role = program.role;
-    let mut child = Command::new("sh")
+    let mut command = Command::new("sh");
+    command
         .arg("-c")
-        .arg(program.command)
+        .arg(guarded(program.command))
         .envs(program.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         // Its own group: one kill reaches `sh`, the pipeline it starts and anything those leave running.
-        .process_group(0)
-        .spawn()
-        .map_err(|e| format!("starting {role} `sh -c {:?}`: {e}", program.command))?;
+        .process_group(0);
+    die_with_this_thread(&mut command);
+    let mut child = command.spawn().map_err(|e| format!("starting {role} `sh -c {:?}`: {e}", program.command))?;
     let pid = child.id();
     let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
@@ -255,6 +256,41 @@ fn run_program(
     let counters = counters?;
     Ok(counters)
 }
+
+/// The user's command inside a guard: `sh` runs it in the background and waits, with a trap that kills the
+/// whole process group on SIGTERM, which the kernel sends `sh` when the worker dies (see
+/// [`die_with_this_thread`]). Without it a worker killed with SIGKILL (by `mr run` at the end of a job, or
+/// by Ctrl-C) would leave a program that ignores its pipes (`sleep`, a hung script) running: the kernel
+/// signals only `sh`, and `sh` does not pass signals on. stdin is handed to the command through fd 3
+/// because `sh` gives a background command `/dev/null` instead; the exit status is the command's.
+fn guarded(command: &str) -> String {
+    format!("trap 'kill -KILL 0' TERM\nexec 3<&0\n{{ {command}\n}} <&3 3<&- &\nwait $!")
+}
+
+/// Asks the kernel to send SIGTERM to the child when this thread dies (Linux `PR_SET_PDEATHSIG`), so the
+/// guard in [`guarded`] can take the program's group down with the worker.
+#[cfg(target_os = "linux")]
+fn die_with_this_thread(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id();
+    // SAFETY: the closure runs in the child between fork and exec and calls only async-signal-safe
+    // functions (prctl, getppid); it allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // The worker died before the request took effect: nobody would ever signal this child.
+            if u32::try_from(libc::getppid()).ok() != Some(parent) {
+                return Err(io::Error::other("the worker exited while starting the program"));
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_this_thread(_command: &mut Command) {}
 
 const NOT_KILLED: u8 = 0;
 const KILLED_STALLED: u8 = 1;
@@ -498,6 +534,14 @@ mod tests {
         })
         .unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "a\t1\na\t2\nb\tx\ntail\n");
+    }
+
+    #[test]
+    fn the_guard_keeps_stdin_exit_status_and_multi_line_commands() {
+        let (pairs, _) = map("read a; echo \"got $a\" # a comment\nexit 0", "first\nsecond\n").unwrap();
+        assert_eq!(pairs, [("got first".to_string(), String::new())]);
+        let error = map("false; exit 7", "").unwrap_err();
+        assert!(error.contains("exit status: 7"), "{error}");
     }
 
     #[test]
