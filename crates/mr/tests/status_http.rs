@@ -134,7 +134,8 @@ fn a_slow_client_is_dropped_and_does_not_hold_up_anyone_else() {
     let started = Instant::now();
     // Others are served at once meanwhile.
     assert_eq!(status_line(&exchange(&page.address, b"GET /status.json HTTP/1.1\r\n\r\n")), "HTTP/1.1 200 OK");
-    assert!(started.elapsed() < Duration::from_secs(1), "a slow client held up another: {:?}", started.elapsed());
+    // Well under the 5 s the slow client may hold its connection (the margin is for a loaded machine).
+    assert!(started.elapsed() < Duration::from_secs(3), "a slow client held up another: {:?}", started.elapsed());
     // A trickle of a byte now and then does not keep the connection alive past the head deadline.
     let trickle = thread::spawn(move || {
         let begun = Instant::now();
@@ -162,9 +163,16 @@ fn a_flood_of_connections_is_refused_beyond_the_limit_and_the_server_recovers() 
     let page = start();
     // Idle connections that never send anything occupy every slot.
     let idle: Vec<TcpStream> = (0..CONNECTIONS_MAX).map(|_| TcpStream::connect(&page.address).unwrap()).collect();
-    thread::sleep(Duration::from_millis(200));
-    let answer = exchange(&page.address, b"GET / HTTP/1.1\r\n\r\n");
-    assert_eq!(status_line(&answer), "HTTP/1.1 503 Service Unavailable", "{answer}");
+    // The server accepts them within milliseconds; on a loaded machine a request may still slip in first.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let answer = exchange(&page.address, b"GET / HTTP/1.1\r\n\r\n");
+        if status_line(&answer) == "HTTP/1.1 503 Service Unavailable" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never refused with every slot taken: {answer}");
+        thread::sleep(Duration::from_millis(20));
+    }
     drop(idle);
     let deadline = Instant::now() + IO_TIMEOUT + Duration::from_secs(3);
     loop {
