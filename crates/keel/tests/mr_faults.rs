@@ -6,7 +6,7 @@ use std::fs;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use mr_support::{Scratch, entries_with_prefix, read, stat, wait_bounded};
+use mr_support::{Scratch, entries_with_prefix, line_count, read, stat, wait_bounded, wc_totals};
 
 const PROCESS_LIMIT: Duration = Duration::from_secs(60);
 
@@ -50,6 +50,11 @@ fn killing_workers_mid_job_leaves_the_output_identical_to_seq() {
     // A killed worker's task is reassigned when its connection drops (or, failing that, at the timeout).
     let reassigned = stat(&stats, "abandoned") + stat(&stats, "timeouts");
     assert!(reassigned >= 1, "no kill hit a running task; the test proved nothing:\n{stats}");
+    // Counters come from committed attempts only: killed and re-executed attempts never add to them.
+    let (words, distinct) = wc_totals(&reference);
+    assert_eq!(stat(&stats, "counter.words"), words, "{stats}");
+    assert_eq!(stat(&stats, "counter.distinct_words"), distinct, "{stats}");
+    assert_eq!(stat(&stats, "counter.lines"), line_count(scratch.path(), &books), "{stats}");
 }
 
 #[test]
@@ -108,6 +113,10 @@ fn mr_run_matches_seq_and_reports_a_summary() {
     let (status, stderr) = scratch.run(&args, PROCESS_LIMIT);
     assert!(status.success(), "keel mr run failed: {stderr}");
     assert!(stderr.contains("re-executions") && stderr.contains("intermediate"), "summary missing: {stderr}");
+    let (words, distinct) = wc_totals(&reference);
+    let expected =
+        format!("counters: distinct_words {distinct}, lines {}, words {words}", line_count(scratch.path(), &books));
+    assert!(stderr.contains(&expected), "summary lacks {expected:?}: {stderr}");
     assert!(scratch.output("out") == reference, "output differs from keel mr seq");
     let stats = read(&scratch.path().join("stats.txt"));
     assert_eq!(stat(&stats, "map_tasks"), 8);
@@ -134,6 +143,12 @@ fn mr_run_replaces_crashed_workers() {
     assert!(scratch.output("out") == reference, "output differs from the no-crash reference");
     let stats = read(&scratch.path().join("stats.txt"));
     assert!(stat(&stats, "workers_joined") > 3, "no worker was replaced (did none crash?):\n{stats}\n{stderr}");
+    // A third of the calls crash and a third outlive the timeout, so tasks run several times; the counters
+    // still count each map and each key once, from the attempt that was committed.
+    assert!(stat(&stats, "reexecutions") >= 1, "nothing was re-executed; the counter check proves nothing:\n{stats}");
+    assert_eq!(stat(&stats, "counter.map_calls"), stat(&stats, "map_tasks"), "{stats}");
+    assert_eq!(stat(&stats, "counter.reduce_calls"), 4, "keys a, b, c and d:\n{stats}");
+    assert_eq!(stat(&stats, "counter.map_bytes"), stat(&stats, "input_bytes"), "{stats}");
 }
 
 #[test]
@@ -153,6 +168,7 @@ fn a_job_whose_tasks_outlast_the_timeout_finishes_with_one_worker() {
     let stats = read(&scratch.path().join("stats.txt"));
     assert!(stat(&stats, "late_successes") >= 1, "{stats}");
     assert_eq!(stat(&stats, "reexecutions"), 0, "with one worker nothing can run twice:\n{stats}");
+    assert_eq!(stat(&stats, "counter.words"), wc_totals(&reference).0, "{stats}");
     // The user hears about tasks slower than the timeout.
     assert!(stderr.contains("did not finish within") && stderr.contains("--task-timeout"), "{stderr}");
 }

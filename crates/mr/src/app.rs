@@ -7,6 +7,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::counters::Counters;
+
 /// Map and reduce functions of one job. Implementations must be deterministic for the output to equal a
 /// sequential run (`keel mr seq`) when tasks are re-executed.
 ///
@@ -21,6 +23,29 @@ pub trait App: Send + Sync {
     /// value. Values arrive in a deterministic order (by map task, then emission order); apps whose output
     /// must not depend on the order should sort them.
     fn reduce(&self, key: &str, values: &mut dyn Iterator<Item = String>) -> String;
+
+    /// `map` with the attempt's user counters (the paper's section 4.9): what the engine calls. Override
+    /// it (and make `map` call it with a throwaway [`Counters`]) to count things; they are summed over the
+    /// committed attempts only, so re-executions never count twice. The default counts nothing.
+    fn map_with_counters(
+        &self,
+        input_name: &str,
+        contents: &str,
+        emit: &mut dyn FnMut(&str, &str),
+        _counters: &mut Counters,
+    ) {
+        self.map(input_name, contents, emit)
+    }
+
+    /// `reduce` with the attempt's user counters; see [`App::map_with_counters`].
+    fn reduce_with_counters(
+        &self,
+        key: &str,
+        values: &mut dyn Iterator<Item = String>,
+        _counters: &mut Counters,
+    ) -> String {
+        self.reduce(key, values)
+    }
 
     /// The combiner, if the app has one.
     fn combiner(&self) -> Option<&dyn Combiner> {

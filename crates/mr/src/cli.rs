@@ -12,8 +12,9 @@ use crate::app::AppRegistry;
 use crate::coordinator::{Coordinator, JobConfig, JobSummary};
 use crate::local_run::{LocalRun, run_local};
 use crate::protocol::JobId;
-use crate::seq::run_sequential;
+use crate::seq::{run_sequential, run_sequential_streaming};
 use crate::signals;
+use crate::streaming::StreamingSpec;
 use crate::summary;
 use crate::test_apps::is_test_app;
 use crate::units::{format_bytes, parse_bytes, parse_duration};
@@ -45,11 +46,43 @@ pub enum MrCommand {
     Apps,
 }
 
+/// What computes: a built-in app, or two programs (streaming).
+#[derive(Debug, Args)]
+pub struct CodeArgs {
+    /// The app (map and reduce functions); see `apps`. Or give --mapper and --reducer instead.
+    #[arg(long, required_unless_present_all = ["mapper", "reducer"], conflicts_with_all = ["mapper", "reducer"])]
+    pub app: Option<String>,
+    /// Streaming map: a command (run with `sh -c` in the worker's directory) that reads the split's lines
+    /// on stdin and writes `key<TAB>value` lines (a line without a tab is a key with an empty value).
+    #[arg(long, requires = "reducer")]
+    pub mapper: Option<String>,
+    /// Streaming reduce: a command that reads `key<TAB>value` lines sorted by key on stdin, one per value;
+    /// the lines it writes are the output.
+    #[arg(long, requires = "mapper")]
+    pub reducer: Option<String>,
+}
+
+/// The app name shown for a streaming job.
+pub const STREAMING_APP_LABEL: &str = "streaming";
+
+impl CodeArgs {
+    /// The app's name (a label for streaming jobs) and the streaming programs, if any.
+    fn resolve(&self) -> (String, Option<StreamingSpec>) {
+        match (&self.app, &self.mapper, &self.reducer) {
+            (_, Some(mapper), Some(reducer)) => (
+                STREAMING_APP_LABEL.to_string(),
+                Some(StreamingSpec { mapper: mapper.clone(), reducer: reducer.clone() }),
+            ),
+            // clap guarantees --app otherwise; an empty name is refused by the registry lookup.
+            (app, _, _) => (app.clone().unwrap_or_default(), None),
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct JobArgs {
-    /// The app (map and reduce functions); see `apps`.
-    #[arg(long)]
-    pub app: String,
+    #[command(flatten)]
+    pub code: CodeArgs,
     /// Number of reduce tasks, and of output files mr-out-0..R-1.
     #[arg(long = "reduces", default_value_t = 10)]
     pub reduce_tasks: u32,
@@ -71,6 +104,11 @@ pub struct JobArgs {
     /// Write the summary as `key value` lines to this file.
     #[arg(long)]
     pub stats_file: Option<PathBuf>,
+    /// Serve a status page on ADDR while the job runs: HTML that refreshes itself at `/`, the same data at
+    /// `/status.json`. ADDR is host:port, or a port alone for 127.0.0.1; port 0 picks a free one. The URL is
+    /// printed on stdout.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<String>,
     /// Input files.
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
@@ -78,8 +116,10 @@ pub struct JobArgs {
 
 impl JobArgs {
     fn config(&self) -> JobConfig {
+        let (app, streaming) = self.code.resolve();
         JobConfig {
-            app: self.app.clone(),
+            app,
+            streaming,
             inputs: self.inputs.clone(),
             reduce_tasks: self.reduce_tasks,
             output_dir: self.output.clone(),
@@ -128,8 +168,8 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct SeqArgs {
-    #[arg(long)]
-    pub app: String,
+    #[command(flatten)]
+    pub code: CodeArgs,
     /// Output file; must not exist.
     #[arg(long)]
     pub output: PathBuf,
@@ -150,10 +190,24 @@ pub fn run_with_apps(command: MrCommand, apps: &AppRegistry, worker_command: &[&
         MrCommand::Coordinator(args) => {
             init_logging("info");
             signals::install().context("installing signal handlers")?;
-            let coordinator = Coordinator::prepare(&args.job.config(), &args.listen, apps)?;
+            let mut coordinator = Coordinator::prepare(&args.job.config(), &args.listen, apps)?;
             let address = coordinator.local_addr().context("reading the listening address")?;
+            let status_url = match &args.job.http {
+                Some(listen) => match coordinator.serve_status(listen) {
+                    Ok(url) => Some(url),
+                    Err(e) => {
+                        coordinator.discard();
+                        return Err(e);
+                    }
+                },
+                None => None,
+            };
             // Scripts and tests read this line to find the port and the job id.
             println!("keel mr coordinator listening on {address} job {}", coordinator.job());
+            if let Some(url) = status_url {
+                // Not println!: a reader that stopped after the first line must not panic the coordinator.
+                let _ = writeln!(std::io::stdout(), "keel mr coordinator status page {url}");
+            }
             std::io::stdout().flush().context("writing to stdout")?;
             let handle = coordinator.progress_handle();
             // Ends the job on SIGINT/SIGTERM; detached, it ends with the process.
@@ -186,16 +240,26 @@ pub fn run_with_apps(command: MrCommand, apps: &AppRegistry, worker_command: &[&
         }
         MrCommand::Run(args) => {
             init_logging("warn");
-            let run =
-                LocalRun { job: args.job.config(), workers: args.workers, worker_command, show_progress: !args.quiet };
+            let run = LocalRun {
+                job: args.job.config(),
+                workers: args.workers,
+                worker_command,
+                show_progress: !args.quiet,
+                http: args.job.http.clone(),
+            };
             let summary = run_local(&run, apps)?;
             finish(&summary, args.job.stats_file.as_ref())
         }
         MrCommand::Seq(args) => {
             init_logging("warn");
-            let app = apps.lookup(&args.app)?;
             let started = std::time::Instant::now();
-            let stats = run_sequential(app.as_ref(), &args.inputs, &args.output)?;
+            let stats = match args.code.resolve() {
+                (_, Some(spec)) => {
+                    spec.check()?;
+                    run_sequential_streaming(&spec, &args.inputs, &args.output)?
+                }
+                (app, None) => run_sequential(apps.lookup(&app)?.as_ref(), &args.inputs, &args.output)?,
+            };
             eprintln!(
                 "seq: {} in, {} keys, {} out in {:.2} s",
                 format_bytes(stats.input_bytes),
@@ -203,6 +267,9 @@ pub fn run_with_apps(command: MrCommand, apps: &AppRegistry, worker_command: &[&
                 format_bytes(stats.output_bytes),
                 started.elapsed().as_secs_f64()
             );
+            if !stats.counters.is_empty() {
+                eprintln!("counters: {}", stats.counters);
+            }
             Ok(())
         }
         MrCommand::Apps => {

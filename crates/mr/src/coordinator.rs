@@ -27,6 +27,7 @@ use anyhow::{Context, bail};
 use tracing::{debug, info, warn};
 
 use crate::app::AppRegistry;
+use crate::counters::Counters;
 use crate::input::{InputSplit, plan_splits};
 use crate::layout::{Layout, output_name, sync_dir};
 use crate::output_lock::{LOCK_FILE_NAME, OutputLock};
@@ -35,8 +36,14 @@ use crate::protocol::{
     Request, SplitSpec,
 };
 use crate::publish::publish_outputs;
+use crate::status::{
+    DEPARTED_WORKERS_SHOWN_MAX, History, REEXECUTIONS_SHOWN_MAX, Recent, ReexecutionEvent, ReexecutionTotals,
+    StatusSnapshot, WorkerStatus, eta, millis,
+};
+use crate::status_http::StatusServer;
+use crate::streaming::StreamingSpec;
 use crate::task_table::{
-    AttemptId, JobStatus, Next, Outcome, TIMEOUTS_PER_TASK_MAX, TaskCounts, TaskId, TaskTable, Verdict,
+    AttemptId, JobStatus, Next, Outcome, TIMEOUTS_PER_TASK_MAX, TaskCounts, TaskId, TaskState, TaskTable, Verdict,
 };
 use crate::units::format_bytes;
 use crate::wire::{self, WireError};
@@ -82,6 +89,8 @@ pub struct JobConfig {
     pub work_dir: Option<PathBuf>,
     pub split_size_bytes: u64,
     pub memory_budget_bytes: u64,
+    /// A streaming job's programs (then `app` is only a label).
+    pub streaming: Option<StreamingSpec>,
 }
 
 /// Totals of a finished job. Byte counts include committed attempts only.
@@ -98,6 +107,8 @@ pub struct JobSummary {
     pub spills: u64,
     pub worker_peak_rss_bytes: u64,
     pub workers_seen: u64,
+    /// The app's user counters, summed over committed attempts only.
+    pub counters: Counters,
 }
 
 /// A point-in-time view for progress displays.
@@ -114,6 +125,33 @@ struct Connection {
     told_to_exit: bool,
     /// The attempt this worker is running, if any: abandoned if the connection drops.
     running: Option<(TaskId, AttemptId)>,
+    /// For the status page; `None` until the peer's handshake made it a worker.
+    worker: Option<WorkerRecord>,
+}
+
+/// What the status page shows of one worker.
+#[derive(Clone, Debug)]
+struct WorkerRecord {
+    address: String,
+    pid: u32,
+    joined: Duration,
+    left: Option<Duration>,
+    tasks_done: u64,
+    input_bytes: u64,
+}
+
+impl WorkerRecord {
+    fn status(&self, now: Duration, running: Option<(TaskId, AttemptId)>) -> WorkerStatus {
+        let seconds = self.left.unwrap_or(now).saturating_sub(self.joined).as_secs_f64().max(1e-3);
+        WorkerStatus {
+            address: self.address.clone(),
+            pid: self.pid,
+            connected: self.left.is_none(),
+            current: running.map(|(task, attempt)| format!("{task} {attempt}")),
+            tasks_done: self.tasks_done,
+            bytes_per_second: (self.input_bytes as f64 / seconds) as u64,
+        }
+    }
 }
 
 struct State {
@@ -125,6 +163,10 @@ struct State {
     /// Set once the output is published (`Ok`) or the job has failed (`Err`): from then on workers are told
     /// to exit.
     finished: Option<Result<(), String>>,
+    /// For the status page: workers that left, the last reasons tasks ran again, the progress history.
+    departed: Recent<WorkerRecord>,
+    reexecution_log: Recent<ReexecutionEvent>,
+    history: History,
 }
 
 struct Shared {
@@ -135,6 +177,7 @@ struct Shared {
     layout: Layout,
     output_dir: PathBuf,
     total_input_bytes: u64,
+    task_timeout: Duration,
     shutting_down: AtomicBool,
 }
 
@@ -160,6 +203,8 @@ pub struct Coordinator {
     output_dir_created: bool,
     /// Held until the job's scratch is gone: no other job may use the output directory meanwhile.
     lock: OutputLock,
+    /// The status page, if one was asked for; it stops when `run` returns.
+    status_server: Option<StatusServer>,
 }
 
 /// A handle to watch a running coordinator from another thread.
@@ -177,6 +222,11 @@ impl ProgressHandle {
         }
     }
 
+    /// What the status page shows, copied under the lock.
+    pub fn status(&self) -> StatusSnapshot {
+        status_of(&self.0, &self.0.lock())
+    }
+
     /// Fails the job (for example when no worker can be started); `run` then returns the error.
     pub fn abort(&self, reason: String) {
         let mut state = self.0.lock();
@@ -191,7 +241,10 @@ impl Coordinator {
     /// creates the scratch directories and binds `listen`. Nothing is written to the output directory
     /// besides the lock file and hidden scratch directories, which are removed again on any error.
     pub fn prepare(config: &JobConfig, listen: &str, apps: &AppRegistry) -> anyhow::Result<Coordinator> {
-        apps.lookup(&config.app)?;
+        match &config.streaming {
+            Some(spec) => spec.check()?,
+            None => drop(apps.lookup(&config.app)?),
+        }
         if config.reduce_tasks == 0 {
             bail!("--reduces must be at least 1");
         }
@@ -233,9 +286,14 @@ impl Coordinator {
         let prepared =
             Coordinator::prepare_locked(config, listen, job, splits, map_tasks, total_input_bytes, &output_dir);
         match prepared {
-            Ok((shared, listener, created_dirs)) => {
-                Ok(Coordinator { shared, listener, created_dirs, output_dir_created: output_dir_is_new, lock })
-            }
+            Ok((shared, listener, created_dirs)) => Ok(Coordinator {
+                shared,
+                listener,
+                created_dirs,
+                output_dir_created: output_dir_is_new,
+                lock,
+                status_server: None,
+            }),
             Err(e) => {
                 drop(lock);
                 remove_if_new_and_empty(&output_dir, output_dir_is_new);
@@ -271,6 +329,7 @@ impl Coordinator {
             work_dir: utf8(&work_dir)?,
             staging_dir: utf8(&staging_dir)?,
             memory_budget_bytes: config.memory_budget_bytes,
+            streaming: config.streaming.clone(),
         };
         let mut created_dirs = Vec::new();
         for dir in [&work_dir, &staging_dir] {
@@ -297,6 +356,9 @@ impl Coordinator {
                 connections: HashMap::new(),
                 next_connection: 0,
                 finished: None,
+                departed: Recent::new(DEPARTED_WORKERS_SHOWN_MAX),
+                reexecution_log: Recent::new(REEXECUTIONS_SHOWN_MAX),
+                history: History::default(),
             }),
             changed: Condvar::new(),
             started: Instant::now(),
@@ -304,6 +366,7 @@ impl Coordinator {
             layout: Layout { work_dir, staging_dir },
             output_dir: output_dir.to_path_buf(),
             total_input_bytes,
+            task_timeout: config.task_timeout,
             shutting_down: AtomicBool::new(false),
         });
         Ok((shared, listener, created_dirs))
@@ -321,10 +384,32 @@ impl Coordinator {
         ProgressHandle(Arc::clone(&self.shared))
     }
 
+    /// Gives up a prepared job that will not run (for example when its status page cannot start): removes
+    /// its scratch directories, releases the output directory's lock and removes the directory if this job
+    /// created it, so nothing is left behind.
+    pub fn discard(self) {
+        let Coordinator { shared, created_dirs, output_dir_created, lock, status_server, .. } = self;
+        drop(status_server);
+        remove_dirs(&created_dirs);
+        drop(lock);
+        remove_if_new_and_empty(&shared.output_dir, output_dir_created);
+    }
+
+    /// Serves the status page (`/`) and `/status.json` on `listen` (a bare port means 127.0.0.1) until
+    /// [`Coordinator::run`] returns; returns the page's URL (the actual port when `listen` asked for 0).
+    pub fn serve_status(&mut self, listen: &str) -> anyhow::Result<String> {
+        let handle = self.progress_handle();
+        let server = StatusServer::start(listen, Arc::new(move || handle.status()))
+            .with_context(|| format!("starting the status page on {listen}"))?;
+        let url = server.url();
+        self.status_server = Some(server);
+        Ok(url)
+    }
+
     /// Serves workers until the job ends, then publishes the output (or, if the job failed, leaves none),
     /// tells the workers, and removes the scratch directories.
     pub fn run(self) -> anyhow::Result<JobSummary> {
-        let Coordinator { shared, listener, created_dirs, output_dir_created, lock } = self;
+        let Coordinator { shared, listener, created_dirs, output_dir_created, lock, status_server } = self;
         let acceptor = {
             let shared = Arc::clone(&shared);
             thread::Builder::new()
@@ -340,6 +425,7 @@ impl Coordinator {
         {
             let mut state = shared.lock();
             state.finished = Some(outcome.clone());
+            sample_history(&shared, &mut state, true);
             shared.changed.notify_all();
         }
         wait_for_workers_to_hear(&shared);
@@ -353,6 +439,7 @@ impl Coordinator {
         let _ = acceptor.join();
         remove_dirs(&created_dirs);
         drop(lock);
+        drop(status_server);
         let summary = summary_of(&shared, &shared.lock());
         match outcome {
             Ok(()) => Ok(summary),
@@ -361,6 +448,63 @@ impl Coordinator {
                 bail!("job failed: {reason}")
             }
         }
+    }
+}
+
+/// The status page's copy of the job, taken under the lock: counts and short lists only (the per-task
+/// states are counted in one pass over the table).
+fn status_of(shared: &Shared, state: &State) -> StatusSnapshot {
+    let now = shared.now();
+    let counts = state.table.counts();
+    let (map_tasks, reduce_tasks) = state.table.state_counts();
+    let phase = match (&state.finished, state.table.status()) {
+        (Some(Ok(())), _) => "succeeded",
+        (Some(Err(_)), _) | (None, JobStatus::Failed { .. }) => "failed",
+        (None, JobStatus::Succeeded) => "publishing",
+        (None, JobStatus::Running) if map_tasks.done < shared.job.map_tasks => "map",
+        (None, JobStatus::Running) => "reduce",
+    };
+    let failure = match (&state.finished, state.table.status()) {
+        (Some(Err(reason)), _) => Some(reason.clone()),
+        (_, JobStatus::Failed { reason }) => Some(reason.clone()),
+        _ => None,
+    };
+    let over = phase == "succeeded" || phase == "failed";
+    let mut workers: Vec<WorkerStatus> = state.departed.to_vec().iter().map(|w| w.status(now, None)).collect();
+    let mut connected: Vec<(u64, WorkerStatus)> = state
+        .connections
+        .iter()
+        .filter_map(|(id, c)| c.worker.as_ref().map(|w| (*id, w.status(now, c.running))))
+        .collect();
+    connected.sort_by_key(|(id, _)| *id);
+    workers.extend(connected.into_iter().map(|(_, w)| w));
+    let totals = &state.totals;
+    StatusSnapshot {
+        job: shared.job.job.to_string(),
+        app: shared.job.app.clone(),
+        phase,
+        failure,
+        elapsed_ms: millis(now),
+        eta_ms: if over { None } else { eta(now, counts.done, counts.total).map(millis) },
+        map_tasks,
+        reduce_tasks,
+        tasks_total: counts.total,
+        tasks_done: counts.done,
+        reexecutions: ReexecutionTotals {
+            total: counts.reexecutions,
+            timeouts: counts.timeouts,
+            lost_workers: counts.abandoned,
+            failed_attempts: counts.failed_attempts,
+        },
+        recent_reexecutions: state.reexecution_log.to_vec(),
+        input_bytes_total: shared.total_input_bytes,
+        input_bytes: totals.input_bytes,
+        intermediate_bytes: totals.intermediate_bytes,
+        output_bytes: totals.output_bytes,
+        input_bytes_per_second: (totals.input_bytes as f64 / now.as_secs_f64().max(1e-3)) as u64,
+        counters: totals.counters.clone(),
+        workers,
+        history: state.history.points().to_vec(),
     }
 }
 
@@ -467,11 +611,17 @@ fn doomed_name(dir: &Path) -> PathBuf {
     dir.with_file_name(format!(".{name}.removing"))
 }
 
+fn sample_history(shared: &Shared, state: &mut State, force: bool) {
+    let (done, input) = (state.table.counts().done, state.totals.input_bytes);
+    state.history.sample(shared.now(), done, input, force);
+}
+
 /// Blocks until the task table says the job is over. `Ok` if every reduce is committed.
 fn wait_for_job(shared: &Shared) -> Result<(), String> {
     let mut state = shared.lock();
     loop {
         tick(shared, &mut state);
+        sample_history(shared, &mut state, false);
         match state.table.status() {
             JobStatus::Running => {}
             JobStatus::Succeeded => return Ok(()),
@@ -484,7 +634,16 @@ fn wait_for_job(shared: &Shared) -> Result<(), String> {
 /// Lets time pass in the task table and warns about every attempt that timed out: a task slower than
 /// `--task-timeout` is something the user should hear about, not a silent re-run.
 fn tick(shared: &Shared, state: &mut State) {
-    for t in state.table.tick(shared.now()) {
+    let now = shared.now();
+    for t in state.table.tick(now) {
+        let detail = format!("no report within {:?}; the next attempt gets {:?}", t.timeout, t.next_timeout);
+        state.reexecution_log.push(ReexecutionEvent::new(
+            now,
+            t.task.to_string(),
+            t.attempt.to_string(),
+            "timeout",
+            detail,
+        ));
         warn!(
             "{} {} did not finish within {:?} (timeout {} of {TIMEOUTS_PER_TASK_MAX} for this task); the task may \
              be handed out again, with {:?}, and whichever attempt succeeds first counts. If tasks take this \
@@ -557,10 +716,23 @@ fn serve(shared: &Shared, stream: TcpStream, peer: SocketAddr) {
         Err(e) if e.is_disconnect() => debug!("worker {peer} disconnected: {e}"),
         Err(e) => warn!("worker {peer}: {e}; closing the connection"),
     }
+    let now = shared.now();
     let mut state = shared.lock();
-    if let Some(Connection { running: Some((task, attempt)), .. }) = state.connections.remove(&id) {
-        info!("worker {peer} disconnected while running {task} {attempt}; reassigning it");
-        state.table.abandon(task, attempt);
+    if let Some(connection) = state.connections.remove(&id) {
+        if let Some((task, attempt)) = connection.running {
+            info!("worker {peer} disconnected while running {task} {attempt}; reassigning it");
+            let abandoned_before = state.table.counts().abandoned;
+            state.table.abandon(task, attempt);
+            if state.table.counts().abandoned > abandoned_before {
+                let detail = format!("the connection of worker {peer} closed while it ran the task");
+                let event = ReexecutionEvent::new(now, task.to_string(), attempt.to_string(), "lost worker", detail);
+                state.reexecution_log.push(event);
+            }
+        }
+        if let Some(mut worker) = connection.worker {
+            worker.left = Some(now);
+            state.departed.push(worker);
+        }
     }
     shared.changed.notify_all();
 }
@@ -572,7 +744,7 @@ fn register(shared: &Shared, stream: &TcpStream) -> io::Result<u64> {
     let mut state = shared.lock();
     let id = state.next_connection;
     state.next_connection += 1;
-    state.connections.insert(id, Connection { stream: clone, told_to_exit: false, running: None });
+    state.connections.insert(id, Connection { stream: clone, told_to_exit: false, running: None, worker: None });
     Ok(id)
 }
 
@@ -589,8 +761,14 @@ fn serve_connection(shared: &Shared, id: u64, stream: TcpStream, peer: SocketAdd
     stream.set_read_timeout(None)?;
     wire::send(&mut writer, &HelloReply::Welcome { protocol_version: PROTOCOL_VERSION, job: shared.job.clone() })?;
     {
+        let joined = shared.now();
         let mut state = shared.lock();
         state.totals.workers_seen += 1;
+        if let Some(connection) = state.connections.get_mut(&id) {
+            let address = peer.to_string();
+            let record = WorkerRecord { address, pid: hello.pid, joined, left: None, tasks_done: 0, input_bytes: 0 };
+            connection.worker = Some(record);
+        }
     }
     info!("worker {peer} (pid {}) joined job {}", hello.pid, shared.job.job);
     loop {
@@ -605,7 +783,7 @@ fn serve_connection(shared: &Shared, id: u64, stream: TcpStream, peer: SocketAdd
             }
             Request::Report(report) => {
                 set_running(shared, id, None);
-                handle_report(shared, report, peer);
+                handle_report(shared, report, id, peer);
                 Reply::Ack
             }
         };
@@ -665,8 +843,13 @@ fn next_task(shared: &Shared, peer: SocketAddr) -> Reply {
                     TaskId::Map(m) => state.splits.get(m as usize).map(split_spec),
                     TaskId::Reduce(_) => None,
                 };
+                let timeout = match state.table.state(task) {
+                    Some(TaskState::InProgress { deadline, .. }) => deadline.saturating_sub(shared.now()),
+                    _ => shared.task_timeout,
+                };
+                let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
                 info!("{task} {attempt} -> worker {peer}");
-                return Reply::Run(Assignment { task, attempt, input });
+                return Reply::Run(Assignment { task, attempt, input, timeout_ms });
             }
             // `Exit` before `finished` is set: the job just ended and is being published; hold on.
             Next::Wait | Next::Exit => {}
@@ -689,17 +872,36 @@ fn split_spec(split: &InputSplit) -> SplitSpec {
     }
 }
 
-fn handle_report(shared: &Shared, report: Report, peer: SocketAddr) {
+fn handle_report(shared: &Shared, report: Report, connection: u64, peer: SocketAddr) {
     let Report { task, attempt, outcome } = report;
     let (stats, outcome) = match outcome {
-        ReportedOutcome::Succeeded(stats) => (Some(stats), Outcome::Succeeded),
+        ReportedOutcome::Succeeded(stats) => match stats.counters.validate() {
+            Ok(()) => (Some(stats), Outcome::Succeeded),
+            // Workers of this build never send bad counters (`task_exec` fails such attempts), so this is a
+            // foreign or broken peer: refuse the result rather than let it into the totals.
+            Err(e) => (None, Outcome::Failed { permanent: true, error: format!("reported counters: {e}") }),
+        },
         ReportedOutcome::Failed { permanent, error } => (None, Outcome::Failed { permanent, error }),
     };
     let failure = match &outcome {
         Outcome::Failed { error, .. } => Some(error.clone()),
         Outcome::Succeeded => None,
     };
-    let verdict = shared.lock().table.report(task, attempt, outcome);
+    let verdict = {
+        let mut state = shared.lock();
+        let verdict = state.table.report(task, attempt, outcome);
+        if let Some(error) = &failure {
+            let event = ReexecutionEvent::new(
+                shared.now(),
+                task.to_string(),
+                attempt.to_string(),
+                "failed attempt",
+                format!("worker {peer}: {error}"),
+            );
+            state.reexecution_log.push(event);
+        }
+        verdict
+    };
     if let Some(error) = failure {
         if matches!(verdict, Verdict::JobFailed { .. }) {
             // The job's error carries this reason; printing it here too would say it twice.
@@ -729,6 +931,14 @@ fn handle_report(shared: &Shared, report: Report, peer: SocketAddr) {
                 }
                 totals.spills += stats.spills;
                 totals.worker_peak_rss_bytes = totals.worker_peak_rss_bytes.max(stats.worker_peak_rss_bytes);
+                // The only place counters enter the totals: the attempt being committed, once.
+                if let Err(e) = totals.counters.add_all(&stats.counters) {
+                    state.table.fail(format!("{task} {attempt}: {e}"));
+                }
+                if let Some(worker) = state.connections.get_mut(&connection).and_then(|c| c.worker.as_mut()) {
+                    worker.tasks_done += 1;
+                    worker.input_bytes += stats.input_bytes;
+                }
             }
             state.table.commit_finished(task, attempt, result);
             debug!("{task} {attempt} committed");

@@ -6,6 +6,7 @@
 //! the job: workers killed, scratch removed, no output, [`Interrupted`]. Once the job is over, workers get
 //! [`WORKER_EXIT_GRACE`] to exit before they are killed, so a stopped or straggling worker cannot hold
 //! `mr run` up.
+use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -38,12 +39,26 @@ pub struct LocalRun<'a> {
     /// Arguments that make this binary act as a worker (`["mr", "worker"]` for `keel`).
     pub worker_command: &'a [&'a str],
     pub show_progress: bool,
+    /// Serve the status page on this address (see [`Coordinator::serve_status`]); its URL goes to stdout.
+    pub http: Option<String>,
 }
 
 pub fn run_local(run: &LocalRun<'_>, apps: &AppRegistry) -> anyhow::Result<JobSummary> {
     anyhow::ensure!(run.workers > 0, "--workers must be at least 1");
     signals::install().context("installing signal handlers")?;
-    let coordinator = Coordinator::prepare(&run.job, "127.0.0.1:0", apps)?;
+    let mut coordinator = Coordinator::prepare(&run.job, "127.0.0.1:0", apps)?;
+    if let Some(listen) = &run.http {
+        let url = match coordinator.serve_status(listen) {
+            Ok(url) => url,
+            Err(e) => {
+                coordinator.discard();
+                return Err(e);
+            }
+        };
+        // Not println!: a closed stdout must not panic the job.
+        let mut stdout = std::io::stdout();
+        let _ = writeln!(stdout, "keel mr run status page {url}").and_then(|()| stdout.flush());
+    }
     let address = coordinator.local_addr().context("reading the coordinator's address")?.to_string();
     let job = coordinator.job().to_string();
     let handle = coordinator.progress_handle();

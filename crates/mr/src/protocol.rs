@@ -6,12 +6,14 @@
 //! `Welcome`, the worker sends [`Request`]s and gets one [`Reply`] each, on the same connection.
 use serde::{Deserialize, Serialize};
 
+use crate::counters::Counters;
+use crate::streaming::StreamingSpec;
 use crate::task_table::{AttemptId, TaskId};
 
 /// Starts every `Hello`, so the coordinator can tell a keel worker from anything else on the port.
 pub const PROTOCOL_MAGIC: [u8; 8] = *b"KEELMR\r\n";
-/// Bumped on any change to the messages after the handshake.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Bumped on any change to the messages after the handshake (2: user counters in `TaskStats`, streaming jobs, attempt timeouts).
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Names one job: chosen at random by the coordinator at start. A worker that was part of one job and
 /// reconnects to a coordinator running another is refused, so it cannot mix files of two jobs.
@@ -65,6 +67,8 @@ pub struct JobSpec {
     /// publish it.
     pub staging_dir: String,
     pub memory_budget_bytes: u64,
+    /// Set for a streaming job (`--mapper` / `--reducer`): workers run these programs instead of an app.
+    pub streaming: Option<StreamingSpec>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,7 +92,7 @@ pub enum ReportedOutcome {
 }
 
 /// What one attempt read and wrote; counted in the job's totals only for attempts that were committed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskStats {
     pub input_bytes: u64,
     pub output_bytes: u64,
@@ -96,6 +100,8 @@ pub struct TaskStats {
     pub spills: u64,
     /// The worker process's peak resident memory so far (Linux `VmHWM`), 0 where unknown.
     pub worker_peak_rss_bytes: u64,
+    /// The app's user counters of this attempt; added to the job's totals only if it is committed.
+    pub counters: Counters,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,6 +127,9 @@ pub struct Assignment {
     pub attempt: AttemptId,
     /// For map tasks: the split to read.
     pub input: Option<SplitSpec>,
+    /// The attempt's timeout (`--task-timeout`, doubled for each earlier timeout of the task), in ms: a
+    /// streaming program still running after it is killed.
+    pub timeout_ms: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -38,10 +38,13 @@ pub fn human(summary: &JobSummary) -> String {
         summary.workers_seen,
         format_bytes(summary.worker_peak_rss_bytes)
     );
+    if !summary.counters.is_empty() {
+        let _ = write!(out, "\ncounters: {}", summary.counters);
+    }
     out
 }
 
-/// `key value` lines, one per figure, stable names.
+/// `key value` lines, one per figure, stable names; user counters follow as `counter.<name> <value>`.
 pub fn machine(summary: &JobSummary) -> String {
     let c = &summary.counts;
     let job = summary.job.map(|j| j.to_string()).unwrap_or_default();
@@ -63,5 +66,9 @@ pub fn machine(summary: &JobSummary) -> String {
         ("workers_joined", summary.workers_seen.to_string()),
         ("worker_peak_rss_bytes", summary.worker_peak_rss_bytes.to_string()),
     ];
-    fields.iter().map(|(k, v)| format!("{k} {v}\n")).collect()
+    let mut out: String = fields.iter().map(|(k, v)| format!("{k} {v}\n")).collect();
+    for (name, value) in summary.counters.iter() {
+        let _ = writeln!(out, "counter.{name} {value}");
+    }
+    out
 }

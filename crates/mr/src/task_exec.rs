@@ -5,8 +5,10 @@ use std::any::Any;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Duration;
 
-use crate::app::App;
+use crate::app::{App, Combiner};
+use crate::counters::Counters;
 use crate::input::{InputSplit, read_split};
 use crate::layout::{Layout, sync_dir};
 use crate::map_output::MapOutput;
@@ -14,6 +16,7 @@ use crate::memory::own_peak_rss_bytes;
 use crate::merge::{MERGE_FAN_IN_MAX, MergedRuns, narrow_runs};
 use crate::protocol::{JobSpec, TaskStats};
 use crate::records::RecordError;
+use crate::streaming::{Program, StreamingSpec, run_mapper, run_reducer};
 use crate::task_table::AttemptId;
 
 /// Why an attempt failed. `permanent` failures (bad input) fail the job instead of being retried.
@@ -32,8 +35,39 @@ impl TaskFailure {
 /// Output buffer for reduce output files.
 const OUTPUT_BUFFER_BYTES: usize = 256 * 1024;
 
+/// The code a task runs: a registered app's functions, or a streaming job's programs.
+#[derive(Clone, Copy)]
+pub enum TaskCode<'a> {
+    App(&'a dyn App),
+    /// `timeout`: how long a program may run before it is killed (the attempt's timeout).
+    Streaming {
+        spec: &'a StreamingSpec,
+        timeout: Option<Duration>,
+    },
+}
+
+impl TaskCode<'_> {
+    fn combiner(&self) -> Option<&dyn Combiner> {
+        match self {
+            TaskCode::App(app) => app.combiner(),
+            // A program's output cannot be fed back to it as a value without a contract for that.
+            TaskCode::Streaming { .. } => None,
+        }
+    }
+}
+
 pub fn run_map(
     app: &dyn App,
+    job: &JobSpec,
+    layout: &Layout,
+    attempt: AttemptId,
+    split: &InputSplit,
+) -> Result<TaskStats, TaskFailure> {
+    run_map_code(TaskCode::App(app), job, layout, attempt, split)
+}
+
+pub fn run_map_code(
+    code: TaskCode<'_>,
     job: &JobSpec,
     layout: &Layout,
     attempt: AttemptId,
@@ -43,7 +77,7 @@ pub fn run_map(
     // `create_dir`, not `create_dir_all`: if the work directory is gone the job is over, and a late attempt
     // must not bring it back.
     fs::create_dir(&dir).map_err(|e| TaskFailure::retryable(format!("creating {}: {e}", dir.display())))?;
-    let result = map_into(app, job, layout, attempt, split, &dir);
+    let result = map_into(code, job, layout, attempt, split, &dir);
     if result.is_err() {
         // A failed attempt is never committed: its spills and parts are garbage, and nobody else knows of
         // them until the job ends.
@@ -53,7 +87,7 @@ pub fn run_map(
 }
 
 fn map_into(
-    app: &dyn App,
+    code: TaskCode<'_>,
     job: &JobSpec,
     layout: &Layout,
     attempt: AttemptId,
@@ -63,11 +97,28 @@ fn map_into(
     let contents = read_split(split).map_err(|e| TaskFailure { permanent: true, error: e.to_string() })?;
     let input_bytes = contents.len() as u64;
     let budget = usize::try_from(job.memory_budget_bytes).unwrap_or(usize::MAX);
-    let mut output = MapOutput::new(job.reduce_tasks, app.combiner(), budget, dir);
-    catch_unwind(AssertUnwindSafe(|| app.map(&split.name, &contents, &mut |k, v| output.emit(k, v)))).map_err(
-        |panic| TaskFailure::retryable(format!("app {:?} panicked in map: {}", job.app, panic_message(&panic))),
-    )?;
+    let mut output = MapOutput::new(job.reduce_tasks, code.combiner(), budget, dir);
+    let mut counters = Counters::new();
+    match code {
+        TaskCode::App(app) => catch_unwind(AssertUnwindSafe(|| {
+            app.map_with_counters(&split.name, &contents, &mut |k, v| output.emit(k, v), &mut counters)
+        }))
+        .map_err(|panic| {
+            TaskFailure::retryable(format!("app {:?} panicked in map: {}", job.app, panic_message(&panic)))
+        })?,
+        TaskCode::Streaming { spec, timeout } => {
+            let program = Program {
+                role: "mapper",
+                command: &spec.mapper,
+                env: vec![("KEEL_MR_INPUT", split.name.clone())],
+                timeout,
+            };
+            counters = run_mapper(&program, contents.as_bytes(), &mut |k, v| output.emit(k, v))
+                .map_err(TaskFailure::retryable)?;
+        }
+    }
     drop(contents);
+    check_counters(job, &counters)?;
     let stats = output
         .finish(|r| layout.attempt_part(attempt, r))
         .map_err(|e| TaskFailure::retryable(format!("writing map output: {e}")))?;
@@ -78,13 +129,24 @@ fn map_into(
         records: stats.records_emitted,
         spills: stats.spills,
         worker_peak_rss_bytes: own_peak_rss_bytes(),
+        counters,
     })
+}
+
+/// A misused counter fails the attempt for good: a deterministic app would misuse it again on any worker.
+fn check_counters(job: &JobSpec, counters: &Counters) -> Result<(), TaskFailure> {
+    match counters.error() {
+        Some(e) => Err(TaskFailure { permanent: true, error: format!("app {:?}: {e}", job.app) }),
+        None => Ok(()),
+    }
 }
 
 enum ReduceError {
     Record(RecordError),
     Write(io::Error),
     Panic(String),
+    /// A streaming program failed (the message says how).
+    Program(String),
 }
 
 impl From<RecordError> for ReduceError {
@@ -95,6 +157,16 @@ impl From<RecordError> for ReduceError {
 
 pub fn run_reduce(
     app: &dyn App,
+    job: &JobSpec,
+    layout: &Layout,
+    attempt: AttemptId,
+    reduce: u32,
+) -> Result<TaskStats, TaskFailure> {
+    run_reduce_code(TaskCode::App(app), job, layout, attempt, reduce)
+}
+
+pub fn run_reduce_code(
+    code: TaskCode<'_>,
     job: &JobSpec,
     layout: &Layout,
     attempt: AttemptId,
@@ -118,7 +190,19 @@ pub fn run_reduce(
         inputs
     };
     let out_path = layout.reduce_attempt_output(attempt, reduce);
-    let result = write_reduce_output(app, &runs, &out_path);
+    let mut counters = Counters::new();
+    let result = match code {
+        TaskCode::App(app) => write_reduce_output(app, &runs, &out_path, &mut counters),
+        TaskCode::Streaming { spec, timeout } => {
+            let program = Program {
+                role: "reducer",
+                command: &spec.reducer,
+                env: vec![("KEEL_MR_PARTITION", reduce.to_string())],
+                timeout,
+            };
+            write_streaming_output(&program, &runs, &out_path, &mut counters)
+        }
+    };
     let _ = fs::remove_dir_all(&scratch);
     if result.is_err() {
         // A failed attempt is never committed: remove its partial output now rather than at the job's end.
@@ -130,8 +214,20 @@ pub fn run_reduce(
         ReduceError::Panic(message) => {
             TaskFailure::retryable(format!("app {:?} panicked in reduce: {message}", job.app))
         }
+        ReduceError::Program(message) => TaskFailure::retryable(message),
     })?;
-    Ok(TaskStats { input_bytes, output_bytes, records, spills: 0, worker_peak_rss_bytes: own_peak_rss_bytes() })
+    if let Err(failure) = check_counters(job, &counters) {
+        let _ = fs::remove_file(&out_path);
+        return Err(failure);
+    }
+    Ok(TaskStats {
+        input_bytes,
+        output_bytes,
+        records,
+        spills: 0,
+        worker_peak_rss_bytes: own_peak_rss_bytes(),
+        counters,
+    })
 }
 
 /// Streams the merged runs through `reduce`, one `key value` line per key. Returns (keys, bytes written).
@@ -139,13 +235,14 @@ fn write_reduce_output(
     app: &dyn App,
     runs: &[std::path::PathBuf],
     out_path: &std::path::Path,
+    counters: &mut Counters,
 ) -> Result<(u64, u64), ReduceError> {
     let mut merged = MergedRuns::open(runs)?;
     let file = File::create(out_path).map_err(ReduceError::Write)?;
     let mut out = BufWriter::with_capacity(OUTPUT_BUFFER_BYTES, file);
     let (mut keys, mut bytes) = (0u64, 0u64);
     merged.for_each_group(|key, values| -> Result<(), ReduceError> {
-        let value = catch_unwind(AssertUnwindSafe(|| app.reduce(key, values)))
+        let value = catch_unwind(AssertUnwindSafe(|| app.reduce_with_counters(key, values, counters)))
             .map_err(|panic| ReduceError::Panic(panic_message(&panic)))?;
         out.write_all(key.as_bytes()).map_err(ReduceError::Write)?;
         out.write_all(b" ").map_err(ReduceError::Write)?;
@@ -158,6 +255,38 @@ fn write_reduce_output(
     let file = out.into_inner().map_err(|e| ReduceError::Write(e.into_error()))?;
     file.sync_all().map_err(ReduceError::Write)?;
     Ok((keys, bytes))
+}
+
+/// Streams the merged runs through a reducer program; its output lines are the file. Returns (lines, bytes
+/// written).
+fn write_streaming_output(
+    program: &Program<'_>,
+    runs: &[std::path::PathBuf],
+    out_path: &std::path::Path,
+    counters: &mut Counters,
+) -> Result<(u64, u64), ReduceError> {
+    let mut merged = MergedRuns::open(runs)?;
+    let file = File::create(out_path).map_err(ReduceError::Write)?;
+    let mut out = BufWriter::with_capacity(OUTPUT_BUFFER_BYTES, file);
+    let (mut lines, mut bytes) = (0u64, 0u64);
+    let mut write_error = None;
+    let reported = run_reducer(program, || merged.next_record(), &mut |line| {
+        out.write_all(line).map_err(|e| {
+            let message = format!("writing {}: {e}", out_path.display());
+            write_error = Some(e);
+            message
+        })?;
+        lines += 1;
+        bytes += line.len() as u64;
+        Ok(())
+    });
+    if let Some(e) = write_error {
+        return Err(ReduceError::Write(e));
+    }
+    *counters = reported.map_err(ReduceError::Program)?;
+    let file = out.into_inner().map_err(|e| ReduceError::Write(e.into_error()))?;
+    file.sync_all().map_err(ReduceError::Write)?;
+    Ok((lines, bytes))
 }
 
 fn panic_message(panic: &Box<dyn Any + Send>) -> String {

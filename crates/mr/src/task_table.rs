@@ -200,11 +200,24 @@ pub struct TaskCounts {
     pub late_successes: u64,
 }
 
+/// How many tasks of one kind are in each state, for the status page. `failed` tasks are `Idle` after a failed
+/// attempt, waiting for their retry (or the task that failed the job); `idle` counts the others.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct StateCounts {
+    pub idle: u32,
+    pub in_progress: u32,
+    pub committing: u32,
+    pub done: u32,
+    pub failed: u32,
+}
+
 #[derive(Clone, Debug)]
 struct Task {
     state: TaskState,
     attempts_started: u32,
     failed_attempts: u32,
+    /// The latest attempt to end failed, and no attempt was issued since (shown as "failed").
+    last_attempt_failed: bool,
     timeouts: u32,
     /// Live attempts of this task (issued, not yet ended), oldest first; at most
     /// [`LIVE_ATTEMPTS_PER_TASK_MAX`], empty once the task is done.
@@ -213,7 +226,14 @@ struct Task {
 
 impl Task {
     fn new() -> Task {
-        Task { state: TaskState::Idle, attempts_started: 0, failed_attempts: 0, timeouts: 0, live: Vec::new() }
+        Task {
+            state: TaskState::Idle,
+            attempts_started: 0,
+            failed_attempts: 0,
+            last_attempt_failed: false,
+            timeouts: 0,
+            live: Vec::new(),
+        }
     }
 }
 
@@ -275,6 +295,24 @@ impl TaskTable {
         counts.done = self.maps_done + self.reduces_done;
         counts.in_progress = counts.total - counts.idle - counts.done;
         counts
+    }
+
+    /// Tasks per state, maps and reduces apart. O(tasks): for a status page polled about once a second.
+    pub fn state_counts(&self) -> (StateCounts, StateCounts) {
+        let count = |tasks: &[Task]| {
+            let mut counts = StateCounts::default();
+            for task in tasks {
+                match task.state {
+                    TaskState::Idle if task.last_attempt_failed => counts.failed += 1,
+                    TaskState::Idle => counts.idle += 1,
+                    TaskState::InProgress { .. } => counts.in_progress += 1,
+                    TaskState::Committing { .. } => counts.committing += 1,
+                    TaskState::Done { .. } => counts.done += 1,
+                }
+            }
+            counts
+        };
+        (count(&self.maps), count(&self.reduces))
     }
 
     /// Moves `id` to `state`, keeping the idle and deadline indexes in step. Every state change goes
@@ -389,6 +427,7 @@ impl TaskTable {
         };
         let reexecution = task.attempts_started > 0;
         task.attempts_started += 1;
+        task.last_attempt_failed = false;
         let timeouts = task.timeouts;
         task.live.push(attempt);
         let forgotten = if task.live.len() > LIVE_ATTEMPTS_PER_TASK_MAX { Some(task.live.remove(0)) } else { None };
@@ -570,6 +609,7 @@ impl TaskTable {
         match self.task_mut(id) {
             Some(task) => {
                 task.failed_attempts += 1;
+                task.last_attempt_failed = true;
                 task.failed_attempts
             }
             None => 0,

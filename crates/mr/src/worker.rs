@@ -11,6 +11,7 @@
 use std::io::{BufReader, BufWriter};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -24,7 +25,8 @@ use crate::protocol::{
     Assignment, Hello, HelloReply, JobId, JobSpec, PROTOCOL_MAGIC, PROTOCOL_VERSION, Reply, Report, ReportedOutcome,
     Request,
 };
-use crate::task_exec::{run_map, run_reduce};
+use crate::streaming::StreamingSpec;
+use crate::task_exec::{TaskCode, run_map_code, run_reduce_code};
 use crate::task_table::TaskId;
 use crate::wire::{self, WireError};
 
@@ -61,6 +63,12 @@ pub enum WorkerExit {
     CoordinatorGone,
 }
 
+/// What this worker runs for the job.
+enum JobCode {
+    App(Arc<dyn App>),
+    Streaming(StreamingSpec),
+}
+
 struct Session {
     reader: BufReader<TcpStream>,
     writer: BufWriter<TcpStream>,
@@ -77,9 +85,16 @@ impl Session {
 pub fn run_worker(options: &WorkerOptions, apps: &AppRegistry) -> anyhow::Result<WorkerExit> {
     let (mut session, job) = connect(&options.coordinator, options.job)?
         .with_context(|| format!("cannot reach the coordinator at {}", options.coordinator))?;
-    let app = apps.get(&job.app).with_context(|| {
-        format!("the coordinator at {} runs app {:?}, which this worker does not have", options.coordinator, job.app)
-    })?;
+    // A streaming job needs no registered app: its programs come with the job.
+    let code = match &job.streaming {
+        Some(spec) => JobCode::Streaming(spec.clone()),
+        None => JobCode::App(apps.get(&job.app).with_context(|| {
+            format!(
+                "the coordinator at {} runs app {:?}, which this worker does not have",
+                options.coordinator, job.app
+            )
+        })?),
+    };
     info!("joined job {} (app {}, {} maps, {} reduces)", job.job, job.app, job.map_tasks, job.reduce_tasks);
     let layout = Layout { work_dir: PathBuf::from(&job.work_dir), staging_dir: PathBuf::from(&job.staging_dir) };
     let mut pending: Option<Request> = None;
@@ -106,7 +121,14 @@ pub fn run_worker(options: &WorkerOptions, apps: &AppRegistry) -> anyhow::Result
             Err(e) => return Err(e).with_context(|| format!("talking to the coordinator at {}", options.coordinator)),
         };
         match reply {
-            Reply::Run(assignment) => pending = Some(Request::Report(execute(app.as_ref(), &job, &layout, assignment))),
+            Reply::Run(assignment) => {
+                let timeout = Duration::from_millis(assignment.timeout_ms);
+                let code = match &code {
+                    JobCode::App(app) => TaskCode::App(app.as_ref()),
+                    JobCode::Streaming(spec) => TaskCode::Streaming { spec, timeout: Some(timeout) },
+                };
+                pending = Some(Request::Report(execute(code, &job, &layout, assignment)));
+            }
             Reply::Wait => thread::sleep(WAIT_PAUSE),
             Reply::Ack => {}
             Reply::Exit { failure: None } => {
@@ -119,21 +141,21 @@ pub fn run_worker(options: &WorkerOptions, apps: &AppRegistry) -> anyhow::Result
     }
 }
 
-fn execute(app: &dyn App, job: &JobSpec, layout: &Layout, assignment: Assignment) -> Report {
-    let Assignment { task, attempt, input } = assignment;
+fn execute(code: TaskCode<'_>, job: &JobSpec, layout: &Layout, assignment: Assignment) -> Report {
+    let Assignment { task, attempt, input, .. } = assignment;
     info!("running {task} {attempt}");
     let started = Instant::now();
     let result = match (task, input) {
         (TaskId::Map(_), Some(split)) => {
             let split =
                 InputSplit { path: PathBuf::from(split.path), name: split.name, offset: split.offset, len: split.len };
-            run_map(app, job, layout, attempt, &split)
+            run_map_code(code, job, layout, attempt, &split)
         }
         (TaskId::Map(_), None) => Err(crate::task_exec::TaskFailure {
             permanent: true,
             error: "coordinator sent a map task without input".into(),
         }),
-        (TaskId::Reduce(r), _) => run_reduce(app, job, layout, attempt, r),
+        (TaskId::Reduce(r), _) => run_reduce_code(code, job, layout, attempt, r),
     };
     let outcome = match result {
         Ok(stats) => {

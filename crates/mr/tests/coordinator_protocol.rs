@@ -115,6 +115,7 @@ fn start_job(text: &str, reduce_tasks: u32, task_timeout: Duration) -> Job {
         work_dir: None,
         split_size_bytes: 1 << 20,
         memory_budget_bytes: 1 << 20,
+        streaming: None,
     };
     let coordinator = Coordinator::prepare(&config, "127.0.0.1:0", &AppRegistry::builtin()).unwrap();
     let address = coordinator.local_addr().unwrap().to_string();
@@ -146,8 +147,10 @@ fn a_late_success_counts_the_loser_s_files_are_removed_and_duplicates_change_not
     // The fast one finishes second: it will never be committed, so its files are removed at once.
     assert_eq!(fast.run_and_report(&reassigned), Reply::Ack);
     assert!(!layout.attempt_dir(reassigned.attempt).exists(), "the losing attempt's files must be removed");
-    // Reporting the committed attempt again changes nothing.
-    assert_eq!(slow.run_and_report_again(&late), Reply::Ack);
+    // Reporting the committed attempt again changes nothing, even with counters in the report.
+    let mut inflated = keel_mr::protocol::TaskStats::default();
+    inflated.counters.add("words", 1000);
+    assert_eq!(slow.report(&late, ReportedOutcome::Succeeded(inflated)), Reply::Ack);
     assert!(layout.map_part(0, 0).exists(), "a duplicate report must not disturb committed output");
 
     let first = fast.task();
@@ -163,6 +166,8 @@ fn a_late_success_counts_the_loser_s_files_are_removed_and_duplicates_change_not
     assert_eq!(summary.counts.ignored_reports, 2);
     assert_eq!(summary.counts.timeouts, 1);
     assert_eq!(summary.counts.late_successes, 1);
+    // Map 0 ran twice and reported three times, yet its counters count once: those of the attempt committed.
+    assert_eq!(summary.counters.to_string(), "distinct_words 5, lines 2, words 7");
     let mut lines: Vec<String> = (0..2)
         .flat_map(|r| {
             fs::read_to_string(output.join(format!("mr-out-{r}")))
@@ -222,13 +227,6 @@ fn a_duplicate_report_sent_during_the_commit_leaves_the_commit_whole() {
 /// Files in the stale map directory: removing them keeps the commit busy for milliseconds, far longer than
 /// the duplicate takes to arrive (without the fix, 10 runs out of 10 lost the commit).
 const STALE_FILES: usize = 500;
-
-impl FakeWorker {
-    /// Sends the success report of an attempt that already reported (files long gone from its attempt dir).
-    fn run_and_report_again(&mut self, assignment: &Assignment) -> Reply {
-        self.report(assignment, ReportedOutcome::Succeeded(Default::default()))
-    }
-}
 
 #[test]
 fn a_straggler_still_writing_as_the_job_ends_leaves_nothing_behind() {
@@ -335,6 +333,7 @@ fn a_second_job_on_the_same_output_directory_is_refused_while_the_first_runs() {
         work_dir: None,
         split_size_bytes: 1 << 20,
         memory_budget_bytes: 1 << 20,
+        streaming: None,
     };
     let error = match Coordinator::prepare(&config, "127.0.0.1:0", &AppRegistry::builtin()) {
         Ok(_) => panic!("a second job was allowed on an output directory in use"),

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use keel_mr::coordinator::{Coordinator, JobConfig};
+use keel_mr::coordinator::{Coordinator, JobConfig, JobSummary};
 use keel_mr::worker::{WorkerExit, WorkerOptions, run_worker};
-use keel_mr::{App, AppRegistry};
+use keel_mr::{App, AppRegistry, Counters};
 
 /// Line lengths: how many lines have each length.
 struct LineLengths;
@@ -22,6 +22,87 @@ impl App for LineLengths {
     fn reduce(&self, _key: &str, values: &mut dyn Iterator<Item = String>) -> String {
         values.count().to_string()
     }
+}
+
+/// Counts with user counters: lines seen in map, keys reduced, and, when `bad` is set, a counter whose name
+/// is built from the data (the classic misuse the limits catch).
+struct CountingLines {
+    bad: bool,
+}
+
+impl App for CountingLines {
+    fn map(&self, name: &str, contents: &str, emit: &mut dyn FnMut(&str, &str)) {
+        self.map_with_counters(name, contents, emit, &mut Counters::new());
+    }
+
+    fn reduce(&self, key: &str, values: &mut dyn Iterator<Item = String>) -> String {
+        self.reduce_with_counters(key, values, &mut Counters::new())
+    }
+
+    fn map_with_counters(&self, _: &str, contents: &str, emit: &mut dyn FnMut(&str, &str), c: &mut Counters) {
+        for line in contents.lines() {
+            emit(&format!("{:04}", line.len()), "1");
+            c.add("app.lines", 1);
+            if self.bad {
+                c.add(&format!("length {}", line.len()), 1);
+            }
+        }
+    }
+
+    fn reduce_with_counters(&self, _: &str, values: &mut dyn Iterator<Item = String>, c: &mut Counters) -> String {
+        c.add("app.keys", 1);
+        values.count().to_string()
+    }
+}
+
+/// Runs `app` over 1000 lines (lengths 0..7) with two worker threads.
+fn run_job(app: CountingLines) -> anyhow::Result<JobSummary> {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("lines.txt");
+    let text: String = (0..1000).map(|i| format!("{}\n", "x".repeat(i % 7))).collect();
+    fs::write(&input, text).unwrap();
+    let mut apps = AppRegistry::builtin();
+    apps.register("counting", Arc::new(app));
+    let apps = Arc::new(apps);
+    let config = JobConfig {
+        app: "counting".into(),
+        inputs: vec![input],
+        reduce_tasks: 2,
+        output_dir: dir.path().join("out"),
+        task_timeout: Duration::from_secs(10),
+        work_dir: None,
+        split_size_bytes: 512,
+        memory_budget_bytes: 1 << 20,
+        streaming: None,
+    };
+    let coordinator = Coordinator::prepare(&config, "127.0.0.1:0", &apps).unwrap();
+    let options =
+        WorkerOptions { coordinator: coordinator.local_addr().unwrap().to_string(), job: Some(coordinator.job()) };
+    let serving = thread::spawn(move || coordinator.run());
+    let workers: Vec<_> = (0..2)
+        .map(|_| {
+            let (apps, options) = (Arc::clone(&apps), options.clone());
+            thread::spawn(move || run_worker(&options, &apps))
+        })
+        .collect();
+    let result = serving.join().unwrap();
+    for worker in workers {
+        let _ = worker.join().unwrap();
+    }
+    result
+}
+
+#[test]
+fn a_user_app_s_counters_are_summed_over_the_job() {
+    let summary = run_job(CountingLines { bad: false }).unwrap();
+    assert!(summary.map_tasks > 2, "several maps, each counting its own lines: {summary:?}");
+    assert_eq!(summary.counters.to_string(), "app.keys 7, app.lines 1000");
+}
+
+#[test]
+fn a_counter_named_from_the_data_fails_the_job_with_a_message_naming_it() {
+    let error = run_job(CountingLines { bad: true }).unwrap_err().to_string();
+    assert!(error.contains("counter name \"length 0\" is not allowed"), "{error}");
 }
 
 #[test]
@@ -44,6 +125,7 @@ fn a_user_app_runs_on_keels_worker_loop() {
         // Small splits, so the job has several map tasks for the two workers.
         split_size_bytes: 512,
         memory_budget_bytes: 1 << 20,
+        streaming: None,
     };
     let coordinator = Coordinator::prepare(&config, "127.0.0.1:0", &apps).unwrap();
     let options =

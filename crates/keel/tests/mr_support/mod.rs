@@ -93,7 +93,11 @@ impl Scratch {
 
     /// Starts a coordinator on a free port and returns its address and job id.
     pub fn coordinator(&mut self, app: &str, output: &str, extra: &[&str], inputs: &[String]) -> Coordinator {
-        let mut args = vec!["mr", "coordinator", "--listen", "127.0.0.1:0", "--app", app, "--output", output];
+        // An empty `app`: the job's code is in `extra` (`--mapper`, `--reducer`).
+        let mut args = vec!["mr", "coordinator", "--listen", "127.0.0.1:0", "--output", output];
+        if !app.is_empty() {
+            args.extend(["--app", app]);
+        }
         args.extend_from_slice(extra);
         args.extend(inputs.iter().map(String::as_str));
         let (log_path, log) = self.log_file("coordinator");
@@ -107,10 +111,14 @@ impl Scratch {
             .expect("starting the coordinator");
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel();
+        // Reads every line to the end, so a later line (the status page's URL) never meets a closed pipe.
         thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
         });
         let line = rx.recv_timeout(Duration::from_secs(10)).unwrap_or_default();
         let mut words = line.split_whitespace();
@@ -123,7 +131,7 @@ impl Scratch {
         };
         let index = self.children.len();
         self.children.push(("coordinator".into(), child));
-        Coordinator { index, address, job, log: log_path }
+        Coordinator { index, address, job, log: log_path, stdout: rx }
     }
 
     /// Starts a worker for the coordinator at `address`; returns its index.
@@ -207,6 +215,8 @@ pub struct Coordinator {
     pub address: String,
     pub job: String,
     pub log: PathBuf,
+    /// The coordinator's stdout lines after the first.
+    pub stdout: mpsc::Receiver<String>,
 }
 
 pub fn read(path: &Path) -> String {
@@ -282,4 +292,22 @@ pub fn send_signal(pid: u32, signal: &str) {
 /// Whether a process with this pid exists (a reaped child does not).
 pub fn process_exists(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// What `wc`'s counters must add up to for a (sorted) `word count` output: (sum of the counts, number of
+/// distinct words).
+pub fn wc_totals(output: &str) -> (u64, u64) {
+    let mut words = 0;
+    let mut distinct = 0;
+    for line in output.lines().filter(|l| !l.is_empty()) {
+        let count = line.rsplit(' ').next().and_then(|c| c.parse::<u64>().ok());
+        words += count.unwrap_or_else(|| panic!("not a `word count` line: {line:?}"));
+        distinct += 1;
+    }
+    (words, distinct)
+}
+
+/// Lines in the files `names` under `dir`, as `str::lines` counts them.
+pub fn line_count(dir: &Path, names: &[String]) -> u64 {
+    names.iter().map(|n| read(&dir.join(n)).lines().count() as u64).sum()
 }

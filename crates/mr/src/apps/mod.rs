@@ -8,7 +8,7 @@ mod wc;
 mod words;
 
 pub use indexer::Indexer;
-pub use wc::WordCount;
+pub use wc::{DISTINCT_WORDS_COUNTER, LINES_COUNTER, WORDS_COUNTER, WordCount};
 pub use words::words;
 
 pub(crate) fn register(registry: &mut AppRegistry) {
