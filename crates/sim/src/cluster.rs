@@ -5,7 +5,8 @@
 //! links, long reordering, crashes that lose everything not yet durable, and restarts from durable state.
 use std::time::{Duration, Instant};
 
-use keel_raft::{Apply, Config, Index, Message, MessageBody, NodeId, RaftNode, Ready, Rng, Storage, Term};
+use keel_raft::{Apply, Config, Index, Message, MessageBody, NodeId, RaftNode, Ready, Rng, Term};
+use keel_storage::Storage;
 
 use crate::checker::ApplyChecker;
 use crate::event_queue::{Delivery, Event, EventQueue};
