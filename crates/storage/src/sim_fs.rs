@@ -59,6 +59,25 @@ impl OpCounts {
     }
 }
 
+/// Why an operation failed.
+#[derive(Clone, Copy, Debug)]
+enum Failure {
+    /// The power is gone (`halt_after_ops`): the operation never reached the disk, and what earlier unsynced
+    /// operations left behind is for the crash to decide.
+    PowerLost,
+    /// An injected I/O error: for a sync, the unsynced operations are lost (see the module docs).
+    Injected { op_number: u64 },
+}
+
+impl From<Failure> for io::Error {
+    fn from(failure: Failure) -> io::Error {
+        match failure {
+            Failure::PowerLost => io_error("power lost"),
+            Failure::Injected { op_number } => io_error(&format!("injected I/O error at operation {op_number}")),
+        }
+    }
+}
+
 #[derive(Clone, Copy)]
 enum Op {
     Append,
@@ -76,6 +95,7 @@ pub struct SimFs {
     disk: Rc<RefCell<Disk>>,
 }
 
+#[derive(Clone)]
 struct Disk {
     inodes: Vec<Inode>,
     dirs: BTreeMap<PathBuf, Dir>,
@@ -86,13 +106,14 @@ struct Disk {
     generation: u64,
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Inode {
     data: Vec<u8>,
     durable: Vec<u8>,
     unsynced: Vec<DataOp>,
 }
 
+#[derive(Clone)]
 enum DataOp {
     Write { offset: usize, bytes: Vec<u8> },
     SetLen(usize),
@@ -114,13 +135,14 @@ fn write_at(to: &mut Vec<u8>, offset: usize, bytes: &[u8]) {
     to[offset..offset + bytes.len()].copy_from_slice(bytes);
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Dir {
     names: BTreeMap<String, usize>,
     durable: BTreeMap<String, usize>,
     unsynced: Vec<DirOp>,
 }
 
+#[derive(Clone)]
 enum DirOp {
     Link(String, usize),
     Unlink(String),
@@ -190,6 +212,12 @@ impl SimFs {
             generation: 0,
         };
         SimFs { disk: Rc::new(RefCell::new(disk)) }
+    }
+
+    /// An independent copy of this disk as it is now (files, what is durable, faults, generator): for trying
+    /// several crashes or damages from one state.
+    pub fn fork(&self) -> SimFs {
+        SimFs { disk: Rc::new(RefCell::new(self.disk.borrow().clone())) }
     }
 
     pub fn set_faults(&self, faults: Faults) {
@@ -263,10 +291,10 @@ impl SimFs {
 
 impl Disk {
     /// Counts an operation and decides whether it fails.
-    fn begin(&mut self, op: Op) -> io::Result<()> {
+    fn begin(&mut self, op: Op) -> Result<(), Failure> {
         let made = self.counts.total();
         if self.faults.halt_after_ops.is_some_and(|halt| made >= halt) {
-            return Err(io_error("power lost"));
+            return Err(Failure::PowerLost);
         }
         let counter = match op {
             Op::Append => &mut self.counts.appends,
@@ -282,7 +310,7 @@ impl Disk {
         let random_failure =
             self.faults.io_error_ppm > 0 && self.rng.below(1_000_000) < u64::from(self.faults.io_error_ppm);
         if self.faults.fail_op == Some(number) || random_failure {
-            return Err(io_error(&format!("injected I/O error at operation {number}")));
+            return Err(Failure::Injected { op_number: number });
         }
         Ok(())
     }
@@ -390,15 +418,17 @@ impl FileSystem for SimFs {
         disk.dir(dir)?;
         let result = disk.begin(Op::SyncDir);
         let d = disk.dir_mut(dir)?;
-        let unsynced = std::mem::take(&mut d.unsynced);
-        if result.is_ok() {
-            for op in &unsynced {
-                op.apply(&mut d.durable);
+        match result {
+            Ok(()) => {
+                for op in std::mem::take(&mut d.unsynced) {
+                    op.apply(&mut d.durable);
+                }
             }
+            // The unsynced changes are dropped from the durable side: a retry would not bring them back.
+            Err(Failure::Injected { .. }) => d.unsynced.clear(),
+            Err(Failure::PowerLost) => {}
         }
-        // On failure the unsynced changes are dropped from the durable side: they may or may not be on disk, and
-        // a retry would not tell.
-        result
+        Ok(result?)
     }
 }
 
@@ -444,15 +474,18 @@ impl WalFile for SimFile {
         }
         let result = disk.begin(Op::SyncData);
         let inode = &mut disk.inodes[self.inode];
-        let unsynced = std::mem::take(&mut inode.unsynced);
-        if result.is_ok() {
-            for op in &unsynced {
-                op.apply(&mut inode.durable);
+        match result {
+            Ok(()) => {
+                for op in std::mem::take(&mut inode.unsynced) {
+                    op.apply(&mut inode.durable);
+                }
             }
+            // Writeback failed, the pages are clean again, and those writes will never reach the disk, although
+            // reads still return them until the crash.
+            Err(Failure::Injected { .. }) => inode.unsynced.clear(),
+            Err(Failure::PowerLost) => {}
         }
-        // On failure: writeback failed, the pages are clean again, and those writes will never reach the disk,
-        // although reads still return them until the crash.
-        result
+        Ok(result?)
     }
 }
 

@@ -219,19 +219,16 @@ pub fn replay<F: FileSystem>(fs: &F, dir: &Path) -> Result<Replayed, Error> {
                 format!("header says first index {}, the file name {}", header.first_index, name.first_index),
             ));
         }
-        if out.segments.is_empty() || header.first_index > out.tip.next_index {
-            // The first segment, or earlier segments were deleted (compaction): the log restarts here, and the
-            // final snapshot must cover everything before (checked at the end).
+        if out.segments.is_empty() || header.first_index != out.tip.next_index {
+            // The first segment, or segments before this one were deleted by compaction while older ones
+            // survived (a deletion a crash undid): the header, written when this segment began, is the authority
+            // on where the log stood, so the log restarts here. What came before is needed only if the final
+            // snapshot does not cover it, and that is checked at the end. (The log before can end past this
+            // header's index: truncation is logical, and the record that cut the log back was in a deleted
+            // segment.)
             out.state.entries.clear();
             out.tip.next_index = header.first_index;
             out.tip.last_term = None;
-        } else if header.first_index < out.tip.next_index {
-            return Err(corrupt(
-                0,
-                format!("the segment begins at index {} but the log before it ends at {}", header.first_index, {
-                    out.tip.next_index - 1
-                }),
-            ));
         }
         let header_update = PersistUpdate {
             hard_state: Some(header.hard_state),
