@@ -10,7 +10,7 @@ pub struct Rng(u64);
 
 impl Rng {
     pub fn new(seed: u64) -> Rng {
-        Rng(seed ^ 0x5EED_0F_57_0A6E)
+        Rng(seed ^ 0x5EED_0F57_0A6E)
     }
 
     pub fn next_u64(&mut self) -> u64 {
