@@ -54,8 +54,10 @@
 //! # Recovery rules (`DiskStorage::open`)
 //!
 //! - An incomplete record at the end of the last segment is a write a crash cut short (it was never
-//!   acknowledged): it is cut off with a `tracing` warning naming the file and offset. Only missing bytes count as
-//!   incomplete: the length is covered by the header checksum, so damage is never mistaken for a torn write.
+//!   acknowledged): it is cut off with a `tracing` warning naming the file and offset. Only missing bytes count,
+//!   or a last record whose bytes are zeros from its start or from a page boundary inside it to the end of the
+//!   file (a file system that made the new length durable before the data, as XFS may): the length is covered by
+//!   the header checksum, so a flipped bit is never mistaken for a torn write.
 //! - A checksum failure (or an impossible record) anywhere else is corruption: `open` refuses with
 //!   [`Error::CorruptRecord`] naming the file, the offset and what to do. Entries after it may have been
 //!   acknowledged, so they are never dropped silently.

@@ -44,8 +44,32 @@ pub struct Scanned<'a> {
 pub enum Tail {
     /// Nothing: the segment ends at a record boundary.
     Clean,
-    /// An incomplete record starting at `offset`: a write cut short by a crash.
+    /// An incomplete record starting at `offset` (or zeros from there to the end): a write cut short by a crash.
     Torn { offset: u64, reason: String },
+}
+
+/// Pages are written whole or not at all by the file systems keel runs on (4 KiB is the page size of x86-64 and
+/// most arm64 kernels); zeros that begin at a page boundary are a page that was never written.
+pub const PAGE_SIZE_BYTES: usize = 4096;
+
+/// Whether the damaged record at `offset` is a last write that never fully reached the disk although the file's
+/// new length did (XFS and ext4 with `data=writeback` allow that): the bytes from some point inside this record to
+/// the end of the file are zeros, and that point is where the write began (`offset`) or a page boundary, since
+/// unwritten pages read as zeros. A flipped bit cannot pass for this (it makes nothing zero); a record whose own
+/// data ends in a page or more of zeros, damaged at the end of the log, would be cut like a torn write, which is
+/// the price of restarting after a power loss on such file systems.
+fn unwritten_tail(bytes: &[u8], offset: usize) -> bool {
+    // The earlier record may end in zeros of its own: the run that counts starts at `offset` at the earliest.
+    let zeros_from = (bytes.len() - bytes.iter().rev().take_while(|&&b| b == 0).count()).max(offset);
+    let record_end = match bytes.get(offset + 4..offset + 8) {
+        Some(len) if zeros_from >= offset + record::HEADER_SIZE_BYTES => {
+            offset + record::HEADER_SIZE_BYTES + u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize
+        }
+        _ => offset + record::HEADER_SIZE_BYTES,
+    };
+    zeros_from < bytes.len()
+        && zeros_from < record_end
+        && (zeros_from == offset || (zeros_from > offset && zeros_from % PAGE_SIZE_BYTES == 0))
 }
 
 /// Splits a segment's bytes into records. Only the last segment may end torn (every earlier one was fsynced whole
@@ -68,6 +92,10 @@ pub fn scan<'a>(path: &Path, bytes: &'a [u8], last_segment: bool) -> Result<(Vec
                     reason: format!("incomplete record in a segment that is not the last ({reason})"),
                 });
             }
+            Decoded::Corrupt { reason } if last_segment && unwritten_tail(bytes, offset) => {
+                let reason = format!("{reason}, and zeros from there to the end of the file");
+                return Ok((records, Tail::Torn { offset: at, reason }));
+            }
             Decoded::Corrupt { reason } => {
                 return Err(Error::CorruptRecord { path: path.to_path_buf(), offset: at, reason });
             }
@@ -87,6 +115,43 @@ pub fn scan<'a>(path: &Path, bytes: &'a [u8], last_segment: bool) -> Result<(Vec
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn two_records(second_body_len: usize) -> (Vec<u8>, usize) {
+        let mut bytes = Vec::new();
+        record::append(&mut bytes, Kind::Batch, &vec![7u8; 100], 1 << 20).unwrap();
+        let second = bytes.len();
+        record::append(&mut bytes, Kind::Batch, &vec![9u8; second_body_len], 1 << 20).unwrap();
+        (bytes, second)
+    }
+
+    fn tail_of(bytes: &[u8]) -> Result<Tail, Error> {
+        scan(Path::new("seg"), bytes, true).map(|(_, tail)| tail)
+    }
+
+    #[test]
+    fn zeros_from_the_start_of_the_last_record_are_a_torn_write() {
+        let (mut bytes, second) = two_records(50);
+        bytes[second..].fill(0);
+        assert!(matches!(tail_of(&bytes), Ok(Tail::Torn { offset, .. }) if offset == second as u64));
+    }
+
+    #[test]
+    fn zeros_from_a_page_boundary_inside_the_last_record_are_a_torn_write() {
+        let (mut bytes, second) = two_records(2 * PAGE_SIZE_BYTES);
+        bytes[PAGE_SIZE_BYTES..].fill(0);
+        assert!(matches!(tail_of(&bytes), Ok(Tail::Torn { offset, .. }) if offset == second as u64));
+    }
+
+    #[test]
+    fn zeros_that_no_unwritten_page_explains_are_corruption() {
+        let (mut bytes, _) = two_records(2 * PAGE_SIZE_BYTES);
+        bytes[PAGE_SIZE_BYTES + 1..].fill(0);
+        assert!(matches!(tail_of(&bytes), Err(Error::CorruptRecord { .. })));
+        let (mut bytes, second) = two_records(50);
+        bytes[second + 20] ^= 1;
+        assert!(matches!(tail_of(&bytes), Err(Error::CorruptRecord { .. })), "a flip is not a torn write");
+        assert!(scan(Path::new("seg"), &bytes[..second + 20], false).is_err(), "only the last segment is cut");
+    }
 
     #[test]
     fn names_round_trip_and_sort_by_sequence() {

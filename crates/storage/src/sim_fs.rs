@@ -7,7 +7,8 @@
 //! durable name tables and a list of the creates, renames and removes made since its last `sync_dir`.
 //!
 //! At [`SimFs::crash`], for each file a random prefix of its unsynced operations reaches the disk and the next
-//! write (if any) may reach it torn at a random byte; the rest is lost. For each directory a random prefix of its
+//! write (if any) may reach it torn: cut at a random byte, or (the file's new length durable before its data, as
+//! XFS allows) with the page holding a random byte and every page after it reading as zeros; the rest is lost. For each directory a random prefix of its
 //! unsynced name operations survives. So: data written but not synced is lost whole or in part; a create, rename
 //! or remove is durable only after the directory is synced.
 //!
@@ -27,6 +28,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use crate::fs::{FileSystem, WalFile};
+use crate::segment::PAGE_SIZE_BYTES;
 
 /// Injected faults. Operations are counted from 1 since the disk was made: appends, length changes, data syncs,
 /// creates, renames, removes and directory syncs (reads and listings are not counted and never fail).
@@ -248,7 +250,15 @@ impl SimFs {
             }
             if let Some(DataOp::Write { offset, bytes }) = unsynced.get(kept) {
                 let torn = rng.below(bytes.len() as u64 + 1) as usize;
-                write_at(&mut inode.durable, *offset, &bytes[..torn]);
+                if rng.below(2) == 0 {
+                    write_at(&mut inode.durable, *offset, &bytes[..torn]);
+                } else {
+                    // The new length reached the disk but only whole pages of the data: the page holding the
+                    // tear point and every page after it read as zeros.
+                    let written = ((offset + torn) / PAGE_SIZE_BYTES * PAGE_SIZE_BYTES).saturating_sub(*offset);
+                    write_at(&mut inode.durable, *offset, &bytes[..written]);
+                    write_at(&mut inode.durable, offset + written, &vec![0; bytes.len() - written]);
+                }
             }
             inode.data = inode.durable.clone();
         }
@@ -262,6 +272,7 @@ impl SimFs {
         }
         disk.faults = Faults::default();
         disk.generation += 1;
+        disk.free_unreachable();
     }
 
     /// Damage at rest: flips one bit of `path` (in what reads see and in what is durable). Returns false if the
@@ -280,6 +291,15 @@ impl SimFs {
             *b ^= mask;
         }
         true
+    }
+
+    /// Bytes held for file contents (current, durable and unsynced): what a simulation costs in memory.
+    pub fn bytes_held(&self) -> usize {
+        let disk = self.disk.borrow();
+        let unsynced = |i: &Inode| -> usize {
+            i.unsynced.iter().map(|op| if let DataOp::Write { bytes, .. } = op { bytes.len() } else { 0 }).sum()
+        };
+        disk.inodes.iter().map(|i| i.data.len() + i.durable.len() + unsynced(i)).sum()
     }
 
     /// The current length of `path`, if it exists.
@@ -313,6 +333,26 @@ impl Disk {
             return Err(Failure::Injected { op_number: number });
         }
         Ok(())
+    }
+
+    /// Frees the bytes of files no name can ever reach again (not in any directory, durable or not, nor in a
+    /// directory change a crash could still apply), so long simulations that delete segments stay small.
+    fn free_unreachable(&mut self) {
+        let mut reachable = vec![false; self.inodes.len()];
+        for dir in self.dirs.values() {
+            let linked = dir.unsynced.iter().filter_map(|op| match op {
+                DirOp::Link(_, inode) => Some(inode),
+                _ => None,
+            });
+            for &inode in dir.names.values().chain(dir.durable.values()).chain(linked) {
+                reachable[inode] = true;
+            }
+        }
+        for (inode, reachable) in self.inodes.iter_mut().zip(reachable) {
+            if !reachable {
+                *inode = Inode::default();
+            }
+        }
     }
 
     fn dir(&self, dir: &Path) -> io::Result<&Dir> {
@@ -428,6 +468,7 @@ impl FileSystem for SimFs {
             Err(Failure::Injected { .. }) => d.unsynced.clear(),
             Err(Failure::PowerLost) => {}
         }
+        disk.free_unreachable();
         Ok(result?)
     }
 }
@@ -519,8 +560,10 @@ mod tests {
             f.append(b"-maybe").unwrap();
             fs.crash(seed);
             let after = fs.read(&file()).unwrap();
-            assert!(after.starts_with(b"durable"), "seed {seed}: {after:?}");
-            assert!(b"durable-maybe".starts_with(&after), "seed {seed}: {after:?}");
+            assert!(after.starts_with(b"durable") && after.len() <= 13, "seed {seed}: {after:?}");
+            // What follows is a prefix of the unsynced write, then possibly zeros (length durable, data not).
+            let written = after[7..].iter().zip(b"-maybe").take_while(|(a, b)| a == b).count();
+            assert!(after[7 + written..].iter().all(|&b| b == 0), "seed {seed}: {after:?}");
         }
     }
 
@@ -568,6 +611,19 @@ mod tests {
         f.sync_data().unwrap();
         fs.crash(0);
         assert_eq!(fs.read(&file()).unwrap(), b"\0\0\0\0next");
+    }
+
+    #[test]
+    fn deleted_files_stop_costing_memory_once_the_deletion_is_durable() {
+        let fs = fs_with_file();
+        let mut f = fs.open_append(&file()).unwrap();
+        f.append(&[1; 1000]).unwrap();
+        f.sync_data().unwrap();
+        fs.sync_dir(&dir()).unwrap();
+        fs.remove_file(&file()).unwrap();
+        assert!(fs.bytes_held() >= 2000, "a crash could still bring it back");
+        fs.sync_dir(&dir()).unwrap();
+        assert_eq!(fs.bytes_held(), 0);
     }
 
     #[test]

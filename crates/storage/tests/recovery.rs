@@ -108,9 +108,14 @@ fn a_torn_last_record_is_cut_off_with_a_warning_naming_file_and_offset() {
     let (_tmp_full, full_path) = written_std(&updates);
     let full = std::fs::read(only_segment(&full_path)).unwrap();
     let fifth = &full[intact_len as usize..];
-    for torn_len in [1, 13, 14, fifth.len() - 1] {
+    // Cut short at several points, and (last) as zeros: a file system that made the new length durable but not
+    // the data.
+    let zeros = vec![0u8; fifth.len()];
+    let torn_writes = [&fifth[..1], &fifth[..13], &fifth[..14], &fifth[..fifth.len() - 1], &zeros[..]];
+    for torn_write in torn_writes {
+        let torn_len = torn_write.len();
         let mut file = StdFs.open_append(&segment).unwrap();
-        file.append(&fifth[..torn_len]).unwrap();
+        file.append(torn_write).unwrap();
         drop(file);
         let (storage, warnings) = capture_warnings(|| open_std(&path).unwrap());
         let torn = storage.recovery().torn_tail.clone().expect("the torn record is reported");
