@@ -69,7 +69,7 @@ fn unwritten_tail(bytes: &[u8], offset: usize) -> bool {
     };
     zeros_from < bytes.len()
         && zeros_from < record_end
-        && (zeros_from == offset || (zeros_from > offset && zeros_from % PAGE_SIZE_BYTES == 0))
+        && (zeros_from == offset || (zeros_from > offset && zeros_from.is_multiple_of(PAGE_SIZE_BYTES)))
 }
 
 /// Splits a segment's bytes into records. Only the last segment may end torn (every earlier one was fsynced whole
