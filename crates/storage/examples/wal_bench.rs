@@ -1,6 +1,8 @@
 //! WAL append throughput against the disk's own: `DiskStorage<StdFs>` persisting batches of 128-byte entries (one
 //! persist, so one fdatasync, per batch) against raw `write` + `fdatasync` of the same 128-byte payloads, in the
-//! same program and directory, interleaved batch by batch so both see the same machine load.
+//! same program and directory, interleaved batch by batch so both see the same machine load. The median time of
+//! one batch is the figure to compare on a shared machine (fsync latency has a long tail that other processes'
+//! I/O drives); the mean is printed too.
 //!
 //! ```text
 //! cargo run --release -p keel-storage --example wal_bench [-- <dir> [syncs per run] [rounds]]
@@ -37,10 +39,10 @@ fn updates(batch: usize, syncs: usize) -> Vec<PersistUpdate> {
 }
 
 /// One round: a fresh raw file and a fresh WAL directory, then `syncs` batches to each, alternating batch by batch
-/// (and which goes first), so that both see the same moments of this shared machine's load. Returns the time
-/// spent in raw appends and in WAL persists. The updates are built before the clock starts: building them is the
-/// core's work, not the storage's.
-fn round(dir: &Path, batch: usize, syncs: usize) -> (Duration, Duration) {
+/// (and which goes first), so that both see the same moments of this shared machine's load. Appends the time of
+/// every raw append and every WAL persist to `raw_times` and `wal_times`. The updates are built before the clock
+/// starts: building them is the core's work, not the storage's.
+fn round(dir: &Path, batch: usize, syncs: usize, raw_times: &mut Vec<Duration>, wal_times: &mut Vec<Duration>) {
     let raw_path = dir.join("raw.log");
     let wal_dir = dir.join("wal");
     let _ = fs::remove_file(&raw_path);
@@ -49,7 +51,6 @@ fn round(dir: &Path, batch: usize, syncs: usize) -> (Duration, Duration) {
     let mut wal = DiskStorage::open(StdFs, &wal_dir).unwrap();
     let payload = vec![0xA5u8; ENTRY_SIZE_BYTES * batch];
     let updates = updates(batch, syncs);
-    let (mut raw_time, mut wal_time) = (Duration::ZERO, Duration::ZERO);
     for (k, update) in updates.iter().enumerate() {
         let mut raw_op = || {
             let start = Instant::now();
@@ -58,16 +59,15 @@ fn round(dir: &Path, batch: usize, syncs: usize) -> (Duration, Duration) {
             start.elapsed()
         };
         if k % 2 == 0 {
-            raw_time += raw_op();
+            raw_times.push(raw_op());
         }
         let start = Instant::now();
         wal.persist(update).unwrap();
-        wal_time += start.elapsed();
+        wal_times.push(start.elapsed());
         if k % 2 == 1 {
-            raw_time += raw_op();
+            raw_times.push(raw_op());
         }
     }
-    (raw_time, wal_time)
 }
 
 /// What the simulator will pay for running the real WAL on the simulated disk: persists per second of small
@@ -95,9 +95,9 @@ fn simulated_disk() {
     );
 }
 
-fn median(mut rates: Vec<f64>) -> f64 {
-    rates.sort_by(f64::total_cmp);
-    rates[rates.len() / 2]
+fn median(times: &mut [Duration]) -> Duration {
+    times.sort();
+    times[times.len() / 2]
 }
 
 fn main() {
@@ -107,21 +107,26 @@ fn main() {
     let rounds: usize = args.next().map_or(5, |s| s.parse().expect("rounds"));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
+    println!("dir {}, {syncs} fdatasyncs per round, {rounds} rounds, {ENTRY_SIZE_BYTES}-byte entries", dir.display());
+    println!("entries/s from the median time of one batch (write + fdatasync), and from the total time (mean):");
     println!(
-        "dir {}, {syncs} fdatasyncs per run, {rounds} interleaved rounds, {ENTRY_SIZE_BYTES}-byte entries",
-        dir.display()
+        "{:>6} {:>12} {:>12} {:>7} {:>12} {:>12} {:>7}",
+        "batch", "raw median", "wal median", "ratio", "raw mean", "wal mean", "ratio"
     );
-    println!("{:>6} {:>14} {:>14} {:>7}", "batch", "raw entries/s", "wal entries/s", "ratio");
     for batch in BATCH_SIZES {
         let (mut raw, mut wal) = (Vec::new(), Vec::new());
-        let entries = (batch * syncs) as f64;
         for _ in 0..rounds {
-            let (raw_time, wal_time) = round(&dir, batch, syncs);
-            raw.push(entries / raw_time.as_secs_f64());
-            wal.push(entries / wal_time.as_secs_f64());
+            round(&dir, batch, syncs, &mut raw, &mut wal);
         }
-        let (raw, wal) = (median(raw), median(wal));
-        println!("{batch:>6} {raw:>14.0} {wal:>14.0} {:>7.2}", wal / raw);
+        let rate = |time: Duration| batch as f64 / time.as_secs_f64();
+        let mean = |times: &[Duration]| times.iter().sum::<Duration>() / times.len() as u32;
+        let (raw_mean, wal_mean) = (rate(mean(&raw)), rate(mean(&wal)));
+        let (raw_median, wal_median) = (rate(median(&mut raw)), rate(median(&mut wal)));
+        println!(
+            "{batch:>6} {raw_median:>12.0} {wal_median:>12.0} {:>7.2} {raw_mean:>12.0} {wal_mean:>12.0} {:>7.2}",
+            wal_median / raw_median,
+            wal_mean / raw_mean
+        );
     }
     let _ = fs::remove_dir_all(&dir);
     simulated_disk();

@@ -60,6 +60,42 @@ pub enum EncodeError {
     Postcard(postcard::Error),
 }
 
+/// A postcard output that appends to a borrowed `Vec` with `extend_from_slice` (postcard's own `to_extend` goes
+/// byte by byte, and `to_stdvec` allocates a new vector per record).
+struct AppendTo<'a>(&'a mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for AppendTo<'_> {
+    type Output = ();
+
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        self.0.push(byte);
+        Ok(())
+    }
+
+    fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
+}
+
+/// Appends `value`'s postcard encoding to `buf`.
+pub fn postcard_into<T: Serialize + ?Sized>(buf: &mut Vec<u8>, value: &T) -> Result<(), postcard::Error> {
+    postcard::serialize_with_flavor(value, AppendTo(buf))
+}
+
+/// Appends `value` as postcard encodes an unsigned integer (a LEB128 varint), for bodies encoded by hand.
+pub fn varint_into(buf: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        buf.push(value as u8 | 0x80);
+        value >>= 7;
+    }
+    buf.push(value as u8);
+}
+
 /// Appends one record holding `body` to `buf`, encoding the body in place (no intermediate allocation). On error
 /// `buf` is left as it was.
 pub fn append<T: Serialize + ?Sized>(
@@ -68,13 +104,22 @@ pub fn append<T: Serialize + ?Sized>(
     body: &T,
     size_bytes_max: usize,
 ) -> Result<(), EncodeError> {
+    append_with(buf, kind, size_bytes_max, |buf| postcard_into(buf, body))
+}
+
+/// Appends one record whose body `encode` appends to the buffer it is given. On error `buf` is left as it was.
+pub fn append_with(
+    buf: &mut Vec<u8>,
+    kind: Kind,
+    size_bytes_max: usize,
+    encode: impl FnOnce(&mut Vec<u8>) -> Result<(), postcard::Error>,
+) -> Result<(), EncodeError> {
     let start = buf.len();
     buf.extend_from_slice(&[0; HEADER_SIZE_BYTES]);
-    let encoded = postcard::to_extend(body, std::mem::take(buf));
-    *buf = match encoded {
-        Ok(encoded) => encoded,
-        Err(e) => return Err(EncodeError::Postcard(e)),
-    };
+    if let Err(e) = encode(buf) {
+        buf.truncate(start);
+        return Err(EncodeError::Postcard(e));
+    }
     let body_len = buf.len() - start - HEADER_SIZE_BYTES;
     let body_len_u32 = match u32::try_from(body_len) {
         Ok(len) if body_len <= size_bytes_max => len,
