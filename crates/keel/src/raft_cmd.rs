@@ -149,11 +149,13 @@ fn sweep(args: SweepArgs) -> anyhow::Result<()> {
         report.virtual_ms as f64 / 1000.0
     );
     println!(
-        "  {} InstallSnapshots delivered (in {} seeds), {} duplicated messages, {} nemesis strikes; risky deliveries: {} stale acknowledgements at leaders ({} of snapshots), {} stale votes at candidates, {} outdated appends, {} commits beyond the verified; busiest virtual second {} events",
+        "  {} InstallSnapshots delivered (in {} seeds), {} duplicated messages, {} nemesis strikes, {} unprompted appends from leaders, {} very late replies; risky deliveries: {} stale acknowledgements at leaders ({} of snapshots), {} stale votes at candidates, {} outdated appends, {} commits beyond the verified; busiest virtual second {} events",
         report.snapshots_installed,
         report.seeds_with_snapshots_installed,
         report.duplicated,
         report.nemesis_strikes,
+        report.legal_appends_sent,
+        report.late_replies_delivered,
         report.stale_acks_at_leader,
         report.stale_snapshot_acks_at_leader,
         report.stale_votes_at_candidate,
@@ -201,7 +203,8 @@ fn catalogue(args: CatalogueArgs) -> anyhow::Result<()> {
     let options =
         if args.pre_vote_check_quorum { RaftOptions::with_extensions(true, true) } else { RaftOptions::FIGURE_2 };
     // Named like the test so that a failure's replay command points at it.
-    let (events, outcome) = run_recorded(name, move || keel_sim::tester::with_raft_options(options, || run(seed)))?;
+    let config = keel_sim::tester::TesterConfig::figure_2(seed).with_raft(options);
+    let (events, outcome) = run_recorded(name, move || run(&config))?;
     let flags = if args.pre_vote_check_quorum { " --pre-vote-check-quorum" } else { "" };
     let replay = replay_command(
         &format!("keel raft catalogue --scenario {name} --seed {seed}{flags}"),

@@ -1,7 +1,7 @@
 //! Static configuration of one Raft node.
 use crate::types::NodeId;
 
-/// Timing is in ticks: the driver decides how long a tick is (the simulator and runtime use 10 ms).
+/// Timing is in ticks: the driver decides how long a tick is (the simulator's is 10 ms of virtual time).
 #[derive(Clone, Debug)]
 pub struct Config {
     pub id: NodeId,

@@ -24,7 +24,6 @@ pub use log::RaftLog;
 pub use message::{AppendReply, Message, MessageBody};
 pub use node::{RaftNode, Role};
 pub use progress::Progress;
-pub use quorum::majority;
 pub use ready::{Apply, DurableState, PersistUpdate, Ready};
 pub use rng::Rng;
 pub use types::{Entry, HardState, INDEX_LIMIT, Index, NodeId, Snapshot, SnapshotMeta, TERM_LIMIT, Term};

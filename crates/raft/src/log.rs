@@ -1,4 +1,4 @@
-//! The in-memory log with its compacted prefix.
+//! The in-memory log with its compacted prefix. Drivers read it (`RaftNode::log`); only the node changes it.
 //!
 //! This is the one place that knows the snapshot offset: every conversion from a Raft index to a vector position
 //! goes through [`RaftLog::position`]. Everything else speaks in Raft indexes.
@@ -10,11 +10,13 @@ pub struct RaftLog {
     snapshot: SnapshotMeta,
     /// `entries[k]` has index `snapshot.index + 1 + k`.
     entries: Vec<Entry>,
+    /// Sum of the held entries' payload lengths, kept as entries come and go so a size policy costs nothing.
+    payload_bytes: u64,
 }
 
 impl RaftLog {
     /// Rebuilds a log from durable parts, checking that the entries follow the snapshot without gaps.
-    pub fn from_parts(snapshot: SnapshotMeta, entries: Vec<Entry>) -> Result<RaftLog, String> {
+    pub(crate) fn from_parts(snapshot: SnapshotMeta, entries: Vec<Entry>) -> Result<RaftLog, String> {
         for (k, entry) in entries.iter().enumerate() {
             let expected = snapshot.index + 1 + k as u64;
             if entry.index != expected {
@@ -28,7 +30,8 @@ impl RaftLog {
                 ));
             }
         }
-        Ok(RaftLog { snapshot, entries })
+        let payload_bytes = entries.iter().map(|e| e.data.len() as u64).sum();
+        Ok(RaftLog { snapshot, entries, payload_bytes })
     }
 
     /// Vector position of `index`, if that entry is held in memory (not compacted, not beyond the end).
@@ -47,6 +50,20 @@ impl RaftLog {
     /// First index still held as an entry.
     pub fn first_index(&self) -> Index {
         self.snapshot.index + 1
+    }
+
+    /// Payload bytes of the entries held (not compacted into the snapshot).
+    pub fn payload_bytes(&self) -> u64 {
+        self.payload_bytes
+    }
+
+    /// Number of entries held (not compacted into the snapshot).
+    pub fn len(&self) -> u64 {
+        self.entries.len() as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 
     pub fn last_index(&self) -> Index {
@@ -95,16 +112,19 @@ impl RaftLog {
     }
 
     /// Appends one entry; its index must be the next one.
-    pub fn push(&mut self, entry: Entry) {
+    pub(crate) fn push(&mut self, entry: Entry) {
         assert_eq!(entry.index, self.last_index() + 1, "log append must be contiguous");
         assert!(entry.term >= self.last_term(), "log terms never decrease");
+        self.payload_bytes += entry.data.len() as u64;
         self.entries.push(entry);
     }
 
     /// Drops every entry at or after `index`. Entries in the snapshot are never touched.
-    pub fn truncate_from(&mut self, index: Index) {
+    pub(crate) fn truncate_from(&mut self, index: Index) {
         let keep = index.saturating_sub(self.snapshot.index + 1);
         let keep = usize::try_from(keep).unwrap_or(usize::MAX);
+        let dropped: u64 = self.entries.iter().skip(keep).map(|e| e.data.len() as u64).sum();
+        self.payload_bytes -= dropped;
         self.entries.truncate(keep);
     }
 
@@ -136,16 +156,18 @@ impl RaftLog {
     /// Folds everything through `meta.index` into a snapshot. If the log holds the entry at `meta.index` with
     /// `meta.term`, the suffix after it is kept (Figure 13, step 6); otherwise the whole log is discarded (step 7).
     /// Returns whether the suffix was kept.
-    pub fn compact_to(&mut self, meta: SnapshotMeta) -> bool {
+    pub(crate) fn compact_to(&mut self, meta: SnapshotMeta) -> bool {
         if meta.index <= self.snapshot.index {
             return true;
         }
         let keep_suffix = self.term_at(meta.index) == Some(meta.term);
         if keep_suffix {
             let drop = (meta.index - self.snapshot.index) as usize;
-            self.entries.drain(..drop);
+            let dropped: u64 = self.entries.drain(..drop).map(|e| e.data.len() as u64).sum();
+            self.payload_bytes -= dropped;
         } else {
             self.entries.clear();
+            self.payload_bytes = 0;
         }
         self.snapshot = meta;
         keep_suffix
@@ -166,6 +188,27 @@ mod tests {
             log.push(entry(k as u64 + 1, t));
         }
         log
+    }
+
+    #[test]
+    fn payload_bytes_follow_appends_truncations_and_compactions() {
+        let sum = |log: &RaftLog| log.entries_from(0).iter().map(|e| e.data.len() as u64).sum::<u64>();
+        let mut log = RaftLog::default();
+        for k in 1..=6u64 {
+            log.push(Entry { index: k, term: 1, data: vec![0; k as usize] });
+        }
+        assert_eq!(log.payload_bytes(), 21);
+        log.truncate_from(5);
+        assert_eq!((log.payload_bytes(), sum(&log)), (10, 10));
+        assert!(log.compact_to(SnapshotMeta { index: 2, term: 1 }));
+        assert_eq!((log.payload_bytes(), sum(&log), log.len()), (7, 7, 2));
+        assert!(!log.compact_to(SnapshotMeta { index: 9, term: 3 }));
+        assert_eq!((log.payload_bytes(), log.len()), (0, 0));
+        let rebuilt = RaftLog::from_parts(
+            SnapshotMeta { index: 0, term: 0 },
+            vec![Entry { index: 1, term: 1, data: vec![7; 5] }],
+        );
+        assert_eq!(rebuilt.map(|l| l.payload_bytes()), Ok(5));
     }
 
     #[test]

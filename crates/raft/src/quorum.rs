@@ -2,7 +2,7 @@
 use crate::types::Index;
 
 /// Votes needed out of `voters`.
-pub fn majority(voters: usize) -> usize {
+pub(crate) fn majority(voters: usize) -> usize {
     voters / 2 + 1
 }
 

@@ -1,4 +1,5 @@
-//! The seeded pseudo-random generator the core owns (and the simulator reuses).
+//! The seeded pseudo-random generator the core owns. Public because drivers that must replay from a seed (the
+//! simulator, the replica's random snapshot policy) draw from the same stream.
 //!
 //! SplitMix64: tiny, fast, statistically fine for timeouts and fault schedules, and, unlike a crate's generator,
 //! its stream can never change under us with a dependency upgrade, so recorded seeds keep replaying forever.

@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use crate::catalogue::{ALL, Scenario};
 use crate::cluster::{Cluster, ClusterConfig};
+use crate::tester::TesterConfig;
 
 /// Real time the Go reference spends on the same catalogue, from the 2023 6.824 handout's sample output
 /// (see shared/reference/6824-tests.md, section 1.6): 2A 16.2 s, 2B 35.6 s, 2C 123.6 s, 2D 293.5 s.
@@ -18,13 +19,12 @@ pub struct CatalogueTiming {
 
 /// Runs every scenario once per seed in `seeds` and times it.
 pub fn time_catalogue(seeds: &[u64]) -> CatalogueTiming {
-    crate::tester::set_quiet(true);
     let mut per_scenario = Vec::new();
     let (mut total_2a_to_2c, mut total_2d) = (Duration::ZERO, Duration::ZERO);
     for Scenario { name, run } in ALL {
         let started = Instant::now();
         for &seed in seeds {
-            run(seed);
+            run(&TesterConfig { quiet: true, ..TesterConfig::figure_2(seed) });
         }
         let elapsed = started.elapsed();
         if name.ends_with("_2d") {
@@ -34,7 +34,6 @@ pub fn time_catalogue(seeds: &[u64]) -> CatalogueTiming {
         }
         per_scenario.push((*name, elapsed));
     }
-    crate::tester::set_quiet(false);
     CatalogueTiming { per_scenario, total_2a_to_2c, total_2d }
 }
 

@@ -5,18 +5,20 @@
 //! links, long reordering, crashes that lose everything not yet durable, and restarts from durable state.
 use std::time::{Duration, Instant};
 
-use keel_raft::{Apply, Config, Index, Message, MessageBody, NodeId, RaftNode, Ready, Rng, Term};
-use keel_storage::Storage;
+use keel_raft::{Apply, Config, Index, Message, MessageBody, NodeId, RaftNode, Rng, Term};
+use keel_replica::{Replica, ReplicaError, SnapshotPolicy};
 
 use crate::checker::ApplyChecker;
 use crate::event_queue::{Delivery, Event, EventQueue};
 use crate::invariants::Invariants;
+use crate::late_replies::LateReplies;
 use crate::nemesis::{Moment, Nemesis, Strike};
 use crate::network::{Fate, Network};
 pub use crate::options::RaftOptions;
 use crate::stats::count_patterns;
 pub use crate::stats::{KIND_NAMES, KINDS, Patterns, Stats, kind_slot};
 use crate::storage::MemStorage;
+use crate::tester_service::{SnapshotImage, TesterService};
 use crate::timeline::{self, TimelineEvent};
 use crate::trace::{Trace, TraceLine};
 
@@ -58,17 +60,32 @@ struct EventWindow {
     total: u64,
 }
 
+/// The replica the simulator runs: the real Ready loop, the tester's service, in-memory storage.
+type SimReplica = Replica<TesterService, MemStorage>;
+
 struct Slot {
-    raft: Option<RaftNode>,
-    /// Crash this node the next time it hands state to storage, before that state is durable.
-    crash_before_durable: bool,
+    /// The running replica, which holds the node's storage while it runs.
+    replica: Option<SimReplica>,
+    /// The node's durable state while it is down.
+    stored: Option<MemStorage>,
+    /// Armed: the next persist fails, as a crash in the middle of it would.
+    crash_switch: std::rc::Rc<std::cell::Cell<bool>>,
     /// Bumped on every crash, so ticks and messages meant for an earlier life are discarded.
     incarnation: u64,
-    storage: MemStorage,
+}
+
+impl Slot {
+    fn raft(&self) -> Option<&RaftNode> {
+        self.replica.as_ref().map(|r| r.node())
+    }
 }
 
 pub struct Cluster {
     config: ClusterConfig,
+    /// `ids[slot]`: the Raft id of the node in each slot. Slots are the tester's server numbers (0-based, as in
+    /// 6.824); ids are what nodes call each other (1-based, as etcd's). Keeping them apart means no code may
+    /// take one for the other.
+    ids: Vec<NodeId>,
     now_ms: u64,
     rng: Rng,
     slots: Vec<Slot>,
@@ -89,6 +106,8 @@ pub struct Cluster {
     strike_now: Option<(usize, Strike)>,
     /// What the run is (the sweep's shape, say), printed with every failure.
     context: String,
+    /// Replies kept for very late delivery (empty unless [`Cluster::keep_late_replies`] was called).
+    late_replies: LateReplies,
     /// Per node, the role, term and commit index last put on the timeline (only kept while recording).
     recorded: Vec<(Option<(keel_raft::Role, Term)>, Index)>,
 }
@@ -102,23 +121,19 @@ fn role_name(role: keel_raft::Role) -> &'static str {
     }
 }
 
-/// The service state the tester's snapshot applier stores: the index and every command through it.
-type SnapshotImage = (Index, Vec<Vec<u8>>);
-
 impl Cluster {
     pub fn new(config: ClusterConfig) -> Cluster {
         let n = config.nodes;
         let mut net = Network::new(n);
         net.reliable = config.reliable;
         let mut cluster = Cluster {
+            ids: (1..=n as NodeId).collect(),
             now_ms: 0,
             rng: Rng::derive(config.seed, u64::MAX),
             slots: (0..n)
-                .map(|_| Slot {
-                    raft: None,
-                    crash_before_durable: false,
-                    incarnation: 0,
-                    storage: MemStorage::default(),
+                .map(|_| {
+                    let stored = MemStorage::default();
+                    Slot { replica: None, crash_switch: stored.crash_switch(), stored: Some(stored), incarnation: 0 }
                 })
                 .collect(),
             queue: EventQueue::default(),
@@ -135,6 +150,7 @@ impl Cluster {
             strike_now: None,
             context: String::new(),
             recorded: vec![(None, 0); n],
+            late_replies: LateReplies::default(),
             config,
         };
         let seed = cluster.config.seed;
@@ -143,6 +159,16 @@ impl Cluster {
             cluster.restart(i);
         }
         cluster
+    }
+
+    /// The Raft id of the node in `slot`.
+    pub fn id_of(&self, slot: usize) -> NodeId {
+        self.ids[slot]
+    }
+
+    /// The slot of the node with Raft id `id`, if there is one.
+    pub fn slot_of(&self, id: NodeId) -> Option<usize> {
+        self.ids.iter().position(|&x| x == id)
     }
 
     pub fn seed(&self) -> u64 {
@@ -158,13 +184,19 @@ impl Cluster {
         &mut self.rng
     }
     pub fn raft(&self, i: usize) -> Option<&RaftNode> {
-        self.slots[i].raft.as_ref()
+        self.slots[i].raft()
     }
     pub fn is_alive(&self, i: usize) -> bool {
-        self.slots[i].raft.is_some()
+        self.slots[i].replica.is_some()
     }
+    /// Node i's durable state (held by its replica while it runs).
     pub fn storage(&self, i: usize) -> &MemStorage {
-        &self.slots[i].storage
+        let slot = &self.slots[i];
+        match (&slot.replica, &slot.stored) {
+            (Some(replica), _) => replica.storage(),
+            (None, Some(stored)) => stored,
+            (None, None) => unreachable!("node {i} has neither a replica nor its stored state"),
+        }
     }
 
     /// (term, is_leader) of a live node.
@@ -232,8 +264,10 @@ impl Cluster {
 
     fn tick(&mut self, i: usize, incarnation: u64) {
         let slot = &mut self.slots[i];
-        let Some(raft) = slot.raft.as_mut().filter(|_| slot.incarnation == incarnation) else { return };
-        raft.tick();
+        let Some(replica) = slot.replica.as_mut().filter(|_| slot.incarnation == incarnation) else { return };
+        if let Err(e) = replica.tick() {
+            self.fail(&format!("node {i} cannot tick: {e}"));
+        }
         // Not mixed into the trace hash: ticks are a fixed schedule, and whatever a tick changes shows in the
         // messages and notes that are mixed in.
         self.process_ready(i);
@@ -242,11 +276,13 @@ impl Cluster {
 
     fn deliver(&mut self, delivery: Delivery) {
         let Delivery { msg: sent, wire, to_incarnation, sent_ms } = delivery;
-        let (from, to) = (sent.from as usize, sent.to as usize);
-        let alive = self.slots[to].raft.is_some() && self.slots[to].incarnation == to_incarnation;
+        let (Some(from), Some(to)) = (self.slot_of(sent.from), self.slot_of(sent.to)) else {
+            self.fail(&format!("a message between unknown nodes {} -> {} was queued", sent.from, sent.to));
+        };
+        let alive = self.slots[to].replica.is_some() && self.slots[to].incarnation == to_incarnation;
         let arrives = alive && self.net.deliverable(from, to);
         let delivered_ms = arrives.then_some(self.now_ms);
-        timeline::push(|| timeline::message(&sent, sent_ms, delivered_ms));
+        timeline::push(|| timeline::message(&sent, (from, to), sent_ms, delivered_ms));
         if !arrives {
             return;
         }
@@ -259,8 +295,8 @@ impl Cluster {
         }
         self.stats.messages_delivered += 1;
         self.stats.delivered_by_kind[kind_slot(&msg.body)] += 1;
-        if let Some(receiver) = self.slots[to].raft.as_ref() {
-            count_patterns(&mut self.stats.patterns, receiver, self.slots[from].raft.as_ref(), &msg);
+        if let Some(receiver) = self.slots[to].raft() {
+            count_patterns(&mut self.stats.patterns, receiver, self.slots[from].raft(), &msg);
         }
         if matches!(msg.body, keel_raft::MessageBody::InstallSnapshot { .. }) {
             self.stats.snapshots_installed += 1;
@@ -272,6 +308,7 @@ impl Cluster {
         }
         self.trace.mix(self.now_ms);
         self.trace.mix_bytes(&wire);
+        self.late_replies.remember(to, &msg);
         self.trace.remember(TraceLine::Delivered {
             at_ms: self.now_ms,
             from: msg.from,
@@ -279,76 +316,84 @@ impl Cluster {
             kind: msg.body.kind(),
             term: msg.term,
         });
-        let Some(raft) = self.slots[to].raft.as_mut() else { return };
-        if let Err(e) = raft.step(msg) {
+        let is_ack = matches!(msg.body, MessageBody::AppendEntriesReply(_) | MessageBody::InstallSnapshotReply { .. });
+        let Some(replica) = self.slots[to].replica.as_mut() else { return };
+        if let Err(e) = replica.step(msg) {
             // Every peer in the simulation is correct, so a refused message means a bug somewhere.
             self.fail(&format!("node {to} refused a message from {from}: {e}"));
+        }
+        // An answer that moves nothing produces no output, so the checks after the Ready would not see it.
+        if is_ack && let Some(term) = self.raft(to).filter(|r| r.is_leader()).map(|r| r.term()) {
+            self.check_match_never_regresses(to, from, term);
         }
         self.process_ready(to);
     }
 
-    /// Follows the persistence contract for everything node `i` produced: persist, then send, then apply. Applying
-    /// may call back into the node (snapshots), which can produce more output, so this loops until quiet. Then
-    /// the invariants that involve node `i` are checked, if anything happened.
+    /// Runs node `i`'s replica through its Ready loop until it is quiet (persist, then send, then apply, then
+    /// snapshot, all inside `Replica::advance`), sending what each step hands out and checking what each step
+    /// did. Then the invariants that involve node `i` are checked, if anything happened.
     fn process_ready(&mut self, i: usize) {
         // Most ticks change only a counter. (A new leader always has a Ready: its first heartbeats.)
-        if !self.slots[i].raft.as_ref().is_some_and(|r| r.has_ready()) {
+        if !self.slots[i].raft().is_some_and(|r| r.has_ready()) {
             return;
         }
         let mut readies = 0u32;
         let mut truncated = false;
         loop {
-            let Some(raft) = self.slots[i].raft.as_mut() else { return };
+            let Some(replica) = self.slots[i].replica.as_mut() else { return };
+            let raft = replica.node();
             let was_leader_term = raft.is_leader().then(|| raft.term());
             let commit_advanced = was_leader_term.is_some() && self.invariants.leader_committed(raft);
-            let ready: Ready = raft.take_ready();
+            let advanced = replica.advance();
             if commit_advanced {
                 self.moment(i, Moment::CommitAdvanced);
             }
-            if ready.is_empty() {
-                if let Some(term) = was_leader_term {
-                    match self.checker.leader_elected(term, i as NodeId) {
-                        Ok(true) => {
-                            self.trace.note(self.now_ms, format!("{i} is leader of term {term}"));
-                            self.check_elected_by_majority(i);
-                            self.check_leader_completeness(i);
-                            self.moment(i, Moment::Elected);
+            let advanced = match advanced {
+                Ok(Some(advanced)) => advanced,
+                Ok(None) => {
+                    if let Some(term) = was_leader_term {
+                        match self.checker.leader_elected(term, self.id_of(i)) {
+                            Ok(true) => {
+                                self.trace.note(self.now_ms, format!("{i} is leader of term {term}"));
+                                self.check_elected_by_majority(i);
+                                self.check_leader_completeness(i);
+                                self.moment(i, Moment::Elected);
+                            }
+                            Ok(false) => {}
+                            Err(e) => self.fail(&e),
                         }
-                        Ok(false) => {}
-                        Err(e) => self.fail(&e),
                     }
+                    // At least one Ready was handled: the entry check above let only a node with output through.
+                    self.check_after_event(i, truncated);
+                    if timeline::is_recording() {
+                        self.record_node(i);
+                    }
+                    return;
                 }
-                // At least one Ready was handled: the entry check above let only a node with output through.
-                self.check_after_event(i, truncated);
-                if timeline::is_recording() {
-                    self.record_node(i);
+                Err(ReplicaError::Storage { .. }) => {
+                    // The update was handed to storage but the machine died before it was durable: it is lost,
+                    // and so is everything in this Ready that depended on it (the replica handed out nothing).
+                    self.note_fault(format!("{i} loses an update that was not yet durable"));
+                    self.crash(i);
+                    return;
                 }
-                return;
-            }
+                Err(e) => self.fail(&format!("node {i}'s replica stopped: {e}")),
+            };
             readies += 1;
             if readies > READIES_PER_EVENT_MAX {
                 self.fail(&format!(
                     "node {i} produced {READIES_PER_EVENT_MAX} Readies for one event without going quiet"
                 ));
             }
-            if let Some(update) = &ready.persist {
-                if self.slots[i].crash_before_durable {
-                    // The update was handed to storage but the machine died before it was durable: it is lost,
-                    // and so is everything in this Ready that depended on it.
-                    self.slots[i].crash_before_durable = false;
-                    self.note_fault(format!("{i} loses an update that was not yet durable"));
-                    self.crash(i);
-                    return;
-                }
-                truncated |= update.truncate_from.is_some() || update.snapshot.is_some();
-                let Ok(()) = self.slots[i].storage.persist(update);
-                self.check_durable_matches_memory(i);
+            if advanced.persisted {
+                truncated |= advanced.truncated;
+                self.check_durable_matches_memory(i, advanced.snapshotted);
             }
-            for msg in ready.messages {
+            for msg in advanced.messages {
                 self.send(msg);
             }
-            for apply in ready.applies {
-                self.apply(i, apply);
+            for apply in advanced.applied {
+                self.check_apply(i, apply);
             }
         }
     }
@@ -358,6 +403,26 @@ impl Cluster {
         if let Some(nemesis) = self.nemesis.filter(|n| n.moment == moment) {
             self.nemesis = None;
             self.strike_now = Some((i, nemesis.strike));
+        }
+    }
+
+    /// Keeps the last replies each node receives, so a [`Strike::LateReplies`] can deliver them again.
+    pub fn keep_late_replies(&mut self) {
+        self.late_replies = LateReplies::enabled(self.nodes());
+    }
+
+    /// Delivers to node `i`, now, copies of the replies it received in earlier terms.
+    fn deliver_late_replies(&mut self, i: usize) {
+        let Some(term) = self.raft(i).map(|r| r.term()) else { return };
+        let to_incarnation = self.slots[i].incarnation;
+        for msg in self.late_replies.older_than(i, term) {
+            let wire = match postcard::to_stdvec(&msg) {
+                Ok(w) => w,
+                Err(e) => self.fail(&format!("a late copy of a reply to {i} does not encode: {e}")),
+            };
+            self.stats.late_replies_delivered += 1;
+            let sent_ms = self.now_ms;
+            self.deliver(Delivery { msg, wire, to_incarnation, sent_ms });
         }
     }
 
@@ -396,20 +461,28 @@ impl Cluster {
                 let follower = (leader + 1 + self.rng.range(0, n as u64 - 1) as usize) % n;
                 self.time_out(follower);
             }
+            Strike::UnpromptedAppends => {
+                for follower in 0..self.nodes() {
+                    self.send_legal_append(leader, follower);
+                }
+            }
+            Strike::LateReplies => self.deliver_late_replies(leader),
         }
     }
 
-    fn send(&mut self, msg: Message) {
-        let (from, to) = (msg.from as usize, msg.to as usize);
-        if to >= self.slots.len() {
-            self.fail(&format!("node {from} sent to unknown node {to}"));
-        }
+    pub(crate) fn send(&mut self, msg: Message) {
+        let Some(from) = self.slot_of(msg.from) else {
+            self.fail(&format!("a message from unknown node {}", msg.from));
+        };
+        let Some(to) = self.slot_of(msg.to) else {
+            self.fail(&format!("node {from} sent to unknown node {}", msg.to));
+        };
         let wire = match postcard::to_stdvec(&msg) {
             Ok(w) => w,
             Err(e) => self.fail(&format!("message from {from} to {to} does not encode: {e}")),
         };
-        if let Some(sender) = self.slots[from].raft.as_ref()
-            && let Err(e) = self.invariants.on_send(sender, &msg)
+        if let Some(sender) = self.slots[from].raft()
+            && let Err(e) = self.invariants.on_send(from, sender, &msg)
         {
             self.fail(&e);
         }
@@ -425,7 +498,7 @@ impl Cluster {
         let fate =
             if self.net.link_up(from, to) { self.net.fate(&mut self.rng, is_request, sent_ms) } else { Fate::Drop };
         match fate {
-            Fate::Drop => timeline::push(|| timeline::message(&msg, sent_ms, None)),
+            Fate::Drop => timeline::push(|| timeline::message(&msg, (from, to), sent_ms, None)),
             Fate::DeliverAfterMs(delay_ms, copy_delay_ms) => {
                 let to_incarnation = self.slots[to].incarnation;
                 if let Some(copy_delay_ms) = copy_delay_ms {
@@ -439,30 +512,13 @@ impl Cluster {
         }
     }
 
-    /// The tester's service: checks every command (6.824's checkLogs) and, in snapshot mode, snapshots every
-    /// `snapshot_interval` entries from inside the apply loop, as 6.824's applierSnap does.
-    fn apply(&mut self, i: usize, apply: Apply) {
+    /// Checks what node `i`'s replica applied (6.824's checkLogs): every command against every other server's at
+    /// that index, in order and without gaps; every snapshot against the commands it claims to fold.
+    fn check_apply(&mut self, i: usize, apply: Apply) {
         match apply {
             Apply::Command { index, data, .. } => {
                 if let Err(e) = self.checker.apply_command(i, index, &data) {
                     self.fail(&e);
-                }
-                let snapshot_now = match self.config.snapshot_interval {
-                    Some(interval) if self.config.random_snapshots => self.rng.chance(1, interval),
-                    Some(interval) => (index + 1) % interval == 0,
-                    None => false,
-                };
-                if snapshot_now {
-                    let Some(commands) = self.checker.applied_prefix(i, index) else {
-                        self.fail(&format!("server {i} cannot snapshot at {index}: its applied prefix has a gap"));
-                    };
-                    let image: SnapshotImage = (index, commands);
-                    let data = postcard::to_stdvec(&image).unwrap_or_default();
-                    if let Some(raft) = self.slots[i].raft.as_mut()
-                        && let Err(e) = raft.snapshot(index, data)
-                    {
-                        self.fail(&format!("server {i}: snapshot({index}) refused: {e}"));
-                    }
                 }
             }
             Apply::Snapshot(snapshot) => {
@@ -484,7 +540,10 @@ impl Cluster {
 
     /// `Start(command)` on node i: Some((index, term)) if it is alive and leads.
     pub fn propose(&mut self, i: usize, command: Vec<u8>) -> Option<(Index, Term)> {
-        let result = self.slots[i].raft.as_mut()?.propose(command).ok();
+        let result = match self.slots[i].replica.as_mut()?.propose(command) {
+            Ok(proposed) => proposed.ok().map(|p| (p.index, p.term)),
+            Err(e) => self.fail(&format!("node {i} cannot take a proposal: {e}")),
+        };
         self.process_ready(i);
         if result.is_some() && self.raft(i).is_some_and(|r| r.is_leader() && r.log().last_index() > r.commit_index()) {
             self.moment(i, Moment::Uncommitted);
@@ -495,13 +554,15 @@ impl Cluster {
 
     /// Node i's election timer fires now: ticks it until it campaigns (or asks for PreVotes).
     pub fn time_out(&mut self, i: usize) {
-        let Some(raft) = self.slots[i].raft.as_mut() else { return };
-        let ticks_max = raft.config().election_timeout_ticks_max;
+        let Some(replica) = self.slots[i].replica.as_mut() else { return };
+        let ticks_max = replica.node().config().election_timeout_ticks_max;
         for _ in 0..ticks_max {
-            if raft.role() != keel_raft::Role::Follower {
+            if replica.node().role() != keel_raft::Role::Follower {
                 break;
             }
-            raft.tick();
+            if let Err(e) = replica.tick() {
+                self.fail(&format!("node {i} cannot tick: {e}"));
+            }
         }
         self.note_fault(format!("{i} times out"));
         self.process_ready(i);
@@ -510,8 +571,10 @@ impl Cluster {
     /// Kills node i: volatile state and anything not yet durable is lost; in-flight messages to it are lost.
     pub fn crash(&mut self, i: usize) {
         let slot = &mut self.slots[i];
-        slot.crash_before_durable = false;
-        if slot.raft.take().is_some() {
+        slot.crash_switch.set(false);
+        if let Some(replica) = slot.replica.take() {
+            // Outcomes of proposals die with the node: the tester's clients learn them from the logs.
+            slot.stored = Some(replica.stop().storage);
             slot.incarnation += 1;
             self.trace.note(self.now_ms, format!("crash {i}"));
             let at_ms = self.now_ms;
@@ -522,8 +585,8 @@ impl Cluster {
 
     /// Arms a crash of node i at its next persist, before that persist becomes durable.
     pub fn crash_before_next_persist(&mut self, i: usize) {
-        if self.slots[i].raft.is_some() {
-            self.slots[i].crash_before_durable = true;
+        if self.slots[i].replica.is_some() {
+            self.slots[i].crash_switch.set(true);
         }
     }
 
@@ -531,7 +594,7 @@ impl Cluster {
     pub fn cancel_pending_crashes(&mut self) -> u32 {
         let mut armed = 0;
         for slot in &mut self.slots {
-            armed += u32::from(std::mem::take(&mut slot.crash_before_durable));
+            armed += u32::from(slot.crash_switch.replace(false));
         }
         armed
     }
@@ -541,16 +604,22 @@ impl Cluster {
         self.crash(i);
         let slot = &mut self.slots[i];
         slot.incarnation += 1;
-        let members: Vec<NodeId> = (0..self.config.nodes as NodeId).collect();
+        let members = self.ids.clone();
         let seed = self.config.seed ^ (slot.incarnation << 32);
-        let durable = match slot.storage.load() {
-            Ok(d) => d,
-            Err(e) => match e {},
-        };
-        let mut config = Config::new(i as NodeId, members, seed);
+        let mut config = Config::new(self.ids[i], members, seed);
         self.config.raft.apply_to(&mut config);
-        match RaftNode::restart(config, durable) {
-            Ok(raft) => slot.raft = Some(raft),
+        let policy = match self.config.snapshot_interval {
+            Some(one_in) if self.config.random_snapshots => {
+                SnapshotPolicy::Randomly { one_in, rng: Rng::derive(seed, 0x5a4_5407 ^ i as u64) }
+            }
+            Some(interval) => SnapshotPolicy::EveryEntries(interval),
+            None => SnapshotPolicy::Never,
+        };
+        let Some(storage) = slot.stored.take() else {
+            unreachable!("node {i} was just crashed, so its storage is back in its slot")
+        };
+        match Replica::open(config, TesterService::default(), storage, policy) {
+            Ok(replica) => slot.replica = Some(replica),
             Err(e) => self.fail(&format!("node {i} cannot restart from its durable state: {e}")),
         }
         let incarnation = self.slots[i].incarnation;
@@ -610,7 +679,7 @@ impl Cluster {
     }
 
     /// A fault or notable event in words: into the trace, and into the timeline if one is recorded.
-    fn note_fault(&mut self, what: String) {
+    pub(crate) fn note_fault(&mut self, what: String) {
         let at_ms = self.now_ms;
         timeline::push(|| TimelineEvent::Fault { at_ms, what: what.clone() });
         self.trace.note(at_ms, what);

@@ -8,8 +8,9 @@
 //! - **acknowledged entries stay**: while a node stays in term T, every entry it acknowledged to T's leader
 //!   (AppendEntries success, InstallSnapshot answer) stays in its log (or its snapshot);
 //! - **the leader's match indexes are true**: for the leader of term T, every match index it records for a
-//!   follower was acknowledged by that follower in term T (not in an earlier term), and every follower still
-//!   in term T holds the leader's entry at that index;
+//!   follower was acknowledged by that follower in term T (not in an earlier term), every follower still
+//!   in term T holds the leader's entry at that index, and it never moves back while the leader leads T (a
+//!   late, shorter answer must not undo a longer one);
 //! - **commits are durable on a majority**: the entry at a node's commit index is held with the same term by a
 //!   majority of durable logs (crashed nodes' included), re-checked for every node whenever a log is truncated;
 //! - **leader completeness, continuously**: whenever a commit is recorded, every live leader of a later term
@@ -23,7 +24,7 @@
 //! leaves) and log matching (after every fault event, by the sweep).
 use std::collections::BTreeMap;
 
-use keel_raft::{AppendReply, DurableState, Index, Message, MessageBody, NodeId, RaftNode, Term, majority};
+use keel_raft::{AppendReply, DurableState, Index, Message, MessageBody, NodeId, RaftNode, Term};
 
 use crate::cluster::Cluster;
 
@@ -50,6 +51,8 @@ pub struct Invariants {
     highest_commit_by_term: BTreeMap<Term, Index>,
     /// New commits were recorded since leader completeness was last checked for every leader.
     commits_unchecked: bool,
+    /// Per leader, the term it leads and the match index it last recorded for each follower.
+    leader_matches: Vec<(Term, Vec<Index>)>,
 }
 
 impl Invariants {
@@ -62,6 +65,7 @@ impl Invariants {
             committed: vec![(0, 0)],
             highest_commit_by_term: BTreeMap::new(),
             commits_unchecked: false,
+            leader_matches: vec![(0, vec![0; nodes]); nodes],
         }
     }
 
@@ -89,8 +93,8 @@ impl Invariants {
     }
 
     /// Records the acknowledgements and votes a node sends; fails on a second vote in one term.
-    pub fn on_send(&mut self, sender: &RaftNode, msg: &Message) -> Result<(), String> {
-        let from = msg.from as usize;
+    /// `from` is the sender's slot.
+    pub fn on_send(&mut self, from: usize, sender: &RaftNode, msg: &Message) -> Result<(), String> {
         let acked_index = match msg.body {
             MessageBody::AppendEntriesReply(AppendReply::Success { match_index }) => match_index,
             MessageBody::InstallSnapshotReply { last_included_index } if msg.term == sender.term() => {
@@ -133,6 +137,12 @@ impl Invariants {
     }
 }
 
+/// Nodes that make a majority of `nodes`. Written out here rather than taken from the core: the checks must not
+/// share the code they check.
+fn majority(nodes: usize) -> usize {
+    nodes / 2 + 1
+}
+
 /// Whether a durable state holds the entry of `term` at `index` (or has folded it into its snapshot).
 fn durable_holds(durable: &DurableState, index: Index, term: Term) -> bool {
     let snapshot = durable.snapshot.as_ref().map(|s| s.meta).unwrap_or_default();
@@ -160,8 +170,9 @@ impl Cluster {
         if is_leader {
             for follower in (0..self.nodes()).filter(|&f| f != i) {
                 self.check_match_index(i, follower);
+                self.check_match_never_regresses(i, follower, term);
             }
-        } else if let Some(leader) = self.checker.leader_of(term).map(|l| l as usize)
+        } else if let Some(leader) = self.checker.leader_of(term).and_then(|id| self.slot_of(id))
             && self.raft(leader).is_some_and(|l| l.is_leader() && l.term() == term)
         {
             self.check_match_index(leader, i);
@@ -204,7 +215,7 @@ impl Cluster {
     /// log if the follower is still in that term.
     fn check_match_index(&self, leader: usize, follower: usize) {
         let Some(l) = self.raft(leader) else { return };
-        let Some(match_index) = l.progress(follower as NodeId).map(|p| p.match_index) else { return };
+        let Some(match_index) = l.progress(self.id_of(follower)).map(|p| p.match_index) else { return };
         if match_index == 0 {
             return;
         }
@@ -227,6 +238,26 @@ impl Cluster {
                 l.term(),
                 f.log().term_at(match_index),
                 f.log().last_index()
+            ));
+        }
+    }
+
+    /// Within one term, a leader's match index for a follower only grows. A regression is not unsafe by itself,
+    /// but it resends what the follower holds, and a commit rule fed by it may count a stale view.
+    pub(crate) fn check_match_never_regresses(&mut self, leader: usize, follower: usize, term: Term) {
+        let Some(match_index) = self.raft(leader).and_then(|l| l.progress(self.id_of(follower))).map(|p| p.match_index)
+        else {
+            return;
+        };
+        let (recorded_term, matches) = &mut self.invariants.leader_matches[leader];
+        if *recorded_term != term {
+            *recorded_term = term;
+            matches.fill(0);
+        }
+        let before = std::mem::replace(&mut matches[follower], match_index);
+        if match_index < before {
+            self.fail(&format!(
+                "leader's match index: leader {leader} of term {term} recorded {follower} as matching through {before}, then moved it back to {match_index} (a late, shorter answer undid a longer one?)"
             ));
         }
     }
@@ -268,7 +299,9 @@ impl Cluster {
     /// The persistence contract, checked from the storage side: once a Ready's update is durable (and before its
     /// messages leave), durable term, vote and log tail equal the node's in-memory state. A change the core forgot
     /// to mark for persistence (say, a vote) shows up here in any run, not only when a crash happens to hit it.
-    pub(crate) fn check_durable_matches_memory(&self, i: usize) {
+    /// `snapshotted`: the service took a snapshot at that index after the update was persisted; memory may hold it
+    /// before storage does (the next step persists it).
+    pub(crate) fn check_durable_matches_memory(&self, i: usize, snapshotted: Option<Index>) {
         let Some(raft) = self.raft(i) else { return };
         let durable = self.storage(i).state();
         let memory = keel_raft::HardState { term: raft.term(), voted_for: raft.voted_for() };
@@ -282,7 +315,10 @@ impl Cluster {
         let durable_last =
             durable.entries.last().map_or((durable_snapshot.index, durable_snapshot.term), |e| (e.index, e.term));
         let memory_last = (raft.log().last_index(), raft.log().last_term());
-        if durable_last != memory_last || durable_snapshot != raft.log().snapshot_meta() {
+        let memory_snapshot = raft.log().snapshot_meta();
+        let snapshot_pending =
+            snapshotted == Some(memory_snapshot.index) && durable_snapshot.index < memory_snapshot.index;
+        if durable_last != memory_last || (durable_snapshot != memory_snapshot && !snapshot_pending) {
             self.fail(&format!(
                 "persistence contract: node {i} log ends at {memory_last:?} (snapshot {:?}) but durable log ends at {durable_last:?} (snapshot {durable_snapshot:?})",
                 raft.log().snapshot_meta()
@@ -297,9 +333,9 @@ impl Cluster {
             .invariants
             .votes
             .range((term, 0)..=(term, NodeId::MAX))
-            .filter(|(_, candidate)| **candidate == leader as NodeId)
+            .filter(|(_, candidate)| **candidate == self.id_of(leader))
             .map(|((_, voter), _)| *voter)
-            .chain(std::iter::once(leader as NodeId))
+            .chain(std::iter::once(self.id_of(leader)))
             .collect();
         if voters.len() < majority(self.nodes()) {
             self.fail(&format!(

@@ -33,6 +33,12 @@ pub enum Strike {
     /// campaigns in the next term, which deposes the leader; the leader often wins the term after, while
     /// answers to what it sent before are still on their way.
     FollowerTimesOut,
+    /// The leader sends every follower a message any correct leader may send but keel's flow control would not:
+    /// an AppendEntries from a random point of its log, or its snapshot (see `legal_traffic.rs`).
+    UnpromptedAppends,
+    /// The network delivers to the leader very late copies of replies it received in earlier terms (see
+    /// `late_replies.rs`).
+    LateReplies,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,12 +50,14 @@ pub struct Nemesis {
 impl Nemesis {
     pub const MOMENTS: [Moment; 4] =
         [Moment::Elected, Moment::CommitAdvanced, Moment::Uncommitted, Moment::SnapshotSent];
-    pub const STRIKES: [Strike; 6] = [
+    pub const STRIKES: [Strike; 8] = [
         Strike::Crash,
         Strike::TornPersist,
         Strike::Disconnect,
         Strike::Restart,
         Strike::CutOffFollower,
         Strike::FollowerTimesOut,
+        Strike::UnpromptedAppends,
+        Strike::LateReplies,
     ];
 }

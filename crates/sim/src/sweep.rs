@@ -43,6 +43,10 @@ pub struct SweepOutcome {
     pub events_per_virtual_second_peak: u64,
     /// InstallSnapshot messages delivered.
     pub snapshots_installed: u64,
+    /// Unprompted (legal) messages sent on leaders' behalf.
+    pub legal_appends_sent: u64,
+    /// Very late copies of old replies delivered to re-elected leaders.
+    pub late_replies_delivered: u64,
     pub patterns: crate::stats::Patterns,
 }
 
@@ -73,6 +77,10 @@ pub struct SweepShape {
     /// Long reordering from the start (fault events toggle it later): replies, and with `harsh.reorder_requests`
     /// requests, arrive up to 2.2 s late, across elections.
     pub long_reordering: bool,
+    /// Leaders also send what another correct leader might (`legal_traffic.rs`): while clients run, every
+    /// client period, with this chance per mille, the newest leader sends a random follower an AppendEntries from
+    /// a random point of its log, or its snapshot.
+    pub unprompted_appends_per_mille: u64,
     pub chaos_ms: u64,
 }
 
@@ -94,6 +102,7 @@ impl SweepShape {
             },
             nemesis: rng.chance(1, 2),
             long_reordering: rng.chance(1, 3),
+            unprompted_appends_per_mille: if rng.chance(1, 2) { rng.range(50, 500) } else { 0 },
             chaos_ms: rng.range(4_000, 12_000),
         }
     }
@@ -158,6 +167,9 @@ pub fn run_seed(seed: u64) -> SweepOutcome {
     });
     cluster.net.harsh = shape.harsh;
     cluster.net.long_reordering = shape.long_reordering;
+    if shape.nemesis {
+        cluster.keep_late_replies();
+    }
     cluster.set_context(format!("{shape:?}"));
     let mut command = 0u64;
     let mut events = 0u32;
@@ -167,8 +179,13 @@ pub fn run_seed(seed: u64) -> SweepOutcome {
             Schedule::Mixed => {
                 // Mostly human-scale gaps, sometimes bursts of faults a few ms apart.
                 let step_ms = if rng.chance(1, 3) { rng.range(1, 30) } else { rng.range(10, 400) };
-                run_with_clients(&mut cluster, step_ms, &mut command);
-                inject_fault(&mut cluster, &mut rng);
+                run_with_clients(&mut cluster, step_ms, &mut command, shape.unprompted_appends_per_mille);
+                let healed = inject_fault(&mut cluster, &mut rng);
+                if healed && shape.unprompted_appends_per_mille > 0 {
+                    // Right after a heal, followers that were cut off may still hold an old leader's uncommitted
+                    // entries: the moment a message covering less than that tail does harm, if any can.
+                    send_unprompted_appends(&mut cluster);
+                }
             }
             Schedule::LeaderChurn => churn_leader(&mut cluster, &mut rng, &mut command),
         }
@@ -185,6 +202,9 @@ pub fn run_seed(seed: u64) -> SweepOutcome {
         cluster.check_log_matching();
     }
     let crashes_disarmed_at_heal = heal(&mut cluster);
+    if shape.unprompted_appends_per_mille > 0 {
+        send_unprompted_appends(&mut cluster);
+    }
     cluster.check_log_matching();
     let liveness_attempts = check_liveness(&mut cluster, &mut command, &shape.raft);
     cluster.check_log_matching();
@@ -194,6 +214,8 @@ pub fn run_seed(seed: u64) -> SweepOutcome {
         events_per_virtual_second_peak: cluster.stats.events_per_virtual_second_peak,
         patterns: cluster.stats.patterns.clone(),
         snapshots_installed: cluster.stats.snapshots_installed,
+        legal_appends_sent: cluster.stats.legal_appends_sent,
+        late_replies_delivered: cluster.stats.late_replies_delivered,
         nodes: n,
         events,
         crashes_disarmed_at_heal,
@@ -207,17 +229,25 @@ pub fn run_seed(seed: u64) -> SweepOutcome {
 /// Any moment with any strike, but a third of the time a follower times out right after the leader sent
 /// entries or a snapshot: the leader is deposed and often re-elected while the answers to what it sent are
 /// still in flight, the setting in which an answer from an earlier term can be mistaken for one of this term.
+/// And a third of the rest, a new leader gets very late answers from its earlier reigns, or sends unprompted
+/// appends to followers that may still hold an old leader's entries.
 fn draw_nemesis(rng: &mut Rng) -> Nemesis {
     if rng.chance(1, 3) {
         let moment = if rng.chance(1, 2) { Moment::SnapshotSent } else { Moment::Uncommitted };
         return Nemesis { moment, strike: Strike::FollowerTimesOut };
+    }
+    // A node that leads again, in a later term, while answers from its earlier reign are still around; or a new
+    // leader whose followers still hold an old leader's entries.
+    if rng.chance(1, 3) {
+        let strike = if rng.chance(1, 2) { Strike::LateReplies } else { Strike::UnpromptedAppends };
+        return Nemesis { moment: Moment::Elected, strike };
     }
     let moment = Nemesis::MOMENTS[rng.range(0, Nemesis::MOMENTS.len() as u64) as usize];
     let strike = Nemesis::STRIKES[rng.range(0, Nemesis::STRIKES.len() as u64) as usize];
     Nemesis { moment, strike }
 }
 
-fn run_with_clients(cluster: &mut Cluster, ms: u64, command: &mut u64) {
+fn run_with_clients(cluster: &mut Cluster, ms: u64, command: &mut u64, unprompted_appends_per_mille: u64) {
     let end = cluster.now_ms() + ms;
     while cluster.now_ms() < end {
         let next = (cluster.now_ms() + CLIENT_PERIOD_MS).min(end);
@@ -225,6 +255,14 @@ fn run_with_clients(cluster: &mut Cluster, ms: u64, command: &mut u64) {
         *command += 1;
         for i in 0..cluster.nodes() {
             cluster.propose(i, unique_command(*command, i));
+        }
+        if unprompted_appends_per_mille > 0 && cluster.rng().chance(unprompted_appends_per_mille, 1000) {
+            let newest_leader = cluster.leader_terms().into_iter().max_by_key(|(_, term)| *term).map(|(i, _)| i);
+            if let Some(leader) = newest_leader {
+                let n = cluster.nodes() as u64;
+                let follower = (leader + 1 + cluster.rng().range(0, n - 1) as usize) % cluster.nodes();
+                cluster.send_legal_append(leader, follower);
+            }
         }
     }
 }
@@ -235,7 +273,18 @@ fn unique_command(counter: u64, node: usize) -> Vec<u8> {
     (counter * 16 + node as u64).to_le_bytes().to_vec()
 }
 
-fn inject_fault(cluster: &mut Cluster, rng: &mut Rng) {
+/// The newest leader sends every follower an unprompted (legal) AppendEntries or snapshot.
+fn send_unprompted_appends(cluster: &mut Cluster) {
+    let newest_leader = cluster.leader_terms().into_iter().max_by_key(|(_, term)| *term).map(|(i, _)| i);
+    if let Some(leader) = newest_leader {
+        for follower in 0..cluster.nodes() {
+            cluster.send_legal_append(leader, follower);
+        }
+    }
+}
+
+/// Injects one fault; returns whether it healed something (a partition, a node, a link).
+fn inject_fault(cluster: &mut Cluster, rng: &mut Rng) -> bool {
     let n = cluster.nodes();
     let node = rng.range(0, n as u64) as usize;
     let leader = cluster.leader_terms().into_iter().max_by_key(|(_, term)| *term).map(|(i, _)| i);
@@ -244,7 +293,10 @@ fn inject_fault(cluster: &mut Cluster, rng: &mut Rng) {
             let groups: Vec<u32> = (0..n).map(|_| rng.range(0, 2) as u32).collect();
             cluster.partition(&groups);
         }
-        15..23 => cluster.partition(&vec![0; n]),
+        15..23 => {
+            cluster.partition(&vec![0; n]);
+            return true;
+        }
         23..33 => cluster.crash(node),
         // Leaders crash right after appending: the Figure 8 pattern.
         33..45 => cluster.crash(leader.unwrap_or(node)),
@@ -254,10 +306,14 @@ fn inject_fault(cluster: &mut Cluster, rng: &mut Rng) {
         60..75 => {
             if let Some(down) = (0..n).map(|k| (node + k) % n).find(|&i| !cluster.is_alive(i)) {
                 cluster.restart(down);
+                return true;
             }
         }
         75..81 => cluster.disconnect(node),
-        81..88 => cluster.connect(node),
+        81..88 => {
+            cluster.connect(node);
+            return true;
+        }
         88..91 => {
             let reliable = !cluster.net.reliable;
             cluster.set_reliable(reliable);
@@ -278,9 +334,13 @@ fn inject_fault(cluster: &mut Cluster, rng: &mut Rng) {
                 cluster.cut_link(node, leader, true);
             }
         }
-        97 => cluster.clear_cuts(),
+        97 => {
+            cluster.clear_cuts();
+            return true;
+        }
         _ => cluster.loss_burst(rng.range(50, 1500)),
     }
+    false
 }
 
 /// One round of the Figure 8 pattern: offer commands, wait a moment (usually a few ms), then take down whoever

@@ -30,6 +30,9 @@ pub struct SweepReport {
     pub stale_votes_at_candidate: u64,
     pub outdated_appends: u64,
     pub commit_beyond_verified: u64,
+    /// Unprompted (legal) messages sent on leaders' behalf, and very late copies of replies delivered.
+    pub legal_appends_sent: u64,
+    pub late_replies_delivered: u64,
     pub wall: Duration,
 }
 
@@ -99,6 +102,8 @@ fn record(report: &Mutex<SweepReport>, seed: u64, outcome: std::thread::Result<S
             report.stale_votes_at_candidate += o.patterns.stale_votes_at_candidate;
             report.outdated_appends += o.patterns.outdated_appends;
             report.commit_beyond_verified += o.patterns.commit_beyond_verified;
+            report.legal_appends_sent += o.legal_appends_sent;
+            report.late_replies_delivered += o.late_replies_delivered;
         }
         Err(panic) => report.failures.push((seed, crate::seeds::panic_message(panic.as_ref()))),
     }

@@ -15,25 +15,25 @@ pub const MAX_LOG_SIZE_BYTES: usize = 2000;
 /// 6.824's SnapShotInterval.
 pub const SNAPSHOT_INTERVAL: u64 = 10;
 
-/// When set, `Tester::end` prints nothing (the benchmark runs the catalogue and wants a clean report).
-static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-pub fn set_quiet(quiet: bool) {
-    QUIET.store(quiet, std::sync::atomic::Ordering::Relaxed);
+/// What a tester runs with: the seed, the options its Raft nodes get, and whether `end` prints its summary.
+#[derive(Clone, Copy, Debug)]
+pub struct TesterConfig {
+    pub seed: u64,
+    pub raft: RaftOptions,
+    /// `Tester::end` prints nothing (the benchmark runs the catalogue and wants a clean report).
+    pub quiet: bool,
 }
 
-thread_local! {
-    /// The Raft options testers on this thread give their nodes (see [`with_raft_options`]).
-    static RAFT_OPTIONS: std::cell::Cell<RaftOptions> = const { std::cell::Cell::new(RaftOptions::FIGURE_2) };
-}
+impl TesterConfig {
+    /// Figure 2 as written (no PreVote, no CheckQuorum), printing summaries: 6.824's setting.
+    pub fn figure_2(seed: u64) -> TesterConfig {
+        TesterConfig { seed, raft: RaftOptions::FIGURE_2, quiet: false }
+    }
 
-/// Runs `body` with every tester created on this thread using `options`: how the catalogue is run a second time
-/// with PreVote and CheckQuorum on.
-pub fn with_raft_options<T>(options: RaftOptions, body: impl FnOnce() -> T) -> T {
-    let previous = RAFT_OPTIONS.with(|o| o.replace(options));
-    let result = body();
-    RAFT_OPTIONS.with(|o| o.set(previous));
-    result
+    /// The same seed with other Raft options.
+    pub fn with_raft(self, raft: RaftOptions) -> TesterConfig {
+        TesterConfig { raft, ..self }
+    }
 }
 
 /// The tester's integer commands travel as 8 little-endian bytes.
@@ -55,6 +55,7 @@ pub struct Tester {
     start_ms: u64,
     tasks: Vec<TaskSlot>,
     clients_stopped: bool,
+    quiet: bool,
     description: String,
     rpcs_at_begin: u64,
     bytes_at_begin: u64,
@@ -63,14 +64,15 @@ pub struct Tester {
 
 impl Tester {
     /// 6.824's make_config: `servers` nodes, all started and connected.
-    pub fn new(seed: u64, servers: usize, unreliable: bool, snapshot: bool) -> Tester {
+    pub fn new(config: &TesterConfig, servers: usize, unreliable: bool, snapshot: bool) -> Tester {
+        let seed = config.seed;
         let cluster = Cluster::new(ClusterConfig {
             nodes: servers,
             seed,
             reliable: !unreliable,
             snapshot_interval: snapshot.then_some(SNAPSHOT_INTERVAL),
             random_snapshots: false,
-            raft: RAFT_OPTIONS.with(|o| o.get()),
+            raft: config.raft,
         });
         Tester {
             cluster,
@@ -78,6 +80,7 @@ impl Tester {
             start_ms: 0,
             tasks: Vec::new(),
             clients_stopped: false,
+            quiet: config.quiet,
             description: String::new(),
             rpcs_at_begin: 0,
             bytes_at_begin: 0,
@@ -96,7 +99,7 @@ impl Tester {
     /// 6.824's end(): checks the time limit and prints the summary line.
     pub fn end(&mut self) {
         self.check_timeout();
-        if QUIET.load(std::sync::atomic::Ordering::Relaxed) {
+        if self.quiet {
             return;
         }
         println!(

@@ -93,7 +93,8 @@ pub fn push(make: impl FnOnce() -> TimelineEvent) {
 }
 
 /// A message as a timeline event, with its contents in a few words.
-pub fn message(msg: &Message, sent_ms: u64, delivered_ms: Option<u64>) -> TimelineEvent {
+/// `from` and `to` are the sender's and receiver's slots (the tester's server numbers), not their Raft ids.
+pub fn message(msg: &Message, (from, to): (usize, usize), sent_ms: u64, delivered_ms: Option<u64>) -> TimelineEvent {
     let detail = match &msg.body {
         MessageBody::RequestVote { last_log_index, last_log_term }
         | MessageBody::PreVote { last_log_index, last_log_term } => {
@@ -129,13 +130,5 @@ pub fn message(msg: &Message, sent_ms: u64, delivered_ms: Option<u64>) -> Timeli
             format!("holds snapshot through {last_included_index}")
         }
     };
-    TimelineEvent::Message {
-        sent_ms,
-        delivered_ms,
-        from: msg.from as usize,
-        to: msg.to as usize,
-        kind: msg.body.kind(),
-        term: msg.term,
-        detail,
-    }
+    TimelineEvent::Message { sent_ms, delivered_ms, from, to, kind: msg.body.kind(), term: msg.term, detail }
 }

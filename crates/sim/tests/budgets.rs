@@ -10,7 +10,7 @@ use keel_sim::tester::u64_command;
 #[test]
 fn a_run_over_its_event_budget_fails_with_the_message_counts() {
     let outcome = std::panic::catch_unwind(|| {
-        let mut t = Tester::new(11, 5, false, false);
+        let mut t = Tester::new(&keel_sim::tester::TesterConfig::figure_2(11), 5, false, false);
         t.cluster.set_event_budget(600);
         for k in 0..200 {
             for i in 0..5 {

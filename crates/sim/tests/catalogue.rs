@@ -2,13 +2,14 @@
 //! `KEEL_SEED=<n>` / `KEEL_SEEDS=<n>`. A failure prints the seed and the command that replays it.
 use keel_sim::catalogue::*;
 use keel_sim::seeds::for_each_seed;
+use keel_sim::tester::TesterConfig;
 
 macro_rules! catalogue_tests {
     ($($module:ident :: $name:ident),* $(,)?) => {
         $(
             #[test]
             fn $name() {
-                for_each_seed($module::$name);
+                for_each_seed(|seed| $module::$name(&TesterConfig::figure_2(seed)));
             }
         )*
     };
@@ -21,9 +22,7 @@ keel_sim::with_catalogue!(catalogue_tests);
 #[test]
 fn catalogue_with_pre_vote_and_check_quorum() {
     let options = keel_sim::RaftOptions::with_extensions(true, true);
-    keel_sim::tester::with_raft_options(options, || {
-        for scenario in ALL {
-            for_each_seed(scenario.run);
-        }
-    });
+    for scenario in ALL {
+        for_each_seed(|seed| (scenario.run)(&TesterConfig::figure_2(seed).with_raft(options)));
+    }
 }

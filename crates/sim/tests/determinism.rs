@@ -5,7 +5,7 @@ use keel_sim::tester::u64_command;
 /// A short run that exercises every source of nondeterminism the simulator controls: elections, unreliable
 /// links, long reordering, crashes and restarts, and client proposals.
 fn faulty_run(seed: u64) -> (u64, u64, u64) {
-    let mut t = Tester::new(seed, 5, true, false);
+    let mut t = Tester::new(&keel_sim::tester::TesterConfig::figure_2(seed), 5, true, false);
     t.set_long_reordering(true);
     let mut victim = 0;
     for round in 0..40u64 {

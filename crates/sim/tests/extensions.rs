@@ -1,11 +1,11 @@
 //! PreVote and CheckQuorum in a running cluster: what a user of etcd or raft-rs expects from them.
-use keel_sim::tester::{ELECTION_TIMEOUT_MS, u64_command, with_raft_options};
+use keel_sim::tester::{ELECTION_TIMEOUT_MS, TesterConfig, u64_command};
 use keel_sim::{RaftOptions, Tester};
 
 /// A follower cut off for several election timeouts rejoins without deposing the leader or raising the term.
 fn rejoin(seed: u64, options: RaftOptions) -> (u64, u64, bool) {
-    with_raft_options(options, || {
-        let mut t = Tester::new(seed, 5, false, false);
+    {
+        let mut t = Tester::new(&TesterConfig::figure_2(seed).with_raft(options), 5, false, false);
         t.begin("rejoin");
         let leader = t.check_one_leader();
         let term_before = t.check_terms();
@@ -17,7 +17,7 @@ fn rejoin(seed: u64, options: RaftOptions) -> (u64, u64, bool) {
         t.one(u64_command(2), 5, true);
         let still_leader = t.get_state(leader).is_some_and(|(_, l)| l);
         (term_before, t.check_terms(), still_leader)
-    })
+    }
 }
 
 #[test]
@@ -34,8 +34,9 @@ fn with_pre_vote_a_rejoining_follower_does_not_disrupt_the_leader() {
 
 #[test]
 fn with_check_quorum_a_leader_cut_off_with_a_minority_stops_leading() {
-    with_raft_options(RaftOptions::with_extensions(false, true), || {
-        let mut t = Tester::new(1, 5, false, false);
+    {
+        let config = TesterConfig::figure_2(1).with_raft(RaftOptions::with_extensions(false, true));
+        let mut t = Tester::new(&config, 5, false, false);
         t.begin("minority leader");
         let leader = t.check_one_leader();
         for k in 2..5 {
@@ -44,14 +45,13 @@ fn with_check_quorum_a_leader_cut_off_with_a_minority_stops_leading() {
         t.sleep_ms(2 * ELECTION_TIMEOUT_MS);
         assert_eq!(t.get_state(leader).map(|(_, l)| l), Some(false), "a minority leader must step down");
         assert!(t.start(leader, u64_command(9)).is_none(), "and refuse proposals it could never commit");
-    });
+    }
 }
 
 /// Regression: figure8_unreliable_2c with PreVote and CheckQuorum, seed 91, went 10 s without a leader because
 /// votes delayed past a campaign timeout were dropped (see the core's rule test of the same name).
 #[test]
 fn pre_vote_regression_figure8_unreliable_seed_91() {
-    with_raft_options(RaftOptions::with_extensions(true, true), || {
-        keel_sim::catalogue::persistence_2c::figure8_unreliable_2c(91);
-    });
+    let config = TesterConfig::figure_2(91).with_raft(RaftOptions::with_extensions(true, true));
+    keel_sim::catalogue::persistence_2c::figure8_unreliable_2c(&config);
 }

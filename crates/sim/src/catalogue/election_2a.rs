@@ -1,10 +1,11 @@
 //! 6.824 Lab 2A: leader election. Same scenarios and bounds as test_test.go, in virtual time.
 use crate::Tester;
 use crate::tester::ELECTION_TIMEOUT_MS;
+use crate::tester::TesterConfig;
 
-pub fn initial_election_2a(seed: u64) {
+pub fn initial_election_2a(config: &TesterConfig) {
     let servers = 3;
-    let mut t = Tester::new(seed, servers, false, false);
+    let mut t = Tester::new(config, servers, false, false);
     t.begin("Test (2A): initial election");
     t.check_one_leader();
     // Sleep a bit to avoid racing with followers learning of the election, then check all peers agree.
@@ -24,9 +25,9 @@ pub fn initial_election_2a(seed: u64) {
     t.end();
 }
 
-pub fn re_election_2a(seed: u64) {
+pub fn re_election_2a(config: &TesterConfig) {
     let servers = 3;
-    let mut t = Tester::new(seed, servers, false, false);
+    let mut t = Tester::new(config, servers, false, false);
     t.begin("Test (2A): election after network failure");
     let leader1 = t.check_one_leader();
     // If the leader disconnects, a new one should be elected.
@@ -50,9 +51,9 @@ pub fn re_election_2a(seed: u64) {
     t.end();
 }
 
-pub fn many_elections_2a(seed: u64) {
+pub fn many_elections_2a(config: &TesterConfig) {
     let servers = 7;
-    let mut t = Tester::new(seed, servers, false, false);
+    let mut t = Tester::new(config, servers, false, false);
     t.begin("Test (2A): multiple elections");
     t.check_one_leader();
     for _ in 1..10 {

@@ -1,5 +1,8 @@
-//! The MIT 6.824 Raft test catalogue (2A-2D), scenario by scenario, as functions of a seed. The integration tests
+//! The MIT 6.824 Raft test catalogue (2A-2D), scenario by scenario, as functions of a [`TesterConfig`] (a seed
+//! and the Raft options). The integration tests
 //! run each with the CI seeds; the benchmark times the whole list.
+use crate::tester::TesterConfig;
+
 pub mod election_2a;
 pub mod persistence_2c;
 pub mod replication_2b;
@@ -8,7 +11,7 @@ pub mod snapshots_2d;
 /// One scenario: its test name (also the `cargo test` filter that replays it) and its body.
 pub struct Scenario {
     pub name: &'static str,
-    pub run: fn(u64),
+    pub run: fn(&TesterConfig),
 }
 
 /// Calls `$callback! { module::scenario, ... }` with every scenario, in 6.824's order: the one list that both

@@ -1,11 +1,12 @@
 //! 6.824 Lab 2C: persistence. Same scenarios and bounds as test_test.go, in virtual time.
 use crate::Tester;
 use crate::tasks::{ChurnClient, One, TaskResult};
+use crate::tester::TesterConfig;
 use crate::tester::{ELECTION_TIMEOUT_MS, u64_command};
 
-pub fn persist1_2c(seed: u64) {
+pub fn persist1_2c(config: &TesterConfig) {
     let servers = 3;
-    let mut t = Tester::new(seed, servers, false, false);
+    let mut t = Tester::new(config, servers, false, false);
     t.begin("Test (2C): basic persistence");
     t.one_u64(11, servers, true);
     // Crash and re-start all.
@@ -37,9 +38,9 @@ pub fn persist1_2c(seed: u64) {
     t.end();
 }
 
-pub fn persist2_2c(seed: u64) {
+pub fn persist2_2c(config: &TesterConfig) {
     let servers = 5;
-    let mut t = Tester::new(seed, servers, false, false);
+    let mut t = Tester::new(config, servers, false, false);
     t.begin("Test (2C): more persistence");
     let mut index = 1;
     for _ in 0..5 {
@@ -69,9 +70,9 @@ pub fn persist2_2c(seed: u64) {
     t.end();
 }
 
-pub fn persist3_2c(seed: u64) {
+pub fn persist3_2c(config: &TesterConfig) {
     let servers = 3;
-    let mut t = Tester::new(seed, servers, false, false);
+    let mut t = Tester::new(config, servers, false, false);
     t.begin("Test (2C): partitioned leader and one follower crash, leader restarts");
     t.one_u64(101, 3, true);
     let leader = t.check_one_leader();
@@ -91,9 +92,9 @@ pub fn persist3_2c(seed: u64) {
 
 /// The 6.824 Figure 8 scenario: leaders crash right after appending, so entries of old terms are left on some
 /// servers; a correct implementation never commits them by counting replicas.
-pub fn figure8_2c(seed: u64) {
+pub fn figure8_2c(config: &TesterConfig) {
     let servers = 5;
-    let mut t = Tester::new(seed, servers, false, false);
+    let mut t = Tester::new(config, servers, false, false);
     t.begin("Test (2C): Figure 8");
     let x = t.random_command();
     t.one_u64(x, 1, true);
@@ -133,9 +134,9 @@ pub fn figure8_2c(seed: u64) {
     t.end();
 }
 
-pub fn unreliable_agree_2c(seed: u64) {
+pub fn unreliable_agree_2c(config: &TesterConfig) {
     let servers = 5;
-    let mut t = Tester::new(seed, servers, true, false);
+    let mut t = Tester::new(config, servers, true, false);
     t.begin("Test (2C): unreliable agreement");
     let mut background = Vec::new();
     for iters in 1..50u64 {
@@ -152,9 +153,9 @@ pub fn unreliable_agree_2c(seed: u64) {
     t.end();
 }
 
-pub fn figure8_unreliable_2c(seed: u64) {
+pub fn figure8_unreliable_2c(config: &TesterConfig) {
     let servers = 5;
-    let mut t = Tester::new(seed, servers, true, false);
+    let mut t = Tester::new(config, servers, true, false);
     t.begin("Test (2C): Figure 8 (unreliable)");
     let x = t.rand_range(0, 10_000);
     t.one_u64(x, 1, true);
@@ -199,9 +200,9 @@ pub fn figure8_unreliable_2c(seed: u64) {
 
 /// 6.824's internalChurn: three clients propose all the time while servers are disconnected, crashed and
 /// restarted at random; every value a client saw committed must be in the final log.
-fn churn(seed: u64, unreliable: bool) {
+fn churn(config: &TesterConfig, unreliable: bool) {
     let servers = 5;
-    let mut t = Tester::new(seed, servers, unreliable, false);
+    let mut t = Tester::new(config, servers, unreliable, false);
     t.begin(if unreliable { "Test (2C): unreliable churn" } else { "Test (2C): churn" });
     let clients: Vec<_> = (0..3).map(|me| t.spawn(Box::new(ChurnClient::new(me)))).collect();
     for _ in 0..20 {
@@ -258,10 +259,10 @@ fn churn(seed: u64, unreliable: bool) {
     t.end();
 }
 
-pub fn reliable_churn_2c(seed: u64) {
-    churn(seed, false)
+pub fn reliable_churn_2c(config: &TesterConfig) {
+    churn(config, false)
 }
 
-pub fn unreliable_churn_2c(seed: u64) {
-    churn(seed, true)
+pub fn unreliable_churn_2c(config: &TesterConfig) {
+    churn(config, true)
 }

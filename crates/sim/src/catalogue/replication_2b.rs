@@ -1,11 +1,12 @@
 //! 6.824 Lab 2B: log replication. Same scenarios and bounds as test_test.go, in virtual time.
 use crate::Tester;
 use crate::checker::describe;
+use crate::tester::TesterConfig;
 use crate::tester::{ELECTION_TIMEOUT_MS, u64_command};
 
-pub fn basic_agree_2b(seed: u64) {
+pub fn basic_agree_2b(config: &TesterConfig) {
     let servers = 3;
-    let mut t = Tester::new(seed, servers, false, false);
+    let mut t = Tester::new(config, servers, false, false);
     t.begin("Test (2B): basic agreement");
     for index in 1..=3u64 {
         let (n, _) = t.n_committed(index);
@@ -20,9 +21,9 @@ pub fn basic_agree_2b(seed: u64) {
     t.end();
 }
 
-pub fn rpc_bytes_2b(seed: u64) {
+pub fn rpc_bytes_2b(config: &TesterConfig) {
     let servers = 3;
-    let mut t = Tester::new(seed, servers, false, false);
+    let mut t = Tester::new(config, servers, false, false);
     t.begin("Test (2B): RPC byte count");
     t.one_u64(99, servers, false);
     let bytes0 = t.bytes_total();
@@ -43,9 +44,9 @@ pub fn rpc_bytes_2b(seed: u64) {
     t.end();
 }
 
-pub fn follower_failure_2b(seed: u64) {
+pub fn follower_failure_2b(config: &TesterConfig) {
     let servers = 3;
-    let mut t = Tester::new(seed, servers, false, false);
+    let mut t = Tester::new(config, servers, false, false);
     t.begin("Test (2B): test progressive failure of followers");
     t.one_u64(101, servers, false);
     // Disconnect one follower from the network.
@@ -73,9 +74,9 @@ pub fn follower_failure_2b(seed: u64) {
     t.end();
 }
 
-pub fn leader_failure_2b(seed: u64) {
+pub fn leader_failure_2b(config: &TesterConfig) {
     let servers = 3;
-    let mut t = Tester::new(seed, servers, false, false);
+    let mut t = Tester::new(config, servers, false, false);
     t.begin("Test (2B): test failure of leaders");
     t.one_u64(101, servers, false);
     // Disconnect the first leader.
@@ -101,9 +102,9 @@ pub fn leader_failure_2b(seed: u64) {
     t.end();
 }
 
-pub fn fail_agree_2b(seed: u64) {
+pub fn fail_agree_2b(config: &TesterConfig) {
     let servers = 3;
-    let mut t = Tester::new(seed, servers, false, false);
+    let mut t = Tester::new(config, servers, false, false);
     t.begin("Test (2B): agreement after follower reconnects");
     t.one_u64(101, servers, false);
     // Disconnect one follower from the network.
@@ -123,9 +124,9 @@ pub fn fail_agree_2b(seed: u64) {
     t.end();
 }
 
-pub fn fail_no_agree_2b(seed: u64) {
+pub fn fail_no_agree_2b(config: &TesterConfig) {
     let servers = 5;
-    let mut t = Tester::new(seed, servers, false, false);
+    let mut t = Tester::new(config, servers, false, false);
     t.begin("Test (2B): no agreement if too many followers disconnect");
     t.one_u64(10, servers, false);
     // 3 of 5 followers disconnect.
@@ -156,9 +157,9 @@ pub fn fail_no_agree_2b(seed: u64) {
     t.end();
 }
 
-pub fn concurrent_starts_2b(seed: u64) {
+pub fn concurrent_starts_2b(config: &TesterConfig) {
     let servers = 3;
-    let mut t = Tester::new(seed, servers, false, false);
+    let mut t = Tester::new(config, servers, false, false);
     t.begin("Test (2B): concurrent Start()s");
     let mut success = false;
     'tries: for attempt in 0..5 {
@@ -204,9 +205,9 @@ pub fn concurrent_starts_2b(seed: u64) {
     t.end();
 }
 
-pub fn rejoin_2b(seed: u64) {
+pub fn rejoin_2b(config: &TesterConfig) {
     let servers = 3;
-    let mut t = Tester::new(seed, servers, false, false);
+    let mut t = Tester::new(config, servers, false, false);
     t.begin("Test (2B): rejoin of partitioned leader");
     t.one_u64(101, servers, true);
     // Leader network failure.
@@ -230,9 +231,9 @@ pub fn rejoin_2b(seed: u64) {
     t.end();
 }
 
-pub fn backup_2b(seed: u64) {
+pub fn backup_2b(config: &TesterConfig) {
     let servers = 5;
-    let mut t = Tester::new(seed, servers, false, false);
+    let mut t = Tester::new(config, servers, false, false);
     t.begin("Test (2B): leader backs up quickly over incorrect follower logs");
     let x = t.random_command();
     t.one_u64(x, servers, true);
@@ -292,9 +293,9 @@ pub fn backup_2b(seed: u64) {
     t.end();
 }
 
-pub fn count_2b(seed: u64) {
+pub fn count_2b(config: &TesterConfig) {
     let servers = 3;
-    let mut t = Tester::new(seed, servers, false, false);
+    let mut t = Tester::new(config, servers, false, false);
     t.begin("Test (2B): RPC counts aren't too high");
     let rpcs = |t: &Tester| (0..servers).map(|j| t.rpc_count(j)).sum::<u64>();
     t.check_one_leader();

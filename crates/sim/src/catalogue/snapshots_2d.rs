@@ -1,6 +1,7 @@
 //! 6.824 Lab 2D: log compaction. Same scenarios and bounds as test_test.go, in virtual time, with the tester's
 //! snapshot applier (a snapshot every 10 entries, taken from inside the apply loop).
 use crate::Tester;
+use crate::tester::TesterConfig;
 use crate::tester::{MAX_LOG_SIZE_BYTES, SNAPSHOT_INTERVAL, u64_command};
 
 fn one_random(t: &mut Tester, expected: usize) -> u64 {
@@ -10,10 +11,10 @@ fn one_random(t: &mut Tester, expected: usize) -> u64 {
 
 /// 6.824's snapcommon: 30 rounds in which a victim misses entries (by disconnect or crash) while the others
 /// snapshot past them, so the victim usually needs InstallSnapshot to catch up.
-fn snapcommon(seed: u64, name: &str, disconnect: bool, reliable: bool, crash: bool) {
+fn snapcommon(config: &TesterConfig, name: &str, disconnect: bool, reliable: bool, crash: bool) {
     let iters = 30;
     let servers = 3;
-    let mut t = Tester::new(seed, servers, !reliable, true);
+    let mut t = Tester::new(config, servers, !reliable, true);
     t.begin(name);
     one_random(&mut t, servers);
     let mut leader1 = t.check_one_leader();
@@ -69,24 +70,24 @@ fn snapcommon(seed: u64, name: &str, disconnect: bool, reliable: bool, crash: bo
     t.end();
 }
 
-pub fn snapshot_basic_2d(seed: u64) {
-    snapcommon(seed, "Test (2D): snapshots basic", false, true, false);
+pub fn snapshot_basic_2d(config: &TesterConfig) {
+    snapcommon(config, "Test (2D): snapshots basic", false, true, false);
 }
 
-pub fn snapshot_install_2d(seed: u64) {
-    snapcommon(seed, "Test (2D): install snapshots (disconnect)", true, true, false);
+pub fn snapshot_install_2d(config: &TesterConfig) {
+    snapcommon(config, "Test (2D): install snapshots (disconnect)", true, true, false);
 }
 
-pub fn snapshot_install_unreliable_2d(seed: u64) {
-    snapcommon(seed, "Test (2D): install snapshots (disconnect+unreliable)", true, false, false);
+pub fn snapshot_install_unreliable_2d(config: &TesterConfig) {
+    snapcommon(config, "Test (2D): install snapshots (disconnect+unreliable)", true, false, false);
 }
 
-pub fn snapshot_install_crash_2d(seed: u64) {
-    snapcommon(seed, "Test (2D): install snapshots (crash)", false, true, true);
+pub fn snapshot_install_crash_2d(config: &TesterConfig) {
+    snapcommon(config, "Test (2D): install snapshots (crash)", false, true, true);
 }
 
-pub fn snapshot_install_uncrash_2d(seed: u64) {
-    snapcommon(seed, "Test (2D): install snapshots (unreliable+crash)", false, false, true);
+pub fn snapshot_install_uncrash_2d(config: &TesterConfig) {
+    snapcommon(config, "Test (2D): install snapshots (unreliable+crash)", false, false, true);
 }
 
 fn crash_and_restart_all(t: &mut Tester) {
@@ -101,9 +102,9 @@ fn crash_and_restart_all(t: &mut Tester) {
 
 /// Crash and restart all servers repeatedly: the log index must keep growing (nothing committed is lost, and a
 /// restarted server starts from its snapshot).
-pub fn snapshot_all_crash_2d(seed: u64) {
+pub fn snapshot_all_crash_2d(config: &TesterConfig) {
     let servers = 3;
-    let mut t = Tester::new(seed, servers, false, true);
+    let mut t = Tester::new(config, servers, false, true);
     t.begin("Test (2D): crash and restart all servers");
     one_random(&mut t, servers);
     for _ in 0..5 {
@@ -124,9 +125,9 @@ pub fn snapshot_all_crash_2d(seed: u64) {
 
 /// A restarted server must keep its snapshot in memory, so that the next persist (which rewrites Raft state)
 /// does not lose it.
-pub fn snapshot_init_2d(seed: u64) {
+pub fn snapshot_init_2d(config: &TesterConfig) {
     let servers = 3;
-    let mut t = Tester::new(seed, servers, false, true);
+    let mut t = Tester::new(config, servers, false, true);
     t.begin("Test (2D): snapshot initialization after crash");
     one_random(&mut t, servers);
     // Enough ops to make a snapshot.
