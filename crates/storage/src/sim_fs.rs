@@ -20,7 +20,36 @@
 //! one is not), and latent sector errors on read. [`SimFs::flip_bit`] models damage at rest.
 //!
 //! A `SimFs` is a cheap handle (`Rc<RefCell<..>>`): clone it, hand a clone to a `DiskStorage`, drop the storage,
-//! call [`SimFs::crash`] and open a new `DiskStorage` over what survived.
+//! call [`SimFs::crash`] and open a new `DiskStorage` over what survived:
+//!
+//! ```
+//! use keel_raft::{Entry, HardState, PersistUpdate};
+//! use keel_storage::{DiskStorage, Faults, SimFs, Storage};
+//!
+//! let disk = SimFs::new(42); // every random choice of this disk comes from the seed
+//! let mut storage = DiskStorage::open(disk.clone(), "/node1").unwrap();
+//! let update = PersistUpdate {
+//!     hard_state: Some(HardState { term: 1, voted_for: Some(1) }),
+//!     truncate_from: Some(1),
+//!     entries: vec![Entry { index: 1, term: 1, data: b"x".to_vec() }],
+//!     ..PersistUpdate::default()
+//! };
+//! storage.persist(&update).unwrap(); // acknowledged: survives any crash
+//!
+//! // The power goes at the next disk operation: the next persist fails and stops this storage.
+//! disk.set_faults(Faults { halt_after_ops: Some(disk.ops()), ..Faults::default() });
+//! let next = PersistUpdate {
+//!     truncate_from: Some(2),
+//!     entries: vec![Entry { index: 2, term: 1, data: b"y".to_vec() }],
+//!     ..PersistUpdate::default()
+//! };
+//! assert!(storage.persist(&next).is_err());
+//! drop(storage);
+//!
+//! disk.crash(7); // what survives is chosen from this seed
+//! let restarted = DiskStorage::open(disk.clone(), "/node1").unwrap();
+//! assert_eq!(restarted.load().unwrap().entries.len(), 1);
+//! ```
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io;
