@@ -363,6 +363,16 @@ mod tests {
         assert!(check_update(&tip, &view(&ahead)).unwrap_err().contains("above the current term"));
         let old_term = PersistUpdate { hard_state: Some(HardState { term: 2, voted_for: None }), ..Default::default() };
         assert!(check_update(&tip, &view(&old_term)).unwrap_err().contains("term goes back"));
+        let with_snapshot = PersistUpdate {
+            snapshot: Some(Snapshot { meta: SnapshotMeta { index: 2, term: 3 }, data: vec![] }),
+            ..Default::default()
+        };
+        let tip_with_snapshot = check_update(&tip, &view(&with_snapshot)).unwrap();
+        let older = PersistUpdate {
+            snapshot: Some(Snapshot { meta: SnapshotMeta { index: 1, term: 1 }, data: vec![] }),
+            ..Default::default()
+        };
+        assert!(check_update(&tip_with_snapshot, &view(&older)).unwrap_err().contains("snapshot goes back"));
         let snapshot_past_the_log = PersistUpdate {
             snapshot: Some(Snapshot { meta: SnapshotMeta { index: 10, term: 3 }, data: vec![] }),
             ..Default::default()

@@ -346,3 +346,30 @@ fn an_invalid_update_is_refused_and_the_storage_keeps_working() {
     assert_eq!(storage.load().unwrap(), states(&updates)[3]);
     assert_ne!(storage.load().unwrap(), DurableState::default());
 }
+
+/// A failed directory fsync (here, the one that makes a new segment's name durable) stops the storage like a
+/// failed fdatasync: the segment may never be found again, so nothing written to it may be acknowledged.
+#[test]
+fn a_failed_directory_fsync_stops_the_storage_too() {
+    let updates: Vec<PersistUpdate> = (0..40).map(|k| append(1 + 2 * k, 2, 1)).collect();
+    let expected = states(&updates);
+    let fs = SimFs::new(3);
+    let mut storage = DiskStorage::open_with(fs.clone(), dir(), tiny_segments()).unwrap();
+    for (k, update) in updates.iter().enumerate() {
+        let active = storage.segment_paths().last().cloned().unwrap();
+        if fs.file_len(&active).unwrap() >= tiny_segments().segment_size_bytes_target {
+            // This persist starts a segment: create, write, fdatasync, then fsync the directory, which fails.
+            fs.set_faults(Faults { fail_op: Some(fs.ops() + 4), ..Faults::default() });
+            let error = storage.persist(update).unwrap_err();
+            assert!(matches!(&error, Error::Io { op: "fsync directory", .. }), "{error}");
+            assert!(matches!(storage.persist(update), Err(Error::Stopped { .. })));
+            drop(storage);
+            fs.crash(1);
+            let reopened = DiskStorage::open_with(fs.clone(), dir(), tiny_segments()).unwrap();
+            assert_eq!(reopened.load().unwrap(), expected[k], "the update whose segment was lost is not there");
+            return;
+        }
+        storage.persist(update).unwrap();
+    }
+    panic!("no persist started a segment");
+}
