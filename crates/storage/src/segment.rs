@@ -61,9 +61,15 @@ pub const PAGE_SIZE_BYTES: usize = 4096;
 fn unwritten_tail(bytes: &[u8], offset: usize) -> bool {
     // The earlier record may end in zeros of its own: the run that counts starts at `offset` at the earliest.
     let zeros_from = (bytes.len() - bytes.iter().rev().take_while(|&&b| b == 0).count()).max(offset);
-    let record_end = match bytes.get(offset + 4..offset + 8) {
-        Some(len) if zeros_from >= offset + record::HEADER_SIZE_BYTES => {
-            offset + record::HEADER_SIZE_BYTES + u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize
+    // The record's length counts only if its header checksum holds: a damaged length must not stretch "this record"
+    // over the records after it.
+    let record_end = match bytes.get(offset..offset + record::HEADER_SIZE_BYTES) {
+        Some(header)
+            if crc32c::crc32c(&header[4..]) == u32::from_le_bytes([header[0], header[1], header[2], header[3]]) =>
+        {
+            offset
+                + record::HEADER_SIZE_BYTES
+                + u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize
         }
         _ => offset + record::HEADER_SIZE_BYTES,
     };
@@ -151,6 +157,16 @@ mod tests {
         bytes[second + 20] ^= 1;
         assert!(matches!(tail_of(&bytes), Err(Error::CorruptRecord { .. })), "a flip is not a torn write");
         assert!(scan(Path::new("seg"), &bytes[..second + 20], false).is_err(), "only the last segment is cut");
+    }
+
+    /// A damaged length in an earlier record cannot make the zeros at the end of the last one look like its own
+    /// torn tail: the records in between would be cut with it.
+    #[test]
+    fn a_damaged_length_does_not_stretch_a_torn_tail_over_later_records() {
+        let (mut bytes, second) = two_records(2 * PAGE_SIZE_BYTES);
+        bytes[PAGE_SIZE_BYTES..].fill(0); // the second record really is torn from a page on
+        bytes[6] ^= 0x40; // and the first record's length is damaged
+        assert!(matches!(tail_of(&bytes), Err(Error::CorruptRecord { offset: 0, .. })), "second at {second}");
     }
 
     #[test]
