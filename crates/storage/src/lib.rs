@@ -15,6 +15,10 @@
 //!   *.tmp                                      a snapshot being written; deleted at open
 //! ```
 //!
+//! The sequence number orders segments; the first index (the log's next index when the segment began) is for the
+//! reader and for compaction. Both are needed because truncation is logical (below): after the log is cut back, a
+//! newer segment can begin at a lower index than an older one.
+//!
 //! # Records
 //!
 //! Every WAL record and every snapshot file uses one framing (see `record.rs`):
@@ -31,6 +35,8 @@
 //! Kinds: `1` segment header `{first_index, hard_state, snapshot_ref}` (the first record of every segment),
 //! `2` batch `{hard_state?, snapshot_ref?, truncate_from?, entries}` (one per persist), `3` snapshot (a snapshot
 //! file's only record). A snapshot reference is `{meta, body_size_bytes, body_crc32c}` of the snapshot file.
+//! Bodies are postcard; a batch's entries are written by hand in postcard's own format (one copy of each entry's
+//! data instead of one serde call per byte), so reading goes through postcard unchanged.
 //!
 //! # Writing
 //!
@@ -56,14 +62,17 @@
 //! - An incomplete record at the end of the last segment is a write a crash cut short (it was never
 //!   acknowledged): it is cut off with a `tracing` warning naming the file and offset. Only missing bytes count,
 //!   or a last record whose bytes are zeros from its start or from a page boundary inside it to the end of the
-//!   file (a file system that made the new length durable before the data, as XFS may): the length is covered by
-//!   the header checksum, so a flipped bit is never mistaken for a torn write.
+//!   file (a file system that made the new length durable before the data, as XFS may). The length is covered by
+//!   the header checksum, so a flipped bit is never mistaken for a torn write, with one exception that the zero
+//!   rule makes: damage in the last record whose own data ends in zeros from a page boundary on is cut like one.
 //! - A checksum failure (or an impossible record) anywhere else is corruption: `open` refuses with
 //!   [`Error::CorruptRecord`] naming the file, the offset and what to do. Entries after it may have been
 //!   acknowledged, so they are never dropped silently.
 //! - A snapshot file that is missing or does not match its reference is [`Error::SnapshotMissing`] or
 //!   [`Error::SnapshotCorrupt`]; an unknown format version is [`Error::UnknownVersion`]; a segment missing from the
-//!   middle of the log is [`Error::MissingEntries`].
+//!   middle of the log is [`Error::MissingEntries`]. (A segment whose header disagrees with the log before it
+//!   restarts the log there: the header is the authority, written when the segment began, and older segments
+//!   survive only when a crash undid their deletion; the final snapshot must then cover everything before.)
 //! - Garbage (temporary files, unreferenced snapshots, covered segments, a segment whose creation never finished)
 //!   is deleted.
 //!
