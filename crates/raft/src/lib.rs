@@ -24,6 +24,6 @@ pub use log::RaftLog;
 pub use message::{AppendReply, Message, MessageBody};
 pub use node::{RaftNode, Role};
 pub use progress::Progress;
-pub use ready::{Apply, DurableState, PersistUpdate, Ready, Storage};
+pub use ready::{Apply, DurableState, PersistUpdate, Ready};
 pub use rng::Rng;
 pub use types::{Entry, HardState, INDEX_LIMIT, Index, NodeId, Snapshot, SnapshotMeta, TERM_LIMIT, Term};

@@ -103,15 +103,3 @@ impl DurableState {
         usize::try_from(index.saturating_sub(first)).map_or(self.entries.len(), |p| p.min(self.entries.len()))
     }
 }
-
-/// A place that keeps [`DurableState`]. The simulator keeps it in memory (and models losing what was not yet
-/// durable); a disk implementation checksums, fsyncs and renames atomically. The core never calls it: drivers do.
-pub trait Storage {
-    type Error: std::error::Error;
-
-    /// Makes `update` durable, atomically, before returning.
-    fn persist(&mut self, update: &PersistUpdate) -> Result<(), Self::Error>;
-
-    /// Reads back everything that was made durable.
-    fn load(&self) -> Result<DurableState, Self::Error>;
-}

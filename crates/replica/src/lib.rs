@@ -1,5 +1,5 @@
 //! keel-replica: one Raft replica, sans-IO. It owns a [`keel_raft::RaftNode`], a [`Service`] (the replicated state
-//! machine) and a [`keel_raft::Storage`], and is the one implementation of the Ready loop that joins them:
+//! machine) and a [`keel_storage::Storage`], and is the one implementation of the Ready loop that joins them:
 //! persist, then hand out the messages, then apply, then snapshot when the policy says so.
 //!
 //! Every driver (the simulator, the tokio runtime) runs this loop and nothing else: a driver feeds inputs (ticks,

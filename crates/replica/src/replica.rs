@@ -1,5 +1,6 @@
 //! The replica: a RaftNode, a Service and a Storage, and the Ready loop.
-use keel_raft::{Apply, Config, Index, Message, NotLeader, RaftNode, Storage};
+use keel_raft::{Apply, Config, Index, Message, NotLeader, RaftNode};
+use keel_storage::Storage;
 
 use crate::error::ReplicaError;
 use crate::proposals::{Outcome, Pending, Proposal, UnknownReason};

@@ -2,8 +2,9 @@
 //! fail-stop on storage errors, restart from storage with the snapshot restored first, the size policy.
 use std::collections::VecDeque;
 
-use keel_raft::{Config, DurableState, Index, Message, NodeId, PersistUpdate, Storage};
+use keel_raft::{Config, DurableState, Index, Message, NodeId, PersistUpdate};
 use keel_replica::{Outcome, Replica, ReplicaError, Service, SnapshotPolicy, UnknownReason};
+use keel_storage::Storage;
 
 /// A running sum: each command is a little-endian u64 to add; the output is the sum after it.
 #[derive(Default)]

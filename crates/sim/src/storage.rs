@@ -1,4 +1,5 @@
-//! In-memory durable storage, with a switch that crashes the machine in the middle of a persist.
+//! In-memory durable storage (keel-storage's `MemStorage`), with a switch that crashes the machine in the middle of
+//! a persist.
 //!
 //! A crash keeps exactly what was persisted. "Handed to storage but not yet durable" is modelled by a persist
 //! that fails when the node's crash switch is armed: the update is lost, and the replica stops before anything
@@ -6,11 +7,12 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
-use keel_raft::{DurableState, PersistUpdate, Storage};
+use keel_raft::{DurableState, PersistUpdate};
+use keel_storage::Storage;
 
 #[derive(Clone, Default)]
 pub struct MemStorage {
-    state: DurableState,
+    inner: keel_storage::MemStorage,
     /// Armed by the simulator: the next persist is lost with the machine.
     crash_switch: Rc<Cell<bool>>,
 }
@@ -24,12 +26,11 @@ impl MemStorage {
     /// Bytes of Raft state (term, vote, log) as it would be encoded on disk, without the snapshot: the quantity
     /// 6.824 bounds (`RaftStateSize`).
     pub fn raft_state_size_bytes(&self) -> usize {
-        let encoded = postcard::to_stdvec(&(&self.state.hard_state, &self.state.entries));
-        encoded.map_or(usize::MAX, |bytes| bytes.len())
+        self.inner.raft_state_size_bytes()
     }
 
     pub fn state(&self) -> &DurableState {
-        &self.state
+        self.inner.state()
     }
 
     /// The switch that makes the next persist fail as a crash would (shared with the simulator's slot, which
@@ -46,11 +47,12 @@ impl Storage for MemStorage {
         if self.crash_switch.replace(false) {
             return Err(CrashedBeforeDurable);
         }
-        self.state.apply(update);
+        let Ok(()) = self.inner.persist(update);
         Ok(())
     }
 
     fn load(&self) -> Result<DurableState, Self::Error> {
-        Ok(self.state.clone())
+        let Ok(state) = self.inner.load();
+        Ok(state)
     }
 }
