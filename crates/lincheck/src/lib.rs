@@ -1,0 +1,1 @@
+//! keel-lincheck (in progress).
