@@ -141,14 +141,18 @@ pub fn search<M: Model>(model: &M, ops: &[&Operation<M::Input, M::Output>], limi
     let mut events = Events::new(ops);
     let mut state = model.init();
     let mut linearized = Bitset::new(ops.len());
+    // Once every operation that returned is linearized, the rest (all timed out) go last: a linearization.
+    let mut returned_left = ops.iter().filter(|op| op.output().is_some()).count();
     let mut visited: HashSet<(Bitset, M::State)> = HashSet::new();
     // The choices made: the call linearized, and the state before it.
     let mut choices: Vec<(usize, M::State)> = Vec::new();
     let mut at = events.first();
-    while at != events.sentinel() {
+    while returned_left > 0 {
+        // The list always ends with a return (each remaining call has one after it), so the walk meets a return
+        // before it could run off the end.
         let event = events.events[at];
+        let op = ops[event.op];
         if event.is_call {
-            let op = ops[event.op];
             if let Some(next_state) = model.step(&state, &op.input, op.output()) {
                 let mut next_linearized = linearized.clone();
                 next_linearized.set(event.op);
@@ -158,6 +162,7 @@ pub fn search<M: Model>(model: &M, ops: &[&Operation<M::Input, M::Output>], limi
                     }
                     choices.push((at, std::mem::replace(&mut state, next_state)));
                     linearized = next_linearized;
+                    returned_left -= usize::from(op.output().is_some());
                     events.lift(at);
                     at = events.first();
                     continue;
@@ -167,8 +172,10 @@ pub fn search<M: Model>(model: &M, ops: &[&Operation<M::Input, M::Output>], limi
         } else {
             // An operation returns here that is not linearized yet: undo the last choice and try the next call.
             let Some((call, previous_state)) = choices.pop() else { return Found::NotLinearizable };
+            let undone = events.events[call].op;
+            returned_left += usize::from(ops[undone].output().is_some());
             state = previous_state;
-            linearized.clear(events.events[call].op);
+            linearized.clear(undone);
             events.unlift(call);
             at = events.next[call];
         }

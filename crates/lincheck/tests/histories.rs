@@ -25,7 +25,8 @@ fn verdict(history: &[Op]) -> Verdict {
 }
 
 fn assert_linearizable(history: &[Op]) {
-    assert_eq!(verdict(history), Verdict::Linearizable, "{history:#?}");
+    let got = verdict(history);
+    assert_eq!(got, Verdict::Linearizable, "{got:?}");
 }
 
 fn assert_not_linearizable(history: &[Op]) -> keel_lincheck::Report {
@@ -180,9 +181,10 @@ fn a_return_before_its_call_is_refused() {
     );
 }
 
-/// One operation in this many times out. Timed-out writes are the checker's weak spot (as porcupine's): each one
-/// whose effect a later put hides doubles the configurations a failing search must exhaust. At one in 400 (ten in
-/// the history below) the broken history is refuted within the default bound; at one in 200 it is `Unknown`.
+/// One operation in this many times out. Timed-out writes are the search's weak spot, as they are porcupine's: each
+/// stays a candidate from its call to the end, so a failing search (which must exhaust every configuration) grows
+/// quickly with them. At one in 400 (ten here) the broken history below is refuted well within the default
+/// bound; at one in 200 it is `Unknown`.
 const TIMEOUT_ONE_IN: u64 = 400;
 
 /// SplitMix64: a few lines, so the generated history never changes with a dependency.
