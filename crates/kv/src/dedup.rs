@@ -128,14 +128,14 @@ impl Sessions {
 
     /// Rebuilds a table from a snapshot's sessions. The caller validated them; a collision of activity indexes
     /// or a duplicate client is still refused here, so the two maps can never disagree.
-    pub fn from_sessions(sessions: Vec<(ClientId, Session)>) -> Result<Sessions, String> {
+    pub fn from_sessions(sessions: Vec<(ClientId, Session)>) -> Result<Sessions, (ClientId, String)> {
         let mut table = Sessions::default();
         for (client_id, session) in sessions {
             if table.by_activity.insert(session.last_index, client_id).is_some() {
-                return Err(format!("two sessions last active at index {}", session.last_index));
+                return Err((client_id, format!("another session was last active at index {}", session.last_index)));
             }
             if table.by_client.insert(client_id, session).is_some() {
-                return Err(format!("client {client_id} has two sessions"));
+                return Err((client_id, "two sessions".to_string()));
             }
         }
         Ok(table)

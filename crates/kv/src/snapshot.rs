@@ -120,7 +120,7 @@ pub fn decode(bytes: &[u8], asked_index: Index) -> Result<(BTreeMap<String, Stor
         }
     }
     let sessions = Sessions::from_sessions(image.sessions)
-        .map_err(|what| RestoreError::BadSession { client_id: previous_client.unwrap_or(0), what })?;
+        .map_err(|(client_id, what)| RestoreError::BadSession { client_id, what })?;
     Ok((store, sessions))
 }
 
