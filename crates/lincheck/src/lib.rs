@@ -1,6 +1,9 @@
 //! keel-lincheck: is a recorded history of a concurrent object linearizable? Test support for the simulator's
 //! KV catalogue and, later, real-process tests.
 //!
+//! Two models: [`KvModel`] (get/put/append/delete, as 6.824's porcupine model) and [`IndexedKvModel`] (the same
+//! with keel-kv's last-modified indexes and compare-and-set by index).
+//!
 //! [`check`] splits the history by key ([`Model::key`]), and searches each key's operations for a linearization
 //! (Wing & Gong / Lowe, with porcupine's cache of visited configurations). Operations that timed out may take
 //! effect at any instant after their call, or never. Each search is bounded ([`SearchLimits`]): past the bound
@@ -19,12 +22,14 @@
 //! assert!(matches!(verdict, Verdict::NotLinearizable(_)));
 //! ```
 mod history;
+mod indexed_kv;
 mod model;
 mod partition;
 mod report;
 mod search;
 
 pub use history::{HistoryError, Operation, Outcome};
+pub use indexed_kv::{Index, IndexedKvInput, IndexedKvModel, IndexedKvOutput, KeyState};
 pub use model::{KvInput, KvModel, KvOutput, Model};
 pub use report::{Report, WindowOp};
 pub use search::{Found, SEARCH_STATES_MAX, SearchLimits};

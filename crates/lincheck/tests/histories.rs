@@ -325,3 +325,57 @@ proptest! {
         }
     }
 }
+
+mod indexed {
+    use keel_lincheck::{
+        IndexedKvInput as In, IndexedKvModel, IndexedKvOutput as Out, Operation, SearchLimits, Verdict, check,
+    };
+
+    fn cas(expected_index: u64, value: &str) -> In {
+        In::PutIf { key: "k".into(), value: value.into(), expected_index }
+    }
+
+    fn verdict(history: &[Operation<In, Out>]) -> Verdict {
+        check(&IndexedKvModel, history, SearchLimits::default()).expect("valid")
+    }
+
+    #[test]
+    fn two_compare_and_sets_on_one_index_cannot_both_win() {
+        let put =
+            Operation::returned(1, 0, 10, In::Put { key: "k".into(), value: "a".into() }, Out::Written { index: 5 });
+        let lost_update = [
+            put.clone(),
+            Operation::returned(2, 20, 40, cas(5, "b"), Out::Written { index: 6 }),
+            Operation::returned(3, 20, 40, cas(5, "c"), Out::Written { index: 7 }),
+        ];
+        assert!(matches!(verdict(&lost_update), Verdict::NotLinearizable(_)));
+        let one_wins = [
+            put,
+            Operation::returned(2, 20, 40, cas(5, "b"), Out::Written { index: 6 }),
+            Operation::returned(3, 20, 40, cas(5, "c"), Out::CasFailed { current_index: 6 }),
+            Operation::returned(
+                1,
+                50,
+                60,
+                In::Get { key: "k".into() },
+                Out::Value { value: "b".into(), modified_index: 6 },
+            ),
+        ];
+        assert_eq!(verdict(&one_wins), Verdict::Linearizable);
+    }
+
+    #[test]
+    fn a_read_must_report_the_index_of_the_write_it_sees() {
+        let history = [
+            Operation::returned(1, 0, 10, In::Put { key: "k".into(), value: "a".into() }, Out::Written { index: 5 }),
+            Operation::returned(
+                2,
+                20,
+                30,
+                In::Get { key: "k".into() },
+                Out::Value { value: "a".into(), modified_index: 4 },
+            ),
+        ];
+        assert!(matches!(verdict(&history), Verdict::NotLinearizable(_)));
+    }
+}
