@@ -93,6 +93,9 @@ pub enum Rejection {
     /// A value, or the value an append would produce, is too long. Nothing was written.
     #[error("value of {size_bytes} bytes exceeds the limit of {limit_bytes}")]
     ValueTooLarge { size_bytes: u64, limit_bytes: u64 },
+    /// The write would take the map past `STORE_BYTES_MAX`. Nothing was written; deletes still apply.
+    #[error("the store would hold {size_bytes} bytes, over the limit of {limit_bytes}")]
+    StoreFull { size_bytes: u64, limit_bytes: u64 },
     /// Sequence numbers start at 1.
     #[error("sequence number 0 is not valid")]
     InvalidSequence,

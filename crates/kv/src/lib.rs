@@ -20,7 +20,8 @@ pub use clerk::{Action, Answer, Attempt, Clerk, ClerkError, ServerId};
 pub use command::{COMMAND_FORMAT_VERSION, ClientId, Command, DecodeError, ListedKey, Op, Rejection, Reply, Seq};
 pub use dedup::{Admission, Session, Sessions};
 pub use limits::{
-    COMMAND_BYTES_MAX, KEY_BYTES_MAX, LIST_KEYS_MAX, LIST_REPLY_BYTES_MAX, SESSIONS_MAX, VALUE_BYTES_MAX,
+    COMMAND_BYTES_MAX, KEY_BYTES_MAX, LIST_KEYS_MAX, LIST_REPLY_BYTES_MAX, SESSIONS_MAX, STORE_BYTES_MAX,
+    STORED_ENTRY_OVERHEAD_BYTES, VALUE_BYTES_MAX, stored_bytes,
 };
 pub use service::KvService;
 pub use snapshot::{RestoreError, SNAPSHOT_FORMAT_VERSION, Stored};

@@ -28,3 +28,18 @@ pub const LIST_REPLY_BYTES_MAX: usize = 256 * 1024;
 /// client arrives at the limit, the least recently active session is forgotten (see `dedup.rs` for the risk).
 /// 6.824's heaviest kvraft test runs 3 rounds of 20 clerks: far below it.
 pub const SESSIONS_MAX: usize = 10_000;
+
+/// Most bytes the whole map may hold, counting each key, its value and `STORED_ENTRY_OVERHEAD_BYTES`. Every
+/// replica holds the map in memory, and a snapshot is one postcard image that the core keeps in memory and sends
+/// whole in one InstallSnapshot (keel does not chunk snapshots yet): 64 MiB keeps that message and each
+/// replica's copy bounded. A write that would exceed it is rejected (`StoreFull`); deletes always apply.
+pub const STORE_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// What one key costs beyond its key and value bytes in `STORE_BYTES_MAX` (its index and two lengths), so that
+/// the number of keys is bounded too, even with empty values.
+pub const STORED_ENTRY_OVERHEAD_BYTES: usize = 16;
+
+/// What one entry counts against `STORE_BYTES_MAX`.
+pub fn stored_bytes(key: &str, value: &str) -> usize {
+    key.len() + value.len() + STORED_ENTRY_OVERHEAD_BYTES
+}

@@ -9,7 +9,9 @@ use keel_replica::Service;
 
 use crate::command::{Command, ListedKey, Op, Rejection, Reply};
 use crate::dedup::{Admission, Sessions};
-use crate::limits::{KEY_BYTES_MAX, LIST_KEYS_MAX, LIST_REPLY_BYTES_MAX, VALUE_BYTES_MAX};
+use crate::limits::{
+    KEY_BYTES_MAX, LIST_KEYS_MAX, LIST_REPLY_BYTES_MAX, STORE_BYTES_MAX, VALUE_BYTES_MAX, stored_bytes,
+};
 use crate::snapshot::{self, RestoreError, Stored};
 
 /// Bytes a listed key costs against `LIST_REPLY_BYTES_MAX` beyond its own length (its index).
@@ -20,6 +22,8 @@ const LISTED_KEY_OVERHEAD_BYTES: usize = 8;
 pub struct KvService {
     store: BTreeMap<String, Stored>,
     sessions: Sessions,
+    /// What the map holds against `STORE_BYTES_MAX`: the sum of [`stored_bytes`] over its entries.
+    store_bytes: usize,
     /// The index of the last command applied (or of the snapshot restored): the state is the log through it.
     applied_index: Index,
 }
@@ -40,6 +44,11 @@ impl KvService {
 
     pub fn keys_len(&self) -> usize {
         self.store.len()
+    }
+
+    /// The bytes the map holds, as `STORE_BYTES_MAX` counts them.
+    pub fn store_bytes(&self) -> usize {
+        self.store_bytes
     }
 
     pub fn sessions(&self) -> &Sessions {
@@ -67,7 +76,10 @@ impl KvService {
                 self.write(index, key, appended)
             }
             Op::Delete { key } => match self.store.remove(key) {
-                Some(_) => Reply::Deleted { index },
+                Some(stored) => {
+                    self.store_bytes -= stored_bytes(key, &stored.value);
+                    Reply::Deleted { index }
+                }
                 None => Reply::NotFound,
             },
             Op::PutIf { key, value, expected_index } => {
@@ -83,6 +95,13 @@ impl KvService {
     }
 
     fn write(&mut self, index: Index, key: &str, value: String) -> Reply {
+        let old_bytes = self.store.get(key).map_or(0, |stored| stored_bytes(key, &stored.value));
+        let new_total = self.store_bytes - old_bytes + stored_bytes(key, &value);
+        if new_total > STORE_BYTES_MAX {
+            let reason = Rejection::StoreFull { size_bytes: new_total as u64, limit_bytes: STORE_BYTES_MAX as u64 };
+            return Reply::Rejected { reason };
+        }
+        self.store_bytes = new_total;
         self.store.insert(key.to_owned(), Stored { value, modified_index: index });
         Reply::Written { index }
     }
@@ -166,7 +185,8 @@ impl Service for KvService {
 
     fn restore(&mut self, index: Index, image: &[u8]) -> Result<(), String> {
         let (store, sessions) = snapshot::decode(image, index).map_err(|e: RestoreError| e.to_string())?;
-        *self = KvService { store, sessions, applied_index: index };
+        let store_bytes = store.iter().map(|(key, stored)| stored_bytes(key, &stored.value)).sum();
+        *self = KvService { store, sessions, store_bytes, applied_index: index };
         Ok(())
     }
 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::ClientId;
 use crate::dedup::{Session, Sessions};
-use crate::limits::{KEY_BYTES_MAX, SESSIONS_MAX, VALUE_BYTES_MAX};
+use crate::limits::{KEY_BYTES_MAX, SESSIONS_MAX, STORE_BYTES_MAX, VALUE_BYTES_MAX, stored_bytes};
 
 /// The first byte of every image. Bump it when the image changes shape; old images then fail to restore loudly.
 pub const SNAPSHOT_FORMAT_VERSION: u8 = 1;
@@ -50,6 +50,8 @@ pub enum RestoreError {
     ValueTooLarge { position: usize, size_bytes: usize },
     #[error("key at position {position} was modified at index {modified_index}, outside 1..={applied_index}")]
     ModifiedIndexOutOfRange { position: usize, modified_index: Index, applied_index: Index },
+    #[error("the map holds {size_bytes} bytes, over STORE_BYTES_MAX")]
+    StoreTooLarge { size_bytes: usize },
     #[error("{count} sessions, over SESSIONS_MAX")]
     TooManySessions { count: usize },
     #[error("session of client {client_id} is out of order, repeated, or invalid: {what}")]
@@ -83,6 +85,7 @@ pub fn decode(bytes: &[u8], asked_index: Index) -> Result<(BTreeMap<String, Stor
     let applied_index = image.applied_index;
     let mut store = BTreeMap::new();
     let mut previous: Option<&str> = None;
+    let mut store_bytes = 0usize;
     for (position, (key, stored)) in image.entries.iter().enumerate() {
         if previous.is_some_and(|p| p >= key.as_str()) {
             return Err(RestoreError::KeyOutOfOrder { position });
@@ -97,6 +100,12 @@ pub fn decode(bytes: &[u8], asked_index: Index) -> Result<(BTreeMap<String, Stor
         if stored.modified_index == 0 || stored.modified_index > applied_index {
             let modified_index = stored.modified_index;
             return Err(RestoreError::ModifiedIndexOutOfRange { position, modified_index, applied_index });
+        }
+        // Each entry is within KEY_BYTES_MAX + VALUE_BYTES_MAX (checked above): the sum stops at the limit, far from
+        // overflowing.
+        store_bytes += stored_bytes(key, &stored.value);
+        if store_bytes > STORE_BYTES_MAX {
+            return Err(RestoreError::StoreTooLarge { size_bytes: store_bytes });
         }
     }
     for (key, stored) in image.entries {

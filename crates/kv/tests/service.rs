@@ -223,3 +223,34 @@ proptest! {
         let _ = KvService::new().restore(1, &bytes);
     }
 }
+
+#[test]
+fn the_store_is_bounded_and_deletes_still_apply_when_it_is_full() {
+    let mut kv = KvService::new();
+    let value = "v".repeat(VALUE_BYTES_MAX);
+    let mut i = 0;
+    let full = loop {
+        let reply = run(&mut kv, vec![Op::Put { key: format!("k{i:05}"), value: value.clone() }]).remove(0);
+        if let Reply::Rejected { reason } = reply {
+            break reason;
+        }
+        i += 1;
+    };
+    assert!(matches!(full, Rejection::StoreFull { .. }), "{full:?}");
+    assert!(kv.store_bytes() <= keel_kv::STORE_BYTES_MAX);
+    assert_eq!(kv.keys_len(), i);
+    // Shrinking a value and deleting a key still apply; then there is room again.
+    let replies = run(
+        &mut kv,
+        vec![
+            Op::Put { key: key("k00000"), value: String::new() },
+            Op::Delete { key: key("k00001") },
+            Op::Put { key: format!("k{i:05}"), value: value.clone() },
+        ],
+    );
+    assert!(replies.iter().all(|r| matches!(r, Reply::Written { .. } | Reply::Deleted { .. })), "{replies:?}");
+    // The accounting survives a snapshot.
+    let mut restored = KvService::new();
+    assert_eq!(restored.restore(kv.applied_index(), &kv.snapshot()), Ok(()));
+    assert_eq!(restored.store_bytes(), kv.store_bytes());
+}
