@@ -3,6 +3,9 @@ use keel_kv::{Action, Answer, Attempt, Clerk, Command, KvService, Op, Reply};
 use keel_replica::Service;
 use proptest::prelude::*;
 
+mod common;
+use common::as_checked;
+
 fn op() -> impl Strategy<Value = Op> {
     let key = prop::sample::select(vec!["a", "b", "ab", "c/1", "c/2"]).prop_map(str::to_owned);
     let value = "[xyz]{0,3}";
@@ -138,28 +141,6 @@ proptest! {
         }
         prop_assert!(clerk.next_seq() == expected_seq || clerk.next_seq() == expected_seq + 1);
     }
-}
-
-/// keel-kv's replies, in the checker's terms (`None`: an operation the model does not cover, or a rejection).
-fn as_checked(op: &Op, reply: &Reply) -> Option<(keel_lincheck::IndexedKvInput, keel_lincheck::IndexedKvOutput)> {
-    use keel_lincheck::{IndexedKvInput as In, IndexedKvOutput as Out};
-    let input = match op.clone() {
-        Op::Get { key } => In::Get { key },
-        Op::Put { key, value } => In::Put { key, value },
-        Op::Append { key, value } => In::Append { key, value },
-        Op::Delete { key } => In::Delete { key },
-        Op::PutIf { key, value, expected_index } => In::PutIf { key, value, expected_index },
-        Op::List { .. } => return None,
-    };
-    let output = match reply.clone() {
-        Reply::Value { value, modified_index } => Out::Value { value, modified_index },
-        Reply::NotFound => Out::NotFound,
-        Reply::Written { index } => Out::Written { index },
-        Reply::Deleted { index } => Out::Deleted { index },
-        Reply::CasFailed { current_index } => Out::CasFailed { current_index },
-        Reply::Listed { .. } | Reply::Rejected { .. } => return None,
-    };
-    Some((input, output))
 }
 
 proptest! {
