@@ -14,19 +14,20 @@
 //! (and must then treat the operation's outcome as unknown).
 //!
 //! ```text
-//!            start(op): seq = next_seq, next_seq += 1; send to the last leader, else the next server
-//!   Idle ─────────────────────────────────────────────────────────────> Awaiting(seq, server, attempt)
-//!    ^ ^                                                                 │   │      ^
-//!    │ └──── reply for seq (from any attempt): Done, remember its sender ┘   │      │ timeout or wrong leader for
-//!    │                                                                       │      │ this attempt: same seq, to the
-//!    │                                                                       │      │ hinted server if untried this
-//!    │                                                                       │      │ round, else the next untried
-//!    │                                                                       │      └──────────────┘
-//!    │                                           every server tried this round│
-//!    │                                                                       v
-//!    └──────────── a late reply for seq: Done ─────────────────────── BackingOff(seq)
-//!                                                                            │ backoff elapsed: a new round,
-//!                                                                            └─> Awaiting (last leader or next)
+//!           start(op): seq = next_seq, next_seq += 1;
+//!           send to the last leader, else the next server          timeout or wrong leader for attempt n, and
+//!   ┌──────┐ ─────────────────────────────────────> ┌───────────┐ ──┐  a server untried this round: attempt n + 1
+//!   │ Idle │                                        │ Awaiting  │   │  (same seq) to the hinted server if untried,
+//!   └──────┘ <─── a reply for seq (any attempt): ── │ (seq, n)  │ <─┘  else to the next one in rotation
+//!      ^          Done; remember who answered       └───────────┘
+//!      │                                              │       ^
+//!      │                        timeout or wrong      │       │ backoff elapsed: a new round, from the
+//!      │                        leader, every server  │       │ last leader, else the next server
+//!      │                        tried this round      v       │
+//!      │                                            ┌────────────┐
+//!      └──────────── a late reply for seq: Done ─── │ BackingOff │
+//!                                                   │ (seq)      │
+//!                                                   └────────────┘
 //! ```
 use crate::command::{ClientId, Command, Op, Reply, Seq};
 

@@ -202,7 +202,7 @@ fn a_clerk_retrying_through_lost_replies_appends_once() {
 proptest! {
     /// Any bytes are applied, as a command or a rejection: never a panic, and the index always advances.
     #[test]
-    fn any_entry_applies_without_panicking(entries in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 1..20)) {
+    fn any_entry_applies_without_panicking(entries in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..64), 1..20)) {
         let mut kv = KvService::new();
         for (i, entry) in entries.iter().enumerate() {
             let mut bytes = entry.clone();

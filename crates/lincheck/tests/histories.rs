@@ -311,8 +311,8 @@ proptest! {
     ) {
         let mut history = sequential(&ops);
         prop_assert_eq!(verdict(&history), Verdict::Linearizable);
-        let reads: Vec<usize> =
-            history.iter().enumerate().filter(|(_, op)| matches!(op.input, KvInput::Get { .. })).map(|(i, _)| i).collect();
+        let is_read = |op: &Op| matches!(op.input, KvInput::Get { .. });
+        let reads: Vec<usize> = history.iter().enumerate().filter(|(_, op)| is_read(op)).map(|(i, _)| i).collect();
         if !reads.is_empty() {
             let i = reads[pick.index(reads.len())];
             let flipped = match history[i].output() {
