@@ -22,11 +22,13 @@
 //! - `seq > last`: executed; the session now remembers `seq` and its reply.
 //!
 //! **Memory**: at most `SESSIONS_MAX` sessions. A new client at the limit evicts the least recently active
-//! session (smallest index of its last applied request). The risk, as etcd's leases and the Raft thesis (§6.3)
-//! describe for session expiry: a client that is still retrying its *first* request when its session is evicted
-//! (after `SESSIONS_MAX` other clients were active since) may have that first request applied twice; any later
-//! request of an evicted client gets `SessionExpired`. Eviction depends only on the applied log, so every replica
-//! evicts the same sessions.
+//! session (smallest index of its last applied request). The risk, which the Raft thesis (§6.3) describes for any
+//! session expiry: an evicted client's requests can no longer be deduplicated. Here, any later request of an
+//! evicted client gets `SessionExpired`, except one case: a client still retrying its *first* request when its
+//! session is evicted (after `SESSIONS_MAX` other clients were active since) may have that request applied twice,
+//! because a first request also creates the session. The thesis closes that hole with an explicit RegisterClient
+//! command; adding one would cost every client a round trip. Eviction depends only on the applied log, so every
+//! replica evicts the same sessions.
 use std::collections::BTreeMap;
 
 use keel_raft::Index;
