@@ -17,7 +17,8 @@ use crate::network::{Fate, Network};
 pub use crate::options::RaftOptions;
 use crate::stats::count_patterns;
 pub use crate::stats::{KIND_NAMES, KINDS, Patterns, Stats, kind_slot};
-use crate::storage::MemStorage;
+pub use crate::storage::DiskCounts;
+use crate::storage::{NodeStorage, NodeStorageError};
 use crate::tester_service::{SnapshotImage, TesterService};
 use crate::timeline::{self, TimelineEvent};
 use crate::trace::{Trace, TraceLine};
@@ -49,6 +50,18 @@ pub struct ClusterConfig {
     /// 1/`snapshot_interval` (the fault sweep's "snapshots at random points").
     pub random_snapshots: bool,
     pub raft: RaftOptions,
+    /// Where nodes keep their Raft state.
+    pub storage: StorageKind,
+}
+
+/// Where the simulated nodes keep their Raft state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StorageKind {
+    /// In memory: a crash keeps exactly what was acknowledged.
+    Memory,
+    /// keel's `DiskStorage` (the real WAL) on a simulated disk that loses and tears unsynced writes at a crash,
+    /// with segments of about this many bytes (small ones exercise rotation and compaction).
+    SimulatedDisk { segment_size_bytes: u64 },
 }
 
 /// Events counted over the current virtual second, for the event budget.
@@ -61,13 +74,13 @@ struct EventWindow {
 }
 
 /// The replica the simulator runs: the real Ready loop, the tester's service, in-memory storage.
-type SimReplica = Replica<TesterService, MemStorage>;
+type SimReplica = Replica<TesterService, NodeStorage>;
 
 struct Slot {
     /// The running replica, which holds the node's storage while it runs.
     replica: Option<SimReplica>,
     /// The node's durable state while it is down.
-    stored: Option<MemStorage>,
+    stored: Option<NodeStorage>,
     /// Armed: the next persist fails, as a crash in the middle of it would.
     crash_switch: std::rc::Rc<std::cell::Cell<bool>>,
     /// Bumped on every crash, so ticks and messages meant for an earlier life are discarded.
@@ -131,8 +144,17 @@ impl Cluster {
             now_ms: 0,
             rng: Rng::derive(config.seed, u64::MAX),
             slots: (0..n)
-                .map(|_| {
-                    let stored = MemStorage::default();
+                .map(|slot| {
+                    let disk_seed = config.seed ^ (0xd15c_0000 + slot as u64);
+                    let stored = match config.storage {
+                        StorageKind::Memory => NodeStorage::in_memory(disk_seed),
+                        StorageKind::SimulatedDisk { segment_size_bytes } => {
+                            match NodeStorage::on_simulated_disk(disk_seed, segment_size_bytes) {
+                                Ok(storage) => storage,
+                                Err(e) => panic!("node {slot}: {e} (seed {})", config.seed),
+                            }
+                        }
+                    };
                     Slot { replica: None, crash_switch: stored.crash_switch(), stored: Some(stored), incarnation: 0 }
                 })
                 .collect(),
@@ -190,13 +212,26 @@ impl Cluster {
         self.slots[i].replica.is_some()
     }
     /// Node i's durable state (held by its replica while it runs).
-    pub fn storage(&self, i: usize) -> &MemStorage {
+    pub fn storage(&self, i: usize) -> &NodeStorage {
         let slot = &self.slots[i];
         match (&slot.replica, &slot.stored) {
             (Some(replica), _) => replica.storage(),
             (None, Some(stored)) => stored,
             (None, None) => unreachable!("node {i} has neither a replica nor its stored state"),
         }
+    }
+
+    /// What the nodes' simulated disks went through (all zero with in-memory storage).
+    pub fn disk_counts(&self) -> DiskCounts {
+        let mut total = DiskCounts::default();
+        for i in 0..self.nodes() {
+            let c = self.storage(i).disk_counts();
+            total.recoveries += c.recoveries;
+            total.in_flight_found += c.in_flight_found;
+            total.in_flight_lost += c.in_flight_lost;
+            total.torn_tails_cut += c.torn_tails_cut;
+        }
+        total
     }
 
     /// (term, is_leader) of a live node.
@@ -370,7 +405,7 @@ impl Cluster {
                     }
                     return;
                 }
-                Err(ReplicaError::Storage { .. }) => {
+                Err(ReplicaError::Storage { source: NodeStorageError::CrashedBeforeDurable, .. }) => {
                     // The update was handed to storage but the machine died before it was durable: it is lost,
                     // and so is everything in this Ready that depended on it (the replica handed out nothing).
                     self.note_fault(format!("{i} loses an update that was not yet durable"));
@@ -582,7 +617,13 @@ impl Cluster {
         slot.crash_switch.set(false);
         if let Some(replica) = slot.replica.take() {
             // Outcomes of proposals die with the node: the tester's clients learn them from the logs.
-            slot.stored = Some(replica.stop().storage);
+            let mut storage = replica.stop().storage;
+            if storage.on_disk() {
+                // What survives on the disk is the disk's to choose, from the run's generator (drawn only for
+                // disks, so runs in memory stay as they were).
+                storage.power_loss(self.rng.next_u64());
+            }
+            slot.stored = Some(storage);
             slot.incarnation += 1;
             self.trace.note(self.now_ms, format!("crash {i}"));
             let at_ms = self.now_ms;
@@ -623,9 +664,12 @@ impl Cluster {
             Some(interval) => SnapshotPolicy::EveryEntries(interval),
             None => SnapshotPolicy::Never,
         };
-        let Some(storage) = slot.stored.take() else {
+        let Some(mut storage) = slot.stored.take() else {
             unreachable!("node {i} was just crashed, so its storage is back in its slot")
         };
+        if let Err(e) = storage.recover() {
+            self.fail(&format!("node {i} cannot restart: {e}"));
+        }
         match Replica::open(config, TesterService::default(), storage, policy) {
             Ok(replica) => slot.replica = Some(replica),
             Err(e) => self.fail(&format!("node {i} cannot restart from its durable state: {e}")),

@@ -3,7 +3,7 @@ use std::io::{self, Write};
 
 use keel_raft::Index;
 
-use crate::cluster::{Cluster, ClusterConfig, RaftOptions};
+use crate::cluster::{Cluster, ClusterConfig, RaftOptions, StorageKind};
 
 #[derive(Clone, Debug)]
 pub struct DemoOptions {
@@ -52,6 +52,7 @@ pub fn run_demo(options: &DemoOptions, out: &mut dyn Write) -> io::Result<DemoSu
         snapshot_interval: None,
         random_snapshots: false,
         raft: options.raft,
+        storage: StorageKind::Memory,
     });
     let mut summary = DemoSummary::default();
     let mut known_leader = None;

@@ -8,7 +8,7 @@
 //! server within [`liveness_limit_ms`] of virtual time.
 use keel_raft::{DEFAULT_MAX_BYTES_PER_APPEND, DEFAULT_MAX_ENTRIES_PER_APPEND, Rng};
 
-use crate::cluster::{Cluster, ClusterConfig, RaftOptions, TICK_MS};
+use crate::cluster::{Cluster, ClusterConfig, RaftOptions, StorageKind, TICK_MS};
 use crate::nemesis::{Moment, Nemesis, Strike};
 use crate::network::HarshFaults;
 
@@ -45,6 +45,10 @@ pub struct SweepOutcome {
     pub events_per_virtual_second_peak: u64,
     /// InstallSnapshot messages delivered.
     pub snapshots_installed: u64,
+    /// What the simulated disks went through: recoveries after power loss, in-flight updates found or lost, torn
+    /// WAL tails cut.
+    pub disk: crate::cluster::DiskCounts,
+    pub storage: StorageKind,
     /// Unprompted (legal) messages sent on leaders' behalf.
     pub legal_appends_sent: u64,
     /// Very late copies of old replies delivered to re-elected leaders.
@@ -83,6 +87,9 @@ pub struct SweepShape {
     /// client period, with this chance per mille, the newest leader sends a random follower an AppendEntries from
     /// a random point of its log, or its snapshot.
     pub unprompted_appends_per_mille: u64,
+    /// keel's real WAL on a simulated disk (in most seeds, with segments from 512 bytes, so they rotate and are
+    /// compacted away often), or memory.
+    pub storage: StorageKind,
     pub chaos_ms: u64,
 }
 
@@ -105,6 +112,11 @@ impl SweepShape {
             nemesis: rng.chance(1, 2),
             long_reordering: rng.chance(1, 3),
             unprompted_appends_per_mille: if rng.chance(1, 2) { rng.range(50, 500) } else { 0 },
+            storage: if rng.chance(3, 4) {
+                StorageKind::SimulatedDisk { segment_size_bytes: 512 << rng.range(0, 8) }
+            } else {
+                StorageKind::Memory
+            },
             chaos_ms: rng.range(4_000, 12_000),
         }
     }
@@ -166,6 +178,7 @@ pub fn run_seed(seed: u64) -> SweepOutcome {
         snapshot_interval: shape.snapshot_interval,
         random_snapshots: shape.random_snapshots,
         raft: shape.raft,
+        storage: shape.storage,
     });
     cluster.net.harsh = shape.harsh;
     cluster.net.long_reordering = shape.long_reordering;
@@ -217,6 +230,8 @@ pub fn run_seed(seed: u64) -> SweepOutcome {
         patterns: cluster.stats.patterns.clone(),
         snapshots_installed: cluster.stats.snapshots_installed,
         legal_appends_sent: cluster.stats.legal_appends_sent,
+        disk: cluster.disk_counts(),
+        storage: shape.storage,
         late_replies_delivered: cluster.stats.late_replies_delivered,
         nodes: n,
         events,

@@ -33,6 +33,9 @@ pub struct SweepReport {
     /// Unprompted (legal) messages sent on leaders' behalf, and very late copies of replies delivered.
     pub legal_appends_sent: u64,
     pub late_replies_delivered: u64,
+    /// Seeds on keel's WAL over a simulated disk, and what those disks went through.
+    pub seeds_on_disk: u64,
+    pub disk: crate::cluster::DiskCounts,
     pub wall: Duration,
 }
 
@@ -104,6 +107,11 @@ fn record(report: &Mutex<SweepReport>, seed: u64, outcome: std::thread::Result<S
             report.commit_beyond_verified += o.patterns.commit_beyond_verified;
             report.legal_appends_sent += o.legal_appends_sent;
             report.late_replies_delivered += o.late_replies_delivered;
+            report.seeds_on_disk += u64::from(matches!(o.storage, crate::cluster::StorageKind::SimulatedDisk { .. }));
+            report.disk.recoveries += o.disk.recoveries;
+            report.disk.in_flight_found += o.disk.in_flight_found;
+            report.disk.in_flight_lost += o.disk.in_flight_lost;
+            report.disk.torn_tails_cut += o.disk.torn_tails_cut;
         }
         Err(panic) => report.failures.push((seed, crate::seeds::panic_message(panic.as_ref()))),
     }

@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 
 use keel_raft::{Index, Rng, Term};
 
-use crate::cluster::{Cluster, ClusterConfig, RaftOptions};
+use crate::cluster::{Cluster, ClusterConfig, RaftOptions, StorageKind};
 use crate::tasks::{One, Poll, Task, TaskResult};
 
 /// 6.824's RaftElectionTimeout: "generous", used for the tests' sleeps.
@@ -73,6 +73,7 @@ impl Tester {
             snapshot_interval: snapshot.then_some(SNAPSHOT_INTERVAL),
             random_snapshots: false,
             raft: config.raft,
+            storage: StorageKind::Memory,
         });
         Tester {
             cluster,
