@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use crate::catalogue::{ALL, Scenario};
-use crate::cluster::{Cluster, ClusterConfig, StorageKind};
+use crate::cluster::{Cluster, ClusterConfig, Snapshots, StorageKind};
 use crate::tester::TesterConfig;
 
 /// Real time the Go reference spends on the same catalogue, from the 2023 6.824 handout's sample output
@@ -60,8 +60,7 @@ pub fn throughput(nodes: usize, proposals_per_ms: u64, virtual_s: u64, seed: u64
         nodes,
         seed,
         reliable: true,
-        snapshot_interval: None,
-        random_snapshots: false,
+        snapshots: Snapshots::Never,
         raft: Default::default(),
         storage: StorageKind::Memory,
     });

@@ -44,14 +44,25 @@ pub struct ClusterConfig {
     pub nodes: usize,
     pub seed: u64,
     pub reliable: bool,
-    /// Take a service snapshot after every this many applied entries (6.824's applierSnap uses 10).
-    pub snapshot_interval: Option<u64>,
-    /// Instead of every `snapshot_interval`-th entry, snapshot after any applied entry with probability
-    /// 1/`snapshot_interval` (the fault sweep's "snapshots at random points").
-    pub random_snapshots: bool,
+    /// When the tester's service snapshots.
+    pub snapshots: Snapshots,
     pub raft: RaftOptions,
     /// Where nodes keep their Raft state.
     pub storage: StorageKind,
+}
+
+/// When the tester's service snapshots (each becomes the replica's [`SnapshotPolicy`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Snapshots {
+    Never,
+    /// After every this many applied entries (6.824's applierSnap uses 10).
+    EveryEntries(u64),
+    /// After any applied entry with probability 1/n: the fault sweep's "snapshots at random points".
+    Randomly {
+        one_in: u64,
+    },
+    /// When the Raft state reaches this many bytes: 6.824's maxraftstate, and what a deployment sets.
+    RaftStateBytes(u64),
 }
 
 /// Where the simulated nodes keep their Raft state.
@@ -657,12 +668,13 @@ impl Cluster {
         let seed = self.config.seed ^ (slot.incarnation << 32);
         let mut config = Config::new(self.ids[i], members, seed);
         self.config.raft.apply_to(&mut config);
-        let policy = match self.config.snapshot_interval {
-            Some(one_in) if self.config.random_snapshots => {
+        let policy = match self.config.snapshots {
+            Snapshots::Randomly { one_in } => {
                 SnapshotPolicy::Randomly { one_in, rng: Rng::derive(seed, 0x5a4_5407 ^ i as u64) }
             }
-            Some(interval) => SnapshotPolicy::EveryEntries(interval),
-            None => SnapshotPolicy::Never,
+            Snapshots::EveryEntries(interval) => SnapshotPolicy::EveryEntries(interval),
+            Snapshots::RaftStateBytes(bytes) => SnapshotPolicy::RaftStateBytes(bytes),
+            Snapshots::Never => SnapshotPolicy::Never,
         };
         let Some(mut storage) = slot.stored.take() else {
             unreachable!("node {i} was just crashed, so its storage is back in its slot")

@@ -3,7 +3,7 @@ use std::io::{self, Write};
 
 use keel_raft::Index;
 
-use crate::cluster::{Cluster, ClusterConfig, RaftOptions, StorageKind};
+use crate::cluster::{Cluster, ClusterConfig, RaftOptions, Snapshots, StorageKind};
 
 #[derive(Clone, Debug)]
 pub struct DemoOptions {
@@ -49,8 +49,7 @@ pub fn run_demo(options: &DemoOptions, out: &mut dyn Write) -> io::Result<DemoSu
         nodes: n,
         seed: options.seed,
         reliable: !options.unreliable,
-        snapshot_interval: None,
-        random_snapshots: false,
+        snapshots: Snapshots::Never,
         raft: options.raft,
         storage: StorageKind::Memory,
     });

@@ -8,7 +8,7 @@
 //! server within [`liveness_limit_ms`] of virtual time.
 use keel_raft::{DEFAULT_MAX_BYTES_PER_APPEND, DEFAULT_MAX_ENTRIES_PER_APPEND, Rng};
 
-use crate::cluster::{Cluster, ClusterConfig, RaftOptions, StorageKind, TICK_MS};
+use crate::cluster::{Cluster, ClusterConfig, RaftOptions, Snapshots, StorageKind, TICK_MS};
 use crate::nemesis::{Moment, Nemesis, Strike};
 use crate::network::HarshFaults;
 
@@ -70,9 +70,8 @@ pub enum Schedule {
 pub struct SweepShape {
     pub schedule: Schedule,
     pub nodes: usize,
-    pub snapshot_interval: Option<u64>,
-    /// Snapshot at random applied entries rather than every `snapshot_interval`-th.
-    pub random_snapshots: bool,
+    /// Every n entries (down to every entry), at random points, or by Raft state size; or never.
+    pub snapshots: Snapshots,
     /// Every field drawn: PreVote and CheckQuorum each on in half the seeds; timing and append limits at their
     /// defaults in a third of the seeds, anywhere a user may legally set them in the rest.
     pub raft: RaftOptions,
@@ -99,10 +98,20 @@ impl SweepShape {
         SweepShape {
             schedule: if rng.chance(1, 3) { Schedule::LeaderChurn } else { Schedule::Mixed },
             nodes: [3, 5, 7][rng.range(0, 3) as usize],
-            snapshot_interval: rng
-                .chance(2, 3)
-                .then(|| if rng.chance(1, 4) { rng.range(1, 4) } else { rng.range(3, 50) }),
-            random_snapshots: rng.chance(1, 2),
+            snapshots: {
+                let interval =
+                    rng.chance(2, 3).then(|| if rng.chance(1, 4) { rng.range(1, 4) } else { rng.range(3, 50) });
+                let at_random = rng.chance(1, 2);
+                // Drawn from a stream of its own, so adding it left every other draw of the shape as it was.
+                let by_size = Rng::derive(seed, 0x5a95).chance(1, 2);
+                match interval {
+                    None => Snapshots::Never,
+                    Some(one_in) if at_random => Snapshots::Randomly { one_in },
+                    // The sweep's commands are 8 bytes: a snapshot after about `n` entries.
+                    Some(n) if by_size => Snapshots::RaftStateBytes(n * (8 + keel_replica::ENTRY_OVERHEAD_BYTES)),
+                    Some(n) => Snapshots::EveryEntries(n),
+                }
+            },
             raft: random_raft_options(&mut rng),
             harsh: HarshFaults {
                 duplicate_per_mille: if rng.chance(1, 3) { rng.range(10, 300) } else { 0 },
@@ -175,8 +184,7 @@ pub fn run_seed(seed: u64) -> SweepOutcome {
         nodes: n,
         seed,
         reliable: rng.chance(1, 2),
-        snapshot_interval: shape.snapshot_interval,
-        random_snapshots: shape.random_snapshots,
+        snapshots: shape.snapshots,
         raft: shape.raft,
         storage: shape.storage,
     });

@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 
 use keel_raft::{Index, Rng, Term};
 
-use crate::cluster::{Cluster, ClusterConfig, RaftOptions, StorageKind};
+use crate::cluster::{Cluster, ClusterConfig, RaftOptions, Snapshots, StorageKind};
 use crate::tasks::{One, Poll, Task, TaskResult};
 
 /// 6.824's RaftElectionTimeout: "generous", used for the tests' sleeps.
@@ -70,8 +70,7 @@ impl Tester {
             nodes: servers,
             seed,
             reliable: !unreliable,
-            snapshot_interval: snapshot.then_some(SNAPSHOT_INTERVAL),
-            random_snapshots: false,
+            snapshots: if snapshot { Snapshots::EveryEntries(SNAPSHOT_INTERVAL) } else { Snapshots::Never },
             raft: config.raft,
             storage: StorageKind::Memory,
         });

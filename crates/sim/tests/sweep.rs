@@ -1,5 +1,6 @@
 //! The randomized fault sweep (see `keel_sim::sweep`). CI runs the fixed seeds 1..=300 plus a few thousand fresh
 //! seeds from the clock; `KEEL_SEEDS=10000` runs a long sweep and `KEEL_SEED=<n>` replays one.
+use keel_sim::cluster::Snapshots;
 use keel_sim::seeds::{run_seeds, selected_seeds};
 use keel_sim::sweep::{SweepOutcome, SweepShape, run_seed};
 
@@ -33,7 +34,9 @@ fn sweep_explores_every_configuration_and_fault() {
     some("an election range of two ticks", &|s| {
         s.raft.election_timeout_ticks_max == s.raft.election_timeout_ticks_min + 2
     });
-    some("snapshots after every entry", &|s| s.snapshot_interval == Some(1));
+    some("snapshots after every entry", &|s| s.snapshots == Snapshots::EveryEntries(1));
+    some("snapshots at random points", &|s| matches!(s.snapshots, Snapshots::Randomly { .. }));
+    some("snapshots by Raft state size", &|s| matches!(s.snapshots, Snapshots::RaftStateBytes(_)));
     some("duplicated messages", &|s| s.harsh.duplicate_per_mille > 0);
     some("reordered requests", &|s| s.harsh.reorder_requests);
     some("in-flight delivery over a downed link", &|s| s.harsh.deliver_in_flight);
