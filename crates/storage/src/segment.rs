@@ -55,7 +55,9 @@ pub const PAGE_SIZE_BYTES: usize = 4096;
 /// Whether the damaged record at `offset` is a last write that never fully reached the disk although the file's
 /// new length did (XFS and ext4 with `data=writeback` allow that): the bytes from some point inside this record to
 /// the end of the file are zeros, and that point is where the write began (`offset`) or a page boundary, since
-/// unwritten pages read as zeros. A flipped bit cannot pass for this (it makes nothing zero); a record whose own
+/// unwritten pages read as zeros. The zeros may begin before that page boundary: the written page before it may
+/// end in zeros of the record's own (small integers, a value's padding), which is why the boundary taken is the
+/// first one at or after the start of the zeros. A flipped bit cannot pass for this (it makes nothing zero); a record whose own
 /// data ends in a page or more of zeros, damaged at the end of the log, would be cut like a torn write, which is
 /// the price of restarting after a power loss on such file systems.
 fn unwritten_tail(bytes: &[u8], offset: usize) -> bool {
@@ -73,9 +75,9 @@ fn unwritten_tail(bytes: &[u8], offset: usize) -> bool {
         }
         _ => offset + record::HEADER_SIZE_BYTES,
     };
-    zeros_from < bytes.len()
-        && zeros_from < record_end
-        && (zeros_from == offset || (zeros_from > offset && zeros_from.is_multiple_of(PAGE_SIZE_BYTES)))
+    // Where the write stopped reaching the disk: its start, or the first page boundary from which all is zeros.
+    let unwritten_from = if zeros_from == offset { offset } else { zeros_from.next_multiple_of(PAGE_SIZE_BYTES) };
+    unwritten_from < bytes.len() && unwritten_from < record_end
 }
 
 /// Splits a segment's bytes into records. Only the last segment may end torn (every earlier one was fsynced whole
@@ -148,9 +150,29 @@ mod tests {
         assert!(matches!(tail_of(&bytes), Ok(Tail::Torn { offset, .. }) if offset == second as u64));
     }
 
+    /// Found by the fault sweep (seed 700000258239): the record's header straddled a page boundary and its
+    /// length field ended in zero bytes, so the zeros began a few bytes before the unwritten page.
+    #[test]
+    fn zeros_that_begin_inside_the_written_page_before_an_unwritten_one_are_a_torn_write() {
+        let mut bytes = Vec::new();
+        record::append(&mut bytes, Kind::Batch, &vec![7u8; PAGE_SIZE_BYTES - 200], 1 << 20).unwrap();
+        let second = bytes.len();
+        // The second record's last bytes before the page boundary are zeros of its own, then the page is unwritten.
+        let mut body = vec![9u8; 2 * PAGE_SIZE_BYTES];
+        let own_zeros = PAGE_SIZE_BYTES - second - record::HEADER_SIZE_BYTES - 10;
+        body[own_zeros..own_zeros + 20].fill(0); // the body's length prefix shifts them by a byte or two
+        record::append(&mut bytes, Kind::Batch, &body, 1 << 20).unwrap();
+        bytes[PAGE_SIZE_BYTES..].fill(0);
+        assert!(bytes[PAGE_SIZE_BYTES - 5..PAGE_SIZE_BYTES].iter().all(|&b| b == 0), "the zeros begin before the page");
+        assert!(matches!(tail_of(&bytes), Ok(Tail::Torn { offset, .. }) if offset == second as u64));
+    }
+
     #[test]
     fn zeros_that_no_unwritten_page_explains_are_corruption() {
-        let (mut bytes, _) = two_records(2 * PAGE_SIZE_BYTES);
+        // Zeros from inside a page to the end of the file, without reaching the next page boundary: no page was
+        // left unwritten, so something changed the data.
+        let (mut bytes, _) = two_records(PAGE_SIZE_BYTES + 500);
+        assert!(bytes.len() < 2 * PAGE_SIZE_BYTES);
         bytes[PAGE_SIZE_BYTES + 1..].fill(0);
         assert!(matches!(tail_of(&bytes), Err(Error::CorruptRecord { .. })));
         let (mut bytes, second) = two_records(50);
