@@ -187,6 +187,7 @@ pub fn run_seed(seed: u64) -> SweepOutcome {
         snapshots: shape.snapshots,
         raft: shape.raft,
         storage: shape.storage,
+        service: crate::sim_service::ServiceKind::Tester,
     });
     cluster.net.harsh = shape.harsh;
     cluster.net.long_reordering = shape.long_reordering;

@@ -1,0 +1,110 @@
+//! The history of a KV test: every operation a clerk started, when (virtual time), and what it got back, in the
+//! form `keel_lincheck` checks (6.824's porcupine `opLog`). Operations still unanswered at the check are timed
+//! out: they may have taken effect at any instant after their call, or never.
+use std::collections::BTreeMap;
+
+use keel_kv::{Op, Reply, Seq};
+use keel_lincheck::{KvInput, KvModel, KvOutput, Operation, Outcome, SearchLimits, Verdict, check};
+
+/// Timestamps are virtual nanoseconds: the virtual millisecond, plus a counter within it, so that two events of
+/// one millisecond (a return, then the next call) keep their order. A millisecond holds at most this many stamps
+/// (far more than any test records in one virtual millisecond; past it the stamps stay ordered but share the last
+/// value, which only makes operations look concurrent: never a false alarm).
+const STAMPS_PER_MS: u64 = 1_000_000;
+
+/// The history recorder.
+#[derive(Default)]
+pub struct History {
+    ops: Vec<Operation<KvInput, KvOutput>>,
+    /// The position in `ops` of each operation still in progress, by (clerk, seq).
+    open: BTreeMap<(usize, Seq), usize>,
+    last_stamp_ms: u64,
+    stamps_this_ms: u64,
+}
+
+/// What a failed check found.
+pub enum HistoryProblem {
+    NotLinearizable(String),
+    Malformed(String),
+}
+
+impl History {
+    /// A strictly increasing timestamp for an event at `now_ms`.
+    fn stamp(&mut self, now_ms: u64) -> u64 {
+        if now_ms != self.last_stamp_ms {
+            self.last_stamp_ms = now_ms;
+            self.stamps_this_ms = 0;
+        }
+        self.stamps_this_ms = (self.stamps_this_ms + 1).min(STAMPS_PER_MS - 1);
+        now_ms * STAMPS_PER_MS + self.stamps_this_ms
+    }
+
+    /// Clerk `clerk` called `op` as request `seq`.
+    pub fn call(&mut self, now_ms: u64, clerk: usize, seq: Seq, op: &Op) -> Result<(), String> {
+        let input = input_of(op)?;
+        let call_ns = self.stamp(now_ms);
+        self.open.insert((clerk, seq), self.ops.len());
+        self.ops.push(Operation::timed_out(clerk as u64, call_ns, input));
+        Ok(())
+    }
+
+    /// Request `seq` of clerk `clerk` returned `reply`.
+    pub fn returned(&mut self, now_ms: u64, clerk: usize, seq: Seq, reply: &Reply) -> Result<(), String> {
+        let Some(position) = self.open.remove(&(clerk, seq)) else {
+            return Err(format!("clerk {clerk} got a reply for request {seq}, which it never called"));
+        };
+        let return_ns = self.stamp(now_ms);
+        let output = output_of(&self.ops[position].input, reply)?;
+        self.ops[position].outcome = Outcome::Returned { return_ns, output };
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// Operations that never returned (their clerk gave up, or the test ended first).
+    pub fn unanswered(&self) -> usize {
+        self.open.len()
+    }
+
+    /// Checks the whole history with 6.824's model (porcupine's `KvModel`, partitioned by key). Like 6.824, a
+    /// search that meets its bound is not a failure (porcupine's timeout is "Unknown", reported as a pass).
+    /// Returns the keys whose search met the bound.
+    pub fn check(&self) -> Result<Vec<String>, HistoryProblem> {
+        match check(&KvModel, &self.ops, SearchLimits::default()) {
+            Ok(Verdict::Linearizable) => Ok(Vec::new()),
+            Ok(Verdict::Unknown { keys }) => Ok(keys),
+            Ok(Verdict::NotLinearizable(report)) => Err(HistoryProblem::NotLinearizable(report.to_string())),
+            Err(e) => Err(HistoryProblem::Malformed(e.to_string())),
+        }
+    }
+}
+
+/// The model's view of an operation the tests issue (get, put, append: 6.824's operations).
+fn input_of(op: &Op) -> Result<KvInput, String> {
+    Ok(match op {
+        Op::Get { key } => KvInput::Get { key: key.clone() },
+        Op::Put { key, value } => KvInput::Put { key: key.clone(), value: value.clone() },
+        Op::Append { key, value } => KvInput::Append { key: key.clone(), value: value.clone() },
+        Op::Delete { key } => KvInput::Delete { key: key.clone() },
+        other => return Err(format!("the KV history does not model {other:?}")),
+    })
+}
+
+/// The model's view of a reply. A rejection is never a legal answer to the tests' operations (they stay within
+/// every limit and keep 6.824's one-request-per-clerk contract), so it fails the test here.
+fn output_of(input: &KvInput, reply: &Reply) -> Result<KvOutput, String> {
+    Ok(match (input, reply) {
+        (KvInput::Get { .. }, Reply::Value { value, .. }) => KvOutput::Value(Some(value.clone())),
+        (KvInput::Get { .. }, Reply::NotFound) => KvOutput::Value(None),
+        (KvInput::Put { .. } | KvInput::Append { .. }, Reply::Written { .. }) => KvOutput::Written,
+        (KvInput::Delete { .. }, Reply::Deleted { .. }) => KvOutput::Deleted { existed: true },
+        (KvInput::Delete { .. }, Reply::NotFound) => KvOutput::Deleted { existed: false },
+        (input, reply) => return Err(format!("{input:?} got the reply {reply:?}")),
+    })
+}
