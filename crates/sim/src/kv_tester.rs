@@ -100,6 +100,18 @@ pub struct KvTester {
     rpcs_at_begin: u64,
     /// Operations finished so far.
     pub ops_completed: u64,
+    /// A deliberately broken front end, off unless a test that shows the checks can fail turns it on.
+    bug: FrontEndBug,
+}
+
+/// Bugs the front end can be told to have, so tests can show that the checks catch them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FrontEndBug {
+    #[default]
+    None,
+    /// A server that believes it leads answers a get from its own state at once, without the log: the classic
+    /// stale read of a deposed leader that has not heard of its successor.
+    LocalReads,
 }
 
 impl KvTester {
@@ -129,6 +141,7 @@ impl KvTester {
             ops_at_begin: 0,
             rpcs_at_begin: 0,
             ops_completed: 0,
+            bug: FrontEndBug::None,
         }
     }
 
@@ -190,6 +203,10 @@ impl KvTester {
     }
     pub fn rng(&mut self) -> &mut Rng {
         &mut self.rng
+    }
+    /// Breaks the front end on purpose (tests of the checks only).
+    pub fn set_bug(&mut self, bug: FrontEndBug) {
+        self.bug = bug;
     }
     pub fn maxraftstate(&self) -> Option<u64> {
         self.maxraftstate
@@ -454,6 +471,12 @@ impl KvTester {
                 if !self.reachable(clerk, server) {
                     return;
                 }
+                if self.bug == FrontEndBug::LocalReads
+                    && let Some(answer) = self.local_read(server, &command)
+                {
+                    self.answer(server, clerk, attempt, answer);
+                    return;
+                }
                 match self.cluster.propose(server, command) {
                     Some((index, term)) => {
                         let incarnation = self.cluster.incarnation(server);
@@ -479,6 +502,20 @@ impl KvTester {
                 self.perform(clerk, action);
             }
         }
+    }
+
+    /// [`FrontEndBug::LocalReads`]: a get answered from the server's own state, if it believes it leads.
+    fn local_read(&self, server: usize, command: &[u8]) -> Option<Answer> {
+        let Ok(keel_kv::Command { op: Op::Get { key }, .. }) = keel_kv::Command::decode(command) else { return None };
+        if !self.cluster.state(server).is_some_and(|(_, leader)| leader) {
+            return None;
+        }
+        let service = self.cluster.kv_service(server)?;
+        let reply = match service.get(&key) {
+            Some((value, modified_index)) => Reply::Value { value: value.to_string(), modified_index },
+            None => Reply::NotFound,
+        };
+        Some(Answer::Reply(reply))
     }
 
     /// Answers the requests whose proposals' outcomes the replicas handed out.

@@ -79,7 +79,7 @@ pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 /// a few hundred client operations per virtual second for about twenty virtual seconds, and checks the history.
 pub const KV_CI_SEEDS: &[u64] = &[1, 2];
 /// Fresh seeds every kvraft scenario runs in CI, on top of the fixed ones.
-pub const KV_CI_FRESH_SEEDS_PER_SCENARIO: u64 = 2;
+pub const KV_CI_FRESH_SEEDS_PER_SCENARIO: u64 = 4;
 
 /// Runs `body` for the kvraft catalogue's fixed and fresh seeds.
 pub fn for_each_kv_seed(body: impl FnMut(u64)) {

@@ -177,10 +177,24 @@ pub fn check_concurrent_appends(value: &str, counts: &[usize]) -> Result<(), Str
     Ok(())
 }
 
+/// What a run did, for the determinism test and reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KvRunSummary {
+    pub trace_hash: u64,
+    pub trace_events: u64,
+    pub ops_completed: u64,
+    pub history_len: usize,
+}
+
 /// 6.824's GenericTest: rounds of concurrent clients under the chosen faults; after each round every client's
 /// appends are checked (exactly once, in order) and the log size bounded; the whole history is checked for
 /// linearizability at the end.
 pub fn generic_test(config: &TesterConfig, g: Generic) {
+    generic_test_summary(config, g);
+}
+
+/// [`generic_test`], returning what the run did.
+pub fn generic_test_summary(config: &TesterConfig, g: Generic) -> KvRunSummary {
     let mut kv = KvTester::new(&KvTesterConfig {
         seed: config.seed,
         servers: g.servers,
@@ -241,6 +255,12 @@ pub fn generic_test(config: &TesterConfig, g: Generic) {
         check_sizes(&kv);
     }
     kv.end();
+    KvRunSummary {
+        trace_hash: kv.cluster.trace.hash(),
+        trace_events: kv.cluster.trace.events(),
+        ops_completed: kv.ops_completed,
+        history_len: kv.history.len(),
+    }
 }
 
 /// GenericTest's partitioner for `run_ms`: a random split into two groups, then an election timeout plus up to
