@@ -81,6 +81,20 @@ impl History {
         self.open.len()
     }
 
+    /// The values of the appends to `key` that were acknowledged, and of those that were not (still unanswered).
+    pub fn appends(&self, key: &str) -> (Vec<&str>, Vec<&str>) {
+        let mut acknowledged = Vec::new();
+        let mut unanswered = Vec::new();
+        for op in &self.ops {
+            if let KvInput::Append { key: k, value } = &op.input
+                && k == key
+            {
+                if op.output().is_some() { acknowledged.push(value.as_str()) } else { unanswered.push(value.as_str()) }
+            }
+        }
+        (acknowledged, unanswered)
+    }
+
     /// Checks the whole history (partitioned by key, as porcupine does). Like 6.824, a
     /// search that meets its bound is not a failure (porcupine's timeout is "Unknown", reported as a pass).
     /// Returns the keys whose search met the bound.

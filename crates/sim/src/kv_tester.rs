@@ -102,6 +102,8 @@ pub struct KvTester {
     pub ops_completed: u64,
     /// A deliberately broken front end, off unless a test that shows the checks can fail turns it on.
     bug: FrontEndBug,
+    /// How long a clerk waits for an answer ([`CLERK_RPC_TIMEOUT_MS`] unless the run sets another).
+    rpc_timeout_ms: u64,
 }
 
 /// Bugs the front end can be told to have, so tests can show that the checks catch them.
@@ -126,10 +128,17 @@ impl KvTester {
             storage: StorageKind::Memory,
             service: ServiceKind::Kv,
         });
+        KvTester::from_cluster(cluster, config.maxraftstate)
+    }
+
+    /// A tester over a cluster built elsewhere (the KV sweep draws its shape and faults), which must run the KV
+    /// service.
+    pub fn from_cluster(cluster: Cluster, maxraftstate: Option<u64>) -> KvTester {
+        let seed = cluster.seed();
         KvTester {
             cluster,
-            rng: Rng::derive(config.seed, 2),
-            maxraftstate: config.maxraftstate,
+            rng: Rng::derive(seed, 2),
+            maxraftstate,
             clerks: Vec::new(),
             events: BTreeMap::new(),
             events_scheduled: 0,
@@ -142,6 +151,7 @@ impl KvTester {
             rpcs_at_begin: 0,
             ops_completed: 0,
             bug: FrontEndBug::None,
+            rpc_timeout_ms: CLERK_RPC_TIMEOUT_MS,
         }
     }
 
@@ -204,6 +214,14 @@ impl KvTester {
     pub fn rng(&mut self) -> &mut Rng {
         &mut self.rng
     }
+    /// How long clerks wait for an answer before trying the next server.
+    pub fn set_rpc_timeout_ms(&mut self, ms: u64) {
+        self.rpc_timeout_ms = ms;
+    }
+    pub fn rpc_timeout_ms(&self) -> u64 {
+        self.rpc_timeout_ms
+    }
+
     /// Breaks the front end on purpose (tests of the checks only).
     pub fn set_bug(&mut self, bug: FrontEndBug) {
         self.bug = bug;
@@ -349,9 +367,14 @@ impl KvTester {
     /// Waits until every clerk in `clerks` has finished its client loop; fails at the test's time limit.
     pub fn join_clients(&mut self, clerks: &[ClerkId]) {
         let limit_ms = self.start_ms + TEST_LIMIT_MS;
-        self.run(limit_ms, |t| clerks.iter().all(|&c| t.client_done(c)));
+        self.join_clients_by(clerks, limit_ms);
+    }
+
+    /// Waits until every clerk in `clerks` has finished its client loop; fails if one has not by `deadline_ms`.
+    pub fn join_clients_by(&mut self, clerks: &[ClerkId], deadline_ms: u64) {
+        self.run(deadline_ms, |t| clerks.iter().all(|&c| t.client_done(c)));
         if let Some(c) = clerks.iter().find(|&&c| !self.client_done(c)) {
-            self.fail(&format!("client on clerk {c} did not finish"));
+            self.fail(&format!("client on clerk {c} did not finish by {:.3}s", deadline_ms as f64 / 1000.0));
         }
     }
 
@@ -441,7 +464,7 @@ impl KvTester {
                 if self.reachable(clerk, server) {
                     let bytes = command.encode();
                     self.transmit(true, || KvEvent::Request { clerk, server, attempt, command: bytes.clone() });
-                    self.schedule(now + CLERK_RPC_TIMEOUT_MS, KvEvent::Timeout { clerk, attempt });
+                    self.schedule(now + self.rpc_timeout_ms, KvEvent::Timeout { clerk, attempt });
                 } else {
                     let after_ms = self.rng.range(0, UNREACHABLE_FAILS_WITHIN_MS);
                     self.schedule(now + after_ms, KvEvent::Timeout { clerk, attempt });

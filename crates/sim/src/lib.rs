@@ -11,6 +11,7 @@ pub mod event_queue;
 pub mod invariants;
 pub mod kv_catalogue;
 pub mod kv_history;
+pub mod kv_sweep;
 pub mod kv_tester;
 pub mod late_replies;
 pub mod legal_traffic;
