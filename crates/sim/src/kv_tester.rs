@@ -7,20 +7,21 @@
 //! lead answers "wrong leader" with its hint at once. Requests and replies take the network's delays and, when
 //! it is unreliable, its losses. A send to a server the clerk cannot reach fails quickly (labrpc's simulated
 //! timeout); a request that gets no answer times out after [`CLERK_RPC_TIMEOUT_MS`]. Every operation a clerk
-//! starts is recorded in a [`History`], which [`KvTester::end`] checks for linearizability.
+//! starts is recorded in a [`History`], which [`KvTester::end`] checks for linearizability. The transport, the
+//! front end and the event loop are in `kv_front_end.rs`; this file is the API the tests use.
 //!
 //! Clients that run "concurrently" with the test's main line (6.824's client goroutines) are [`ClientLoop`]s: the
 //! tester asks one for its next operation each time the previous one finishes.
 use std::collections::BTreeMap;
 
-use keel_kv::{Action, Answer, Attempt, Clerk, Op, Reply, Seq};
+use keel_kv::{Attempt, Clerk, Op, Reply, Seq};
 use keel_raft::Rng;
-use keel_replica::{Outcome, Proposal};
+use keel_replica::Proposal;
 
 use crate::cluster::{Cluster, ClusterConfig, RaftOptions, Snapshots, StorageKind};
+use crate::kv_front_end::KvEvent;
 use crate::kv_history::{History, HistoryProblem};
-use crate::network::Fate;
-use crate::sim_service::{ServiceKind, SimOutput};
+use crate::sim_service::ServiceKind;
 use crate::tester::TEST_LIMIT_MS;
 
 /// A clerk gives up on a request that got no answer after this long and tries the next server. Several heartbeat
@@ -55,55 +56,43 @@ pub trait ClientLoop {
     fn next(&mut self, rng: &mut Rng, last: Option<&Reply>, stop: bool) -> Result<Option<Op>, String>;
 }
 
-/// Something that happens to a clerk's request at a virtual instant.
-enum KvEvent {
-    /// The request reaches the server.
-    Request { clerk: ClerkId, server: usize, attempt: Attempt, command: Vec<u8> },
-    /// The server's answer reaches the clerk.
-    Answer { clerk: ClerkId, server: usize, attempt: Attempt, answer: Answer },
-    /// The clerk stops waiting for an answer to `attempt`.
-    Timeout { clerk: ClerkId, attempt: Attempt },
-    /// The clerk's backoff is over.
-    BackoffElapsed { clerk: ClerkId, attempt: Attempt },
-}
-
-struct ClerkSlot {
-    clerk: Clerk,
+pub(crate) struct ClerkSlot {
+    pub(crate) clerk: Clerk,
     /// `links[s]`: this clerk can reach server `s` (6.824's `ConnectClient`).
-    links: Vec<bool>,
+    pub(crate) links: Vec<bool>,
     /// The operation in progress.
-    current: Option<Seq>,
+    pub(crate) current: Option<Seq>,
     /// The reply to the last operation that finished.
-    finished: Option<Reply>,
+    pub(crate) finished: Option<Reply>,
     /// The client loop driving this clerk, if it runs in the background.
-    client: Option<Box<dyn ClientLoop>>,
+    pub(crate) client: Option<Box<dyn ClientLoop>>,
     /// Its client loop said it is finished.
-    client_done: bool,
+    pub(crate) client_done: bool,
 }
 
 pub struct KvTester {
     pub cluster: Cluster,
     /// The test's own choices (client ids, server orders, partitions, operations).
-    rng: Rng,
-    maxraftstate: Option<u64>,
-    clerks: Vec<ClerkSlot>,
+    pub(crate) rng: Rng,
+    pub(crate) maxraftstate: Option<u64>,
+    pub(crate) clerks: Vec<ClerkSlot>,
     /// Client-side events by (virtual ms, order of scheduling).
-    events: BTreeMap<(u64, u64), KvEvent>,
-    events_scheduled: u64,
+    pub(crate) events: BTreeMap<(u64, u64), KvEvent>,
+    pub(crate) events_scheduled: u64,
     /// Requests a server proposed, by (server, its incarnation, the proposal), waiting for the outcome.
-    pending: BTreeMap<(usize, u64, Proposal), (ClerkId, Attempt)>,
+    pub(crate) pending: BTreeMap<(usize, u64, Proposal), (ClerkId, Attempt)>,
     pub history: History,
-    clients_stopped: bool,
-    description: String,
-    start_ms: u64,
-    ops_at_begin: u64,
-    rpcs_at_begin: u64,
+    pub(crate) clients_stopped: bool,
+    pub(crate) description: String,
+    pub(crate) start_ms: u64,
+    pub(crate) ops_at_begin: u64,
+    pub(crate) rpcs_at_begin: u64,
     /// Operations finished so far.
     pub ops_completed: u64,
     /// A deliberately broken front end, off unless a test that shows the checks can fail turns it on.
-    bug: FrontEndBug,
+    pub(crate) bug: FrontEndBug,
     /// How long a clerk waits for an answer ([`CLERK_RPC_TIMEOUT_MS`] unless the run sets another).
-    rpc_timeout_ms: u64,
+    pub(crate) rpc_timeout_ms: u64,
 }
 
 /// Bugs the front end can be told to have, so tests can show that the checks catch them.
@@ -230,7 +219,7 @@ impl KvTester {
         self.maxraftstate
     }
 
-    fn check_timeout(&self) {
+    pub(crate) fn check_timeout(&self) {
         if self.now_ms() - self.start_ms > TEST_LIMIT_MS {
             self.fail(&format!("test took longer than {} seconds", TEST_LIMIT_MS / 1000));
         }
@@ -378,7 +367,7 @@ impl KvTester {
         }
     }
 
-    fn drive_client(&mut self, clerk: ClerkId, last: Option<Reply>) {
+    pub(crate) fn drive_client(&mut self, clerk: ClerkId, last: Option<Reply>) {
         let Some(mut client) = self.clerks[clerk].client.take() else { return };
         match client.next(&mut self.rng, last.as_ref(), self.clients_stopped) {
             Ok(Some(op)) => {
@@ -396,175 +385,6 @@ impl KvTester {
     pub fn sleep_ms(&mut self, ms: u64) {
         let target = self.now_ms() + ms;
         self.run(target, |_| false);
-    }
-
-    /// Runs the cluster and the clerks until `target_ms`, or until `stop` holds (checked after every client-side
-    /// event). Returns whether `stop` held.
-    fn run(&mut self, target_ms: u64, stop: impl Fn(&KvTester) -> bool) -> bool {
-        loop {
-            if stop(self) {
-                return true;
-            }
-            let next_event_ms = self.events.first_key_value().map(|(&(at_ms, _), _)| at_ms);
-            let until_ms = next_event_ms.map_or(target_ms, |at_ms| at_ms.min(target_ms));
-            if self.cluster.run_until_outcome(until_ms) {
-                self.answer_outcomes();
-                continue;
-            }
-            let now = self.now_ms();
-            while let Some(entry) = self.events.first_entry() {
-                if entry.key().0 > now {
-                    break;
-                }
-                let event = entry.remove();
-                self.handle(event);
-                self.answer_outcomes();
-                if stop(self) {
-                    return true;
-                }
-            }
-            if now >= target_ms {
-                self.check_timeout();
-                return false;
-            }
-        }
-    }
-
-    fn schedule(&mut self, at_ms: u64, event: KvEvent) {
-        self.events_scheduled += 1;
-        self.events.insert((at_ms, self.events_scheduled), event);
-    }
-
-    // ----- The transport and the servers' front end ------------------------------------------------------------
-
-    /// Whether `clerk` can exchange messages with `server` now.
-    fn reachable(&self, clerk: ClerkId, server: usize) -> bool {
-        self.clerks[clerk].links[server] && self.cluster.net.is_connected(server) && self.cluster.is_alive(server)
-    }
-
-    /// Sends a message across the network: schedules `make(copy)` after each delivered copy's delay.
-    fn transmit(&mut self, is_request: bool, make: impl Fn() -> KvEvent) {
-        let now = self.now_ms();
-        let fate = self.cluster.client_message_fate(is_request);
-        if let Fate::DeliverAfterMs(delay_ms, copy_delay_ms) = fate {
-            self.schedule(now + delay_ms, make());
-            if let Some(copy_delay_ms) = copy_delay_ms {
-                self.schedule(now + copy_delay_ms, make());
-            }
-        }
-    }
-
-    fn perform(&mut self, clerk: ClerkId, action: Action) {
-        let now = self.now_ms();
-        match action {
-            Action::Send { to, attempt, command } => {
-                let Some(server) = self.cluster.slot_of(to) else {
-                    self.fail(&format!("clerk {clerk} sends to unknown server {to}"))
-                };
-                if self.reachable(clerk, server) {
-                    let bytes = command.encode();
-                    self.transmit(true, || KvEvent::Request { clerk, server, attempt, command: bytes.clone() });
-                    self.schedule(now + self.rpc_timeout_ms, KvEvent::Timeout { clerk, attempt });
-                } else {
-                    let after_ms = self.rng.range(0, UNREACHABLE_FAILS_WITHIN_MS);
-                    self.schedule(now + after_ms, KvEvent::Timeout { clerk, attempt });
-                }
-            }
-            Action::Backoff { attempt } => {
-                self.schedule(now + CLERK_BACKOFF_MS, KvEvent::BackoffElapsed { clerk, attempt })
-            }
-            Action::Done { seq, reply } => {
-                if let Err(e) = self.history.returned(now, clerk, seq, &reply) {
-                    self.fail(&e);
-                }
-                self.ops_completed += 1;
-                let slot = &mut self.clerks[clerk];
-                slot.current = None;
-                slot.finished = Some(reply.clone());
-                self.drive_client(clerk, Some(reply));
-            }
-            Action::Nothing => {}
-        }
-    }
-
-    fn handle(&mut self, event: KvEvent) {
-        match event {
-            KvEvent::Request { clerk, server, attempt, command } => {
-                // A request that finds the server gone is lost; the clerk's timer notices.
-                if !self.reachable(clerk, server) {
-                    return;
-                }
-                if self.bug == FrontEndBug::LocalReads
-                    && let Some(answer) = self.local_read(server, &command)
-                {
-                    self.answer(server, clerk, attempt, answer);
-                    return;
-                }
-                match self.cluster.propose(server, command) {
-                    Some((index, term)) => {
-                        let incarnation = self.cluster.incarnation(server);
-                        self.pending.insert((server, incarnation, Proposal { index, term }), (clerk, attempt));
-                    }
-                    None => {
-                        let leader_hint = self.cluster.raft(server).and_then(|r| r.leader_hint());
-                        self.answer(server, clerk, attempt, Answer::WrongLeader { leader_hint });
-                    }
-                }
-            }
-            KvEvent::Answer { clerk, server, attempt, answer } => {
-                let from = self.cluster.id_of(server);
-                let action = self.clerks[clerk].clerk.on_answer(attempt, from, answer);
-                self.perform(clerk, action);
-            }
-            KvEvent::Timeout { clerk, attempt } => {
-                let action = self.clerks[clerk].clerk.on_timeout(attempt);
-                self.perform(clerk, action);
-            }
-            KvEvent::BackoffElapsed { clerk, attempt } => {
-                let action = self.clerks[clerk].clerk.on_backoff_elapsed(attempt);
-                self.perform(clerk, action);
-            }
-        }
-    }
-
-    /// [`FrontEndBug::LocalReads`]: a get answered from the server's own state, if it believes it leads.
-    fn local_read(&self, server: usize, command: &[u8]) -> Option<Answer> {
-        let Ok(keel_kv::Command { op: Op::Get { key }, .. }) = keel_kv::Command::decode(command) else { return None };
-        if !self.cluster.state(server).is_some_and(|(_, leader)| leader) {
-            return None;
-        }
-        let service = self.cluster.kv_service(server)?;
-        let reply = match service.get(&key) {
-            Some((value, modified_index)) => Reply::Value { value: value.to_string(), modified_index },
-            None => Reply::NotFound,
-        };
-        Some(Answer::Reply(reply))
-    }
-
-    /// Answers the requests whose proposals' outcomes the replicas handed out.
-    fn answer_outcomes(&mut self) {
-        for outcome in self.cluster.take_outcomes() {
-            let key = (outcome.node, outcome.incarnation, outcome.proposal);
-            // Proposals nobody waits for: a duplicate the server proposed for a retried request is answered by
-            // whichever copy applies first; the others find no waiter here only if the request was answered.
-            let Some((clerk, attempt)) = self.pending.remove(&key) else { continue };
-            let answer = match outcome.outcome {
-                Outcome::Applied(SimOutput::Kv(reply)) => Answer::Reply(reply),
-                Outcome::Applied(SimOutput::Tester) => self.fail("a KV server applied a command as the tester's"),
-                // Another entry won the index, or this server can no longer tell: "wrong leader", and the clerk
-                // retries with the same (client, seq), which the service applies at most once.
-                Outcome::NotApplied | Outcome::Unknown(_) => Answer::WrongLeader { leader_hint: None },
-            };
-            self.answer(outcome.node, clerk, attempt, answer);
-        }
-    }
-
-    /// The server's answer to a request goes back across the network (if the clerk is still reachable).
-    fn answer(&mut self, server: usize, clerk: ClerkId, attempt: Attempt, answer: Answer) {
-        if !self.reachable(clerk, server) {
-            return;
-        }
-        self.transmit(false, || KvEvent::Answer { clerk, server, attempt, answer: answer.clone() });
     }
 
     // ----- Servers and network ---------------------------------------------------------------------------------

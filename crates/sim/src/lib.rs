@@ -10,6 +10,7 @@ pub mod demo;
 pub mod event_queue;
 pub mod invariants;
 pub mod kv_catalogue;
+pub mod kv_front_end;
 pub mod kv_history;
 pub mod kv_sweep;
 pub mod kv_tester;
