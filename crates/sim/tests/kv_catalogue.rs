@@ -16,3 +16,14 @@ macro_rules! kv_catalogue_tests {
 }
 
 keel_sim::with_kv_catalogue!(kv_catalogue_tests);
+
+/// The whole kvraft catalogue again with PreVote and CheckQuorum on: 6.824's scenarios and bounds hold for the
+/// extensions a production deployment would enable (a deposed leader in a minority steps down by itself, and
+/// its clerks hear "wrong leader" instead of nothing).
+#[test]
+fn kv_catalogue_with_pre_vote_and_check_quorum() {
+    let options = keel_sim::RaftOptions::with_extensions(true, true);
+    for scenario in ALL {
+        for_each_kv_seed(|seed| (scenario.run)(&TesterConfig::figure_2(seed).with_raft(options)));
+    }
+}
