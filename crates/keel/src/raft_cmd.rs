@@ -164,13 +164,14 @@ fn sweep(args: SweepArgs) -> anyhow::Result<()> {
         report.events_per_virtual_second_peak
     );
     println!(
-        "  {} seeds on keel's WAL over a simulated disk: {} recoveries after power loss ({} with an update in flight: {} found on disk, {} lost), {} torn WAL tails cut",
+        "  {} seeds on keel's WAL over a simulated disk: {} recoveries after power loss ({} with an update in flight: {} found on disk, {} lost), {} torn WAL tails cut, {} injected disk errors (fail-stop)",
         report.seeds_on_disk,
         report.disk.recoveries,
         report.disk.in_flight_found + report.disk.in_flight_lost,
         report.disk.in_flight_found,
         report.disk.in_flight_lost,
-        report.disk.torn_tails_cut
+        report.disk.torn_tails_cut,
+        report.disk.disk_errors
     );
     if !report.failures.is_empty() {
         anyhow::bail!("{} seed(s) violated a Raft property", report.failures.len());

@@ -106,6 +106,8 @@ struct Slot {
     stored: Option<NodeStorage>,
     /// Armed: the next persist fails, as a crash in the middle of it would.
     crash_switch: std::rc::Rc<std::cell::Cell<bool>>,
+    /// Armed: the disk fails an operation of the next persist (only for a node on a simulated disk).
+    io_error_switch: Option<std::rc::Rc<std::cell::Cell<bool>>>,
     /// Bumped on every crash, so ticks and messages meant for an earlier life are discarded.
     incarnation: u64,
 }
@@ -181,7 +183,13 @@ impl Cluster {
                             }
                         }
                     };
-                    Slot { replica: None, crash_switch: stored.crash_switch(), stored: Some(stored), incarnation: 0 }
+                    Slot {
+                        replica: None,
+                        crash_switch: stored.crash_switch(),
+                        io_error_switch: stored.io_error_switch(),
+                        stored: Some(stored),
+                        incarnation: 0,
+                    }
                 })
                 .collect(),
             queue: EventQueue::default(),
@@ -472,6 +480,14 @@ impl Cluster {
                     self.crash(i);
                     return;
                 }
+                Err(ReplicaError::Storage { source: NodeStorageError::InjectedIoError(e), .. }) => {
+                    // Fail-stop: the node never carries on after a failed write or fdatasync; an operator (here,
+                    // the schedule) restarts it from what the disk really holds.
+                    self.note_fault(format!("{i}'s disk fails ({e}): its WAL stops, the node goes down"));
+                    self.stats.disk_errors += 1;
+                    self.crash(i);
+                    return;
+                }
                 Err(e) => self.fail(&format!("node {i}'s replica stopped: {e}")),
             };
             readies += 1;
@@ -721,11 +737,26 @@ impl Cluster {
         }
     }
 
-    /// Disarms every pending crash-before-durable (the fault schedule is over); returns how many were armed.
+    /// Arms an I/O error of node i's disk at its next persist (a failed write or fdatasync): the WAL stops
+    /// (fail-stop) and the node restarts from what its disk really holds. Returns false (and does nothing) for a
+    /// node in memory.
+    pub fn disk_error_at_next_persist(&mut self, i: usize) -> bool {
+        match (&self.slots[i].replica, &self.slots[i].io_error_switch) {
+            (Some(_), Some(switch)) => {
+                switch.set(true);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Disarms every pending crash-before-durable and disk error (the fault schedule is over); returns how many
+    /// were armed.
     pub fn cancel_pending_crashes(&mut self) -> u32 {
         let mut armed = 0;
         for slot in &mut self.slots {
             armed += u32::from(slot.crash_switch.replace(false));
+            armed += slot.io_error_switch.as_ref().map_or(0, |s| u32::from(s.replace(false)));
         }
         armed
     }

@@ -26,6 +26,8 @@ pub struct Stats {
     pub nemesis_strikes: u64,
     /// Unprompted messages sent on a leader's behalf (see `legal_traffic.rs`).
     pub legal_appends_sent: u64,
+    /// Injected disk I/O errors that stopped a node (fail-stop).
+    pub disk_errors: u64,
     /// Very late copies of replies delivered (see `late_replies.rs`).
     pub late_replies_delivered: u64,
     /// Risky patterns the run produced, so tests can assert that a seed still exercises what they rely on.

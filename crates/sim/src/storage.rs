@@ -25,6 +25,9 @@ pub enum NodeStorageError {
     /// The machine died while the update was on its way to the disk (the simulator's crash switch).
     #[error("the machine crashed before the update was durable")]
     CrashedBeforeDurable,
+    /// The disk failed a write or an fdatasync (an injected I/O error); the WAL stopped (fail-stop).
+    #[error("the disk failed (injected I/O error): {0}")]
+    InjectedIoError(keel_storage::Error),
     /// The WAL failed without any injected fault: a bug.
     #[error("the WAL failed: {0}")]
     Disk(#[from] keel_storage::Error),
@@ -40,6 +43,8 @@ pub struct DiskCounts {
     pub in_flight_lost: u64,
     /// Recoveries that cut a torn last record.
     pub torn_tails_cut: u64,
+    /// Injected I/O errors that stopped the node (counted by the cluster).
+    pub disk_errors: u64,
 }
 
 /// The real WAL on a simulated disk.
@@ -58,6 +63,8 @@ pub struct NodeStorage {
     in_flight: Option<PersistUpdate>,
     /// Armed by the simulator: the next persist is cut short by a crash.
     crash_switch: Rc<Cell<bool>>,
+    /// Armed by the simulator: the disk fails an operation of the next persist.
+    io_error_switch: Rc<Cell<bool>>,
     /// Draws where in a persist the power goes.
     rng: Rng,
     counts: DiskCounts,
@@ -71,6 +78,7 @@ impl NodeStorage {
             disk: None,
             in_flight: None,
             crash_switch: Rc::default(),
+            io_error_switch: Rc::default(),
             rng: Rng::derive(seed, 0xd15c),
             counts: DiskCounts::default(),
         }
@@ -109,10 +117,17 @@ impl NodeStorage {
         Rc::clone(&self.crash_switch)
     }
 
+    /// The switch that makes the disk fail one operation (a write, an fdatasync, a directory sync) of the next
+    /// persist. Only a node on a simulated disk has one to arm (`None` in memory).
+    pub fn io_error_switch(&self) -> Option<Rc<Cell<bool>>> {
+        self.disk.as_ref().map(|_| Rc::clone(&self.io_error_switch))
+    }
+
     /// The machine lost power: the disk keeps what was synced and a random part of what was not (chosen from
     /// `seed`); the WAL must be opened again before the node restarts.
     pub fn power_loss(&mut self, seed: u64) {
         self.crash_switch.set(false);
+        self.io_error_switch.set(false);
         if let Some(disk) = &mut self.disk {
             disk.wal = None;
             disk.fs.crash(seed);
@@ -185,8 +200,23 @@ impl Storage for NodeStorage {
             self.in_flight = Some(update.clone());
             return Err(NodeStorageError::CrashedBeforeDurable);
         }
-        if let Some(wal) = self.disk.as_mut().and_then(|d| d.wal.as_mut()) {
-            wal.persist(update)?;
+        if let Some(disk) = &mut self.disk
+            && let Some(wal) = &mut disk.wal
+        {
+            if self.io_error_switch.replace(false) {
+                let op = disk.fs.ops() + 1 + self.rng.range(0, CRASH_POINTS_PER_PERSIST);
+                disk.fs.set_faults(Faults { fail_op: Some(op), ..Faults::default() });
+                let result = wal.persist(update);
+                disk.fs.set_faults(Faults::default());
+                if let Err(e) = result {
+                    // Stopped: whether the update reached the disk is unknown, as after a real failed fsync.
+                    self.in_flight = Some(update.clone());
+                    return Err(NodeStorageError::InjectedIoError(e));
+                }
+                // The failing operation came after this persist's last one: it went through.
+            } else {
+                wal.persist(update)?;
+            }
         }
         let Ok(()) = self.acknowledged.persist(update);
         Ok(())

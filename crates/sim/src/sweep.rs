@@ -239,7 +239,7 @@ pub fn run_seed(seed: u64) -> SweepOutcome {
         patterns: cluster.stats.patterns.clone(),
         snapshots_installed: cluster.stats.snapshots_installed,
         legal_appends_sent: cluster.stats.legal_appends_sent,
-        disk: cluster.disk_counts(),
+        disk: crate::cluster::DiskCounts { disk_errors: cluster.stats.disk_errors, ..cluster.disk_counts() },
         storage: shape.storage,
         late_replies_delivered: cluster.stats.late_replies_delivered,
         nodes: n,
@@ -327,7 +327,13 @@ pub(crate) fn inject_fault(cluster: &mut Cluster, rng: &mut Rng) -> bool {
         23..33 => cluster.crash(node),
         // Leaders crash right after appending: the Figure 8 pattern.
         33..45 => cluster.crash(leader.unwrap_or(node)),
-        45..52 => cluster.crash_before_next_persist(leader.filter(|_| rng.chance(1, 2)).unwrap_or(node)),
+        45..52 => {
+            let target = leader.filter(|_| rng.chance(1, 2)).unwrap_or(node);
+            // On a simulated disk, a third of these are a failed write or fdatasync instead of a power cut.
+            if !(rng.chance(1, 3) && cluster.disk_error_at_next_persist(target)) {
+                cluster.crash_before_next_persist(target);
+            }
+        }
         // A quick bounce loses exactly the volatile state (and tests what was made durable before replies).
         52..60 => cluster.restart(node),
         60..75 => {

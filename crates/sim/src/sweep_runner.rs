@@ -112,6 +112,7 @@ fn record(report: &Mutex<SweepReport>, seed: u64, outcome: std::thread::Result<S
             report.disk.in_flight_found += o.disk.in_flight_found;
             report.disk.in_flight_lost += o.disk.in_flight_lost;
             report.disk.torn_tails_cut += o.disk.torn_tails_cut;
+            report.disk.disk_errors += o.disk.disk_errors;
         }
         Err(panic) => report.failures.push((seed, crate::seeds::panic_message(panic.as_ref()))),
     }

@@ -9,6 +9,7 @@
 //! ```
 //!
 //! The directory defaults to `target/wal_bench` (on the disk the repository is on); it is emptied first.
+use std::error::Error;
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -42,49 +43,56 @@ fn updates(batch: usize, syncs: usize) -> Vec<PersistUpdate> {
 /// (and which goes first), so that both see the same moments of this shared machine's load. Appends the time of
 /// every raw append and every WAL persist to `raw_times` and `wal_times`. The updates are built before the clock
 /// starts: building them is the core's work, not the storage's.
-fn round(dir: &Path, batch: usize, syncs: usize, raw_times: &mut Vec<Duration>, wal_times: &mut Vec<Duration>) {
+fn round(
+    dir: &Path,
+    batch: usize,
+    syncs: usize,
+    raw_times: &mut Vec<Duration>,
+    wal_times: &mut Vec<Duration>,
+) -> Result<(), Box<dyn Error>> {
     let raw_path = dir.join("raw.log");
     let wal_dir = dir.join("wal");
     let _ = fs::remove_file(&raw_path);
     let _ = fs::remove_dir_all(&wal_dir);
-    let mut raw = OpenOptions::new().create(true).append(true).open(&raw_path).unwrap();
-    let mut wal = DiskStorage::open(StdFs, &wal_dir).unwrap();
+    let mut raw = OpenOptions::new().create(true).append(true).open(&raw_path)?;
+    let mut wal = DiskStorage::open(StdFs, &wal_dir)?;
     let payload = vec![0xA5u8; ENTRY_SIZE_BYTES * batch];
     let updates = updates(batch, syncs);
     for (k, update) in updates.iter().enumerate() {
-        let mut raw_op = || {
+        let mut raw_op = || -> std::io::Result<Duration> {
             let start = Instant::now();
-            raw.write_all(&payload).unwrap();
-            raw.sync_data().unwrap();
-            start.elapsed()
+            raw.write_all(&payload)?;
+            raw.sync_data()?;
+            Ok(start.elapsed())
         };
         if k % 2 == 0 {
-            raw_times.push(raw_op());
+            raw_times.push(raw_op()?);
         }
         let start = Instant::now();
-        wal.persist(update).unwrap();
+        wal.persist(update)?;
         wal_times.push(start.elapsed());
         if k % 2 == 1 {
-            raw_times.push(raw_op());
+            raw_times.push(raw_op()?);
         }
     }
+    Ok(())
 }
 
 /// What the simulator will pay for running the real WAL on the simulated disk: persists per second of small
 /// updates (a few entries, as a 6.824 test makes), and the cost of a restart (open + load) of the resulting log.
-fn simulated_disk() {
+fn simulated_disk() -> Result<(), Box<dyn Error>> {
     const PERSISTS: usize = 20_000;
     let updates = updates(3, PERSISTS);
     let fs = SimFs::new(1);
-    let mut storage = DiskStorage::open(fs.clone(), "/sim").unwrap();
+    let mut storage = DiskStorage::open(fs.clone(), "/sim")?;
     let start = Instant::now();
     for update in &updates {
-        storage.persist(update).unwrap();
+        storage.persist(update)?;
     }
     let persist_time = start.elapsed();
     drop(storage);
     let start = Instant::now();
-    let state = DiskStorage::open(fs.clone(), "/sim").unwrap().load().unwrap();
+    let state = DiskStorage::open(fs.clone(), "/sim")?.load()?;
     let restart_time = start.elapsed();
     assert_eq!(state.entries.len(), 3 * PERSISTS);
     println!(
@@ -93,6 +101,7 @@ fn simulated_disk() {
         state.entries.len(),
         restart_time.as_secs_f64() * 1e3
     );
+    Ok(())
 }
 
 fn median(times: &mut [Duration]) -> Duration {
@@ -100,13 +109,13 @@ fn median(times: &mut [Duration]) -> Duration {
     times[times.len() / 2]
 }
 
-fn main() {
+fn main() -> Result<(), Box<dyn Error>> {
     let mut args = std::env::args().skip(1);
     let dir = PathBuf::from(args.next().unwrap_or_else(|| "target/wal_bench".into()));
-    let syncs: usize = args.next().map_or(200, |s| s.parse().expect("syncs per run"));
-    let rounds: usize = args.next().map_or(5, |s| s.parse().expect("rounds"));
+    let syncs: usize = args.next().map_or(Ok(200), |s| s.parse().map_err(|e| format!("syncs per run {s:?}: {e}")))?;
+    let rounds: usize = args.next().map_or(Ok(5), |s| s.parse().map_err(|e| format!("rounds {s:?}: {e}")))?;
     let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
+    fs::create_dir_all(&dir)?;
     println!("dir {}, {syncs} fdatasyncs per round, {rounds} rounds, {ENTRY_SIZE_BYTES}-byte entries", dir.display());
     println!("entries/s from the median time of one batch (write + fdatasync), and from the total time (mean):");
     println!(
@@ -116,7 +125,7 @@ fn main() {
     for batch in BATCH_SIZES {
         let (mut raw, mut wal) = (Vec::new(), Vec::new());
         for _ in 0..rounds {
-            round(&dir, batch, syncs, &mut raw, &mut wal);
+            round(&dir, batch, syncs, &mut raw, &mut wal)?;
         }
         let rate = |time: Duration| batch as f64 / time.as_secs_f64();
         let mean = |times: &[Duration]| times.iter().sum::<Duration>() / times.len() as u32;
@@ -129,5 +138,5 @@ fn main() {
         );
     }
     let _ = fs::remove_dir_all(&dir);
-    simulated_disk();
+    simulated_disk()
 }
