@@ -166,7 +166,7 @@ pub fn run_kv_seed(seed: u64) -> KvSweepOutcome {
         snapshots_installed: kv.cluster.stats.snapshots_installed,
         nemesis_strikes: kv.cluster.stats.nemesis_strikes,
         duplicated: kv.cluster.stats.duplicated,
-        disk: kv.cluster.disk_counts(),
+        disk: crate::cluster::DiskCounts { disk_errors: kv.cluster.stats.disk_errors, ..kv.cluster.disk_counts() },
     }
 }
 

@@ -17,7 +17,7 @@ fn kv_fault_sweep() {
 }
 
 /// The fixed seeds still reach what the sweep claims to test: acknowledged appends under faults, snapshots
-/// installed, the nemesis, duplicated messages, recoveries of the WAL after a power loss.
+/// installed, the nemesis, duplicated messages, recoveries of the WAL after a power loss, disk I/O errors.
 #[test]
 fn kv_sweep_exercises_clients_under_every_fault() {
     let outcomes: Vec<KvSweepOutcome> = (1..=CI_KV_SWEEP_SEEDS).map(run_kv_seed).collect();
@@ -28,4 +28,5 @@ fn kv_sweep_exercises_clients_under_every_fault() {
     assert!(total(&|o| o.nemesis_strikes) > 0, "the nemesis never struck");
     assert!(total(&|o| o.duplicated) > 0, "no message was duplicated");
     assert!(total(&|o| o.disk.recoveries) > 0, "no WAL recovered after a power loss");
+    assert!(total(&|o| o.disk.disk_errors) > 0, "no disk I/O error was injected");
 }
