@@ -132,3 +132,45 @@ fn output_of(input: &KvInput, reply: &Reply) -> Result<KvOutput, String> {
         (input, reply) => return Err(format!("{input:?} got the reply {reply:?}")),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keel_kv::Rejection;
+
+    fn put(key: &str, value: &str) -> Op {
+        Op::Put { key: key.into(), value: value.into() }
+    }
+
+    #[test]
+    fn events_of_one_millisecond_keep_their_order() {
+        let mut history = History::default();
+        history.call(5, 0, 1, &put("k", "1")).expect("modelled");
+        history.returned(5, 0, 1, &Reply::Written { index: 1 }).expect("called");
+        // Called in the same virtual millisecond, after the put returned: it must see the put.
+        history.call(5, 1, 1, &Op::Get { key: "k".into() }).expect("modelled");
+        history.returned(6, 1, 1, &Reply::NotFound).expect("called");
+        assert!(matches!(history.check(), Err(HistoryProblem::NotLinearizable(_))), "a stale read in one ms");
+    }
+
+    #[test]
+    fn unanswered_operations_may_or_may_not_have_happened() {
+        let mut history = History::default();
+        history.call(1, 0, 1, &put("k", "1")).expect("modelled");
+        history.call(2, 1, 1, &Op::Get { key: "k".into() }).expect("modelled");
+        history.returned(3, 1, 1, &Reply::Value { value: "1".into(), modified_index: 4 }).expect("called");
+        assert_eq!(history.unanswered(), 1);
+        assert!(history.check().is_ok(), "the unanswered put may have taken effect");
+    }
+
+    #[test]
+    fn replies_that_no_test_operation_can_get_are_errors() {
+        let mut history = History::default();
+        assert!(history.returned(1, 0, 1, &Reply::NotFound).is_err(), "a reply without a call");
+        history.call(1, 0, 1, &put("k", "1")).expect("modelled");
+        let rejected = Reply::Rejected { reason: Rejection::Malformed };
+        assert!(history.returned(2, 0, 1, &rejected).is_err(), "a rejection");
+        let list = Op::List { prefix: String::new(), start_after: None, limit: 1 };
+        assert!(history.call(3, 0, 2, &list).is_err(), "list is not modelled");
+    }
+}
