@@ -63,6 +63,7 @@ pub fn throughput(nodes: usize, proposals_per_ms: u64, virtual_s: u64, seed: u64
         snapshots: Snapshots::Never,
         raft: Default::default(),
         storage: StorageKind::Memory,
+        service: crate::sim_service::ServiceKind::Tester,
     });
     // Let a leader emerge before the clock starts.
     cluster.run_until(2_000);

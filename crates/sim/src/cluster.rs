@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use keel_raft::{Apply, Config, Index, Message, MessageBody, NodeId, RaftNode, Rng, Term};
-use keel_replica::{Replica, ReplicaError, SnapshotPolicy};
+use keel_replica::{Outcome, Proposal, Replica, ReplicaError, SnapshotPolicy};
 
 use crate::checker::ApplyChecker;
 use crate::event_queue::{Delivery, Event, EventQueue};
@@ -15,11 +15,12 @@ use crate::late_replies::LateReplies;
 use crate::nemesis::{Moment, Nemesis, Strike};
 use crate::network::{Fate, Network};
 pub use crate::options::RaftOptions;
+use crate::sim_service::{ServiceKind, SimOutput, SimService};
 use crate::stats::count_patterns;
 pub use crate::stats::{KIND_NAMES, KINDS, Patterns, Stats, kind_slot};
 pub use crate::storage::DiskCounts;
 use crate::storage::{NodeStorage, NodeStorageError};
-use crate::tester_service::{SnapshotImage, TesterService};
+use crate::tester_service::SnapshotImage;
 use crate::timeline::{self, TimelineEvent};
 use crate::trace::{Trace, TraceLine};
 
@@ -49,6 +50,17 @@ pub struct ClusterConfig {
     pub raft: RaftOptions,
     /// Where nodes keep their Raft state.
     pub storage: StorageKind,
+    /// The service the replicas run.
+    pub service: ServiceKind,
+}
+
+/// A proposal's outcome, as the KV front end receives it: which node (and which life of it) proposed it.
+#[derive(Clone, Debug)]
+pub struct NodeOutcome {
+    pub node: usize,
+    pub incarnation: u64,
+    pub proposal: Proposal,
+    pub outcome: Outcome<SimOutput>,
 }
 
 /// When the tester's service snapshots (each becomes the replica's [`SnapshotPolicy`]).
@@ -84,8 +96,8 @@ struct EventWindow {
     total: u64,
 }
 
-/// The replica the simulator runs: the real Ready loop, the tester's service, in-memory storage.
-type SimReplica = Replica<TesterService, NodeStorage>;
+/// The replica the simulator runs: the real Ready loop, the tester's or the KV service, the node's storage.
+type SimReplica = Replica<SimService, NodeStorage>;
 
 struct Slot {
     /// The running replica, which holds the node's storage while it runs.
@@ -136,6 +148,9 @@ pub struct Cluster {
     late_replies: LateReplies,
     /// Per node, the role, term and commit index last put on the timeline (only kept while recording).
     recorded: Vec<(Option<(keel_raft::Role, Term)>, Index)>,
+    /// Outcomes of proposals, kept for the KV front end until it takes them (only with the KV service: the
+    /// tester's clients learn what committed from the logs).
+    outcomes: Vec<NodeOutcome>,
 }
 
 fn role_name(role: keel_raft::Role) -> &'static str {
@@ -192,6 +207,7 @@ impl Cluster {
             context: String::new(),
             recorded: vec![(None, 0); n],
             late_replies: LateReplies::default(),
+            outcomes: Vec::new(),
             config,
         };
         let seed = cluster.config.seed;
@@ -262,6 +278,17 @@ impl Cluster {
 
     /// Processes every event due up to `until_ms`, then sets the clock there.
     pub fn run_until(&mut self, until_ms: u64) {
+        self.run_events(until_ms, false);
+    }
+
+    /// Like [`Cluster::run_until`], but stops right after an event that produced a proposal outcome (the clock
+    /// stays at that event), so the front end answers its client at the instant the outcome became known.
+    /// Returns whether it stopped early.
+    pub fn run_until_outcome(&mut self, until_ms: u64) -> bool {
+        self.run_events(until_ms, true)
+    }
+
+    fn run_events(&mut self, until_ms: u64, stop_at_outcome: bool) -> bool {
         while let Some((at_ms, event)) = self.queue.pop_due(until_ms) {
             self.now_ms = at_ms;
             self.count_event(&event);
@@ -270,8 +297,30 @@ impl Cluster {
                 Event::Deliver(delivery) => self.deliver(*delivery),
             }
             self.strike_if_due();
+            if stop_at_outcome && !self.outcomes.is_empty() {
+                return true;
+            }
         }
         self.now_ms = self.now_ms.max(until_ms);
+        false
+    }
+
+    /// Takes the proposal outcomes produced since the last call (always empty with the tester's service).
+    pub fn take_outcomes(&mut self) -> Vec<NodeOutcome> {
+        std::mem::take(&mut self.outcomes)
+    }
+
+    /// How many times node `i` was started or crashed: a request handled by one life is never answered by the next.
+    pub fn incarnation(&self, i: usize) -> u64 {
+        self.slots[i].incarnation
+    }
+
+    /// The KV service node `i` runs, if it is alive and runs one.
+    pub fn kv_service(&self, i: usize) -> Option<&keel_kv::KvService> {
+        match self.slots[i].replica.as_ref()?.service() {
+            SimService::Kv(service) => Some(service),
+            SimService::Tester(_) => None,
+        }
     }
 
     /// The event budget: a storm of messages, or a run that never ends, is a failure to report with its seed and
@@ -457,6 +506,15 @@ impl Cluster {
             for apply in advanced.applied {
                 self.check_apply(i, apply);
             }
+            if self.config.service == ServiceKind::Kv {
+                let incarnation = self.slots[i].incarnation;
+                self.outcomes.extend(advanced.outcomes.into_iter().map(|(proposal, outcome)| NodeOutcome {
+                    node: i,
+                    incarnation,
+                    proposal,
+                    outcome,
+                }));
+            }
         }
     }
 
@@ -582,12 +640,25 @@ impl Cluster {
         }
     }
 
+    /// The fate of a message between a client and a node's front end (not a Raft message): the network's delays,
+    /// losses and duplicates, drawn from the run's generator so that one seed decides every message.
+    pub fn client_message_fate(&mut self, is_request: bool) -> Fate {
+        self.net.fate(&mut self.rng, is_request, self.now_ms)
+    }
+
     /// Checks what node `i`'s replica applied (6.824's checkLogs): every command against every other server's at
     /// that index, in order and without gaps; every snapshot against the commands it claims to fold.
     fn check_apply(&mut self, i: usize, apply: Apply) {
         match apply {
             Apply::Command { index, data, .. } => {
                 if let Err(e) = self.checker.apply_command(i, index, &data) {
+                    self.fail(&e);
+                }
+            }
+            Apply::Snapshot(snapshot) if self.config.service == ServiceKind::Kv => {
+                // The KV image is the service's to read (it refuses a bad one and the replica stops); its
+                // contents are checked through the clients' histories instead.
+                if let Err(e) = self.checker.apply_opaque_snapshot(i, snapshot.meta.index) {
                     self.fail(&e);
                 }
             }
@@ -713,7 +784,7 @@ impl Cluster {
         if let Err(e) = storage.recover() {
             self.fail(&format!("node {i} cannot restart: {e}"));
         }
-        match Replica::open(config, TesterService::default(), storage, policy) {
+        match Replica::open(config, SimService::new(self.config.service), storage, policy) {
             Ok(replica) => slot.replica = Some(replica),
             Err(e) => self.fail(&format!("node {i} cannot restart from its durable state: {e}")),
         }

@@ -52,6 +52,7 @@ pub fn run_demo(options: &DemoOptions, out: &mut dyn Write) -> io::Result<DemoSu
         snapshots: Snapshots::Never,
         raft: options.raft,
         storage: StorageKind::Memory,
+        service: crate::sim_service::ServiceKind::Tester,
     });
     let mut summary = DemoSummary::default();
     let mut known_leader = None;

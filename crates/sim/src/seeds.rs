@@ -74,3 +74,14 @@ pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_else(|| "panic without a message".into())
 }
+
+/// Fixed seeds every kvraft scenario runs in CI. Fewer than the Raft catalogue's: a kvraft scenario runs up to
+/// a few hundred client operations per virtual second for about twenty virtual seconds, and checks the history.
+pub const KV_CI_SEEDS: &[u64] = &[1, 2];
+/// Fresh seeds every kvraft scenario runs in CI, on top of the fixed ones.
+pub const KV_CI_FRESH_SEEDS_PER_SCENARIO: u64 = 4;
+
+/// Runs `body` for the kvraft catalogue's fixed and fresh seeds.
+pub fn for_each_kv_seed(body: impl FnMut(u64)) {
+    run_seeds(&selected_seeds(KV_CI_SEEDS, KV_CI_FRESH_SEEDS_PER_SCENARIO), body);
+}

@@ -187,6 +187,7 @@ pub fn run_seed(seed: u64) -> SweepOutcome {
         snapshots: shape.snapshots,
         raft: shape.raft,
         storage: shape.storage,
+        service: crate::sim_service::ServiceKind::Tester,
     });
     cluster.net.harsh = shape.harsh;
     cluster.net.long_reordering = shape.long_reordering;
@@ -257,7 +258,7 @@ pub fn run_seed(seed: u64) -> SweepOutcome {
 /// still in flight, the setting in which an answer from an earlier term can be mistaken for one of this term.
 /// And a third of the rest, a new leader gets very late answers from its earlier reigns, or sends unprompted
 /// appends to followers that may still hold an old leader's entries.
-fn draw_nemesis(rng: &mut Rng) -> Nemesis {
+pub(crate) fn draw_nemesis(rng: &mut Rng) -> Nemesis {
     if rng.chance(1, 3) {
         let moment = if rng.chance(1, 2) { Moment::SnapshotSent } else { Moment::Uncommitted };
         return Nemesis { moment, strike: Strike::FollowerTimesOut };
@@ -300,7 +301,7 @@ fn unique_command(counter: u64, node: usize) -> Vec<u8> {
 }
 
 /// The newest leader sends every follower an unprompted (legal) AppendEntries or snapshot.
-fn send_unprompted_appends(cluster: &mut Cluster) {
+pub(crate) fn send_unprompted_appends(cluster: &mut Cluster) {
     let newest_leader = cluster.leader_terms().into_iter().max_by_key(|(_, term)| *term).map(|(i, _)| i);
     if let Some(leader) = newest_leader {
         for follower in 0..cluster.nodes() {
@@ -310,7 +311,7 @@ fn send_unprompted_appends(cluster: &mut Cluster) {
 }
 
 /// Injects one fault; returns whether it healed something (a partition, a node, a link).
-fn inject_fault(cluster: &mut Cluster, rng: &mut Rng) -> bool {
+pub(crate) fn inject_fault(cluster: &mut Cluster, rng: &mut Rng) -> bool {
     let n = cluster.nodes();
     let node = rng.range(0, n as u64) as usize;
     let leader = cluster.leader_terms().into_iter().max_by_key(|(_, term)| *term).map(|(i, _)| i);
@@ -404,7 +405,7 @@ fn churn_leader(cluster: &mut Cluster, rng: &mut Rng, command: &mut u64) {
 }
 
 /// Ends every fault; returns how many crashes were still armed, and whether a nemesis strike was pending.
-fn heal(cluster: &mut Cluster) -> (u32, bool) {
+pub(crate) fn heal(cluster: &mut Cluster) -> (u32, bool) {
     let n = cluster.nodes();
     let disarmed = cluster.cancel_pending_crashes();
     let strike_cancelled = cluster.disarm_nemesis();

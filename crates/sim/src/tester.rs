@@ -73,6 +73,7 @@ impl Tester {
             snapshots: if snapshot { Snapshots::EveryEntries(SNAPSHOT_INTERVAL) } else { Snapshots::Never },
             raft: config.raft,
             storage: StorageKind::Memory,
+            service: crate::sim_service::ServiceKind::Tester,
         });
         Tester {
             cluster,
