@@ -30,6 +30,7 @@ use crate::app::AppRegistry;
 use crate::counters::Counters;
 use crate::input::{InputSplit, plan_splits};
 use crate::layout::{Layout, output_name, sync_dir};
+use crate::map_file::locate_partition;
 use crate::output_lock::{LOCK_FILE_NAME, OutputLock};
 use crate::protocol::{
     Assignment, Hello, HelloReply, JobId, JobSpec, PROTOCOL_MAGIC, PROTOCOL_VERSION, Reply, Report, ReportedOutcome,
@@ -68,7 +69,7 @@ const ACCEPT_POLL: Duration = Duration::from_millis(20);
 const CLEANUP_ATTEMPTS: u32 = 5;
 const CLEANUP_RETRY_PAUSE: Duration = Duration::from_millis(50);
 /// Most reduce tasks a job may have: twice the paper's typical R (5,000, for 2,000 machines). Every map
-/// attempt keeps one buffer and writes one file per reduce task, and the table one entry each, so a typo
+/// attempt keeps one buffer and one run (and index entry) per reduce task, and the table one entry each, so a typo
 /// like `--reduces 1000000000` must be an error, not a 32 GB allocation.
 pub const REDUCE_TASKS_MAX: u32 = 10_000;
 /// Largest `--split-size`: a map task holds its whole split in memory as text, and the paper's splits are
@@ -250,7 +251,7 @@ impl Coordinator {
         }
         if config.reduce_tasks > REDUCE_TASKS_MAX {
             bail!(
-                "--reduces {} is more than {REDUCE_TASKS_MAX}: every map writes one file per reduce task; use a \
+                "--reduces {} is more than {REDUCE_TASKS_MAX}: every map keeps a buffer and writes a run per reduce task; use a \
                  few times the number of workers",
                 config.reduce_tasks
             );
@@ -957,25 +958,22 @@ fn handle_report(shared: &Shared, report: Report, connection: u64, peer: SocketA
     shared.changed.notify_all();
 }
 
-/// Moves the attempt's files to their committed names with one rename per task, then fsyncs the
-/// directory. A map attempt's directory must hold all its partitions; checking that first means a worker
-/// that reports success without its files cannot get a task marked done.
+/// Moves the attempt's files to their committed names with one rename per task. A map attempt's file must
+/// have an index for every partition; checking that first (its trailer and last entry, two small reads)
+/// means a worker that reports success without its output cannot get a task marked done. A map's rename
+/// is not fsynced (its output is recomputable, see [`crate::map_file`]); a reduce's is, since its output
+/// is the job's result.
 fn commit(shared: &Shared, task: TaskId, attempt: AttemptId) -> anyhow::Result<()> {
     let layout = &shared.layout;
     match task {
         TaskId::Map(m) => {
-            for r in 0..shared.job.reduce_tasks {
-                let part = layout.attempt_part(attempt, r);
-                fs::metadata(&part).with_context(|| format!("{task} {attempt}: missing {}", part.display()))?;
-            }
-            let (from, to) = (layout.attempt_dir(attempt), layout.map_dir(m));
-            // The table says this map is not done, so an existing map directory is what an earlier commit
-            // left when its rename succeeded but the fsync after it failed: stale, and in the way.
-            if to.exists() {
-                fs::remove_dir_all(&to).with_context(|| format!("removing stale {}", to.display()))?;
-            }
-            fs::rename(&from, &to).with_context(|| format!("renaming {} to {}", from.display(), to.display()))?;
-            sync_dir(&layout.work_dir).with_context(|| format!("syncing {}", layout.work_dir.display()))?;
+            let file = layout.attempt_map_file(attempt);
+            let partitions = shared.job.reduce_tasks;
+            locate_partition(&file, partitions - 1, partitions).with_context(|| format!("{task} {attempt}"))?;
+            // A file left at `to` by an earlier commit whose rename succeeded but that the table heard failed
+            // is stale: the rename replaces it atomically.
+            let to = layout.map_file(m);
+            fs::rename(&file, &to).with_context(|| format!("renaming {} to {}", file.display(), to.display()))?;
         }
         TaskId::Reduce(r) => {
             let (from, to) = (layout.reduce_attempt_output(attempt, r), layout.reduce_committed(r));
@@ -990,6 +988,9 @@ fn commit(shared: &Shared, task: TaskId, attempt: AttemptId) -> anyhow::Result<(
 fn remove_attempt_files(shared: &Shared, task: TaskId, attempt: AttemptId) {
     let layout = &shared.layout;
     let _ = fs::remove_dir_all(layout.attempt_dir(attempt));
+    if let TaskId::Map(_) = task {
+        let _ = fs::remove_file(layout.attempt_map_file(attempt));
+    }
     if let TaskId::Reduce(r) = task {
         let _ = fs::remove_file(layout.reduce_attempt_output(attempt, r));
     }

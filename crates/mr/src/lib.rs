@@ -14,6 +14,7 @@ pub mod fast_hash;
 pub mod input;
 pub mod layout;
 pub mod local_run;
+pub mod map_file;
 pub mod map_output;
 pub mod memory;
 pub mod merge;
