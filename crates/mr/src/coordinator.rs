@@ -44,7 +44,8 @@ use crate::status::{
 use crate::status_http::StatusServer;
 use crate::streaming::StreamingSpec;
 use crate::task_table::{
-    AttemptId, JobStatus, Next, Outcome, TIMEOUTS_PER_TASK_MAX, TaskCounts, TaskId, TaskState, TaskTable, Verdict,
+    AttemptId, BACKUP_SLOWER_THAN_MEDIAN_FACTOR, JobStatus, Next, Outcome, TIMEOUTS_PER_TASK_MAX, TaskCounts, TaskId,
+    TaskState, TaskTable, Verdict,
 };
 use crate::units::format_bytes;
 use crate::wire::{self, WireError};
@@ -496,6 +497,8 @@ fn status_of(shared: &Shared, state: &State) -> StatusSnapshot {
             timeouts: counts.timeouts,
             lost_workers: counts.abandoned,
             failed_attempts: counts.failed_attempts,
+            backups: counts.backups,
+            backup_wins: counts.backup_wins,
         },
         recent_reexecutions: state.reexecution_log.to_vec(),
         input_bytes_total: shared.total_input_bytes,
@@ -849,7 +852,19 @@ fn next_task(shared: &Shared, peer: SocketAddr) -> Reply {
                     _ => shared.task_timeout,
                 };
                 let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-                info!("{task} {attempt} -> worker {peer}");
+                if state.table.is_backup(task, attempt) {
+                    info!("{task} {attempt} -> worker {peer}: a backup of a straggler");
+                    let detail = format!(
+                        "the phase is nearly done and the task's attempt has run over \
+                         {BACKUP_SLOWER_THAN_MEDIAN_FACTOR}x the median of finished tasks; worker {peer} runs a \
+                         second attempt, the first to finish counts"
+                    );
+                    let event =
+                        ReexecutionEvent::new(shared.now(), task.to_string(), attempt.to_string(), "backup", detail);
+                    state.reexecution_log.push(event);
+                } else {
+                    info!("{task} {attempt} -> worker {peer}");
+                }
                 return Reply::Run(Assignment { task, attempt, input, timeout_ms });
             }
             // `Exit` before `finished` is set: the job just ended and is being published; hold on.
@@ -890,6 +905,8 @@ fn handle_report(shared: &Shared, report: Report, connection: u64, peer: SocketA
     };
     let verdict = {
         let mut state = shared.lock();
+        // The table measures how long the committed attempt took by the latest time it heard of.
+        tick(shared, &mut state);
         let verdict = state.table.report(task, attempt, outcome);
         if let Some(error) = &failure {
             let event = ReexecutionEvent::new(
