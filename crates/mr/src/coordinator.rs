@@ -18,7 +18,7 @@ use std::hash::BuildHasher;
 use std::io::{self, BufReader, BufWriter};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -29,6 +29,7 @@ use tracing::{debug, info, warn};
 use crate::app::AppRegistry;
 use crate::counters::Counters;
 use crate::input::{InputSplit, plan_splits};
+use crate::journal::{Journal, JournalRecord, JournaledJob, journal_path};
 use crate::layout::{Layout, output_name, sync_dir};
 use crate::map_file::locate_partition;
 use crate::output_lock::{LOCK_FILE_NAME, OutputLock};
@@ -76,6 +77,13 @@ pub const REDUCE_TASKS_MAX: u32 = 10_000;
 /// Largest `--split-size`: a map task holds its whole split in memory as text, and the paper's splits are
 /// 16-64 MB, so 1 GiB per worker is generous; beyond it is almost surely a typo (GB for MB).
 pub const SPLIT_SIZE_BYTES_MAX: u64 = 1 << 30;
+/// The test suite's way to kill the coordinator at moments no timing can hit reliably (like TiKV's fail
+/// points): `KEEL_MR_FAILPOINT=abort-before-publish` aborts after the last commit, before the publish;
+/// `abort-after-commits=N` aborts right after the Nth commit of this run is journaled (before the worker
+/// hears of it). An abort is like kill -9: no cleanup, the journal and the committed outputs stay.
+const FAILPOINT_ENV: &str = "KEEL_MR_FAILPOINT";
+const FAILPOINT_ABORT_BEFORE_PUBLISH: &str = "abort-before-publish";
+const FAILPOINT_ABORT_AFTER_COMMITS: &str = "abort-after-commits=";
 /// Name prefix of the job's scratch directories inside the output directory.
 const SCRATCH_PREFIX: &str = ".keel-";
 
@@ -111,6 +119,8 @@ pub struct JobSummary {
     pub workers_seen: u64,
     /// The app's user counters, summed over committed attempts only.
     pub counters: Counters,
+    /// Tasks committed by an earlier run of the coordinator (kept from the journal, not run again).
+    pub restored_tasks: u64,
 }
 
 /// A point-in-time view for progress displays.
@@ -181,6 +191,13 @@ struct Shared {
     total_input_bytes: u64,
     task_timeout: Duration,
     shutting_down: AtomicBool,
+    /// Appended (and fsynced) by the thread that commits a task, before the worker hears its report was
+    /// taken; `None` once the job is over and the journal removed.
+    journal: Mutex<Option<Journal>>,
+    /// Commits journaled by this run (for the `abort-after-commits` fail point).
+    commits_journaled: AtomicU64,
+    /// This run resumes a job an earlier, killed coordinator started.
+    resumed: bool,
 }
 
 impl Shared {
@@ -316,6 +333,44 @@ impl Coordinator {
         output_dir: &Path,
     ) -> anyhow::Result<(Arc<Shared>, TcpListener, Vec<PathBuf>)> {
         check_no_previous_results(output_dir)?;
+        let wanted = JournaledJob {
+            job,
+            app: config.app.clone(),
+            inputs: splits_inputs(config)?,
+            reduce_tasks: config.reduce_tasks,
+            split_size_bytes: config.split_size_bytes,
+            memory_budget_bytes: config.memory_budget_bytes,
+            streaming: config.streaming.clone(),
+            work_dir: config.work_dir.as_ref().map(|d| d.display().to_string()),
+        };
+        let (journal, job, run, committed, journal_is_new) = open_journal(output_dir, wanted)?;
+        let result = Coordinator::prepare_journaled(
+            config,
+            listen,
+            job,
+            splits,
+            map_tasks,
+            total_input_bytes,
+            output_dir,
+            (journal, run, committed),
+        );
+        if result.is_err() && journal_is_new {
+            let _ = fs::remove_file(journal_path(output_dir));
+        }
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn prepare_journaled(
+        config: &JobConfig,
+        listen: &str,
+        job: JobId,
+        splits: Vec<InputSplit>,
+        map_tasks: u32,
+        total_input_bytes: u64,
+        output_dir: &Path,
+        (journal, run, committed): (Journal, u32, Vec<JournalRecord>),
+    ) -> anyhow::Result<(Arc<Shared>, TcpListener, Vec<PathBuf>)> {
         let work_dir = match &config.work_dir {
             Some(dir) => std::path::absolute(dir).context("resolving --work-dir")?.join(format!("keel-mr-{job}")),
             None => output_dir.join(format!("{SCRATCH_PREFIX}work-{job}")),
@@ -333,10 +388,18 @@ impl Coordinator {
             memory_budget_bytes: config.memory_budget_bytes,
             streaming: config.streaming.clone(),
         };
+        // A resumed job's directories hold its committed outputs: if this run cannot start, they stay for the
+        // next attempt to resume.
+        let resumed = run > 0;
+        let give_up = |dirs: &[PathBuf]| {
+            if !resumed {
+                remove_dirs(dirs);
+            }
+        };
         let mut created_dirs = Vec::new();
         for dir in [&work_dir, &staging_dir] {
             if let Err(e) = fs::create_dir_all(dir) {
-                remove_dirs(&created_dirs);
+                give_up(&created_dirs);
                 return Err(e).with_context(|| format!("creating {}", dir.display()));
             }
             created_dirs.push(dir.clone());
@@ -344,15 +407,44 @@ impl Coordinator {
         let listener = match TcpListener::bind(listen).and_then(|l| l.set_nonblocking(true).map(|()| l)) {
             Ok(listener) => listener,
             Err(e) => {
-                remove_dirs(&created_dirs);
+                give_up(&created_dirs);
                 return Err(e).with_context(|| format!("listening on {listen}"));
             }
         };
-        let totals =
+        let mut totals =
             JobSummary { job: Some(job), map_tasks, reduce_tasks: config.reduce_tasks, ..JobSummary::default() };
+        let mut table = TaskTable::new(map_tasks, config.reduce_tasks, config.task_timeout);
+        table.start_run(run);
+        let layout = Layout { work_dir: work_dir.clone(), staging_dir: staging_dir.clone() };
+        let mut restored = 0;
+        for record in committed {
+            let JournalRecord::Committed { task, attempt, stats } = record else { continue };
+            let kept = match task {
+                TaskId::Map(m) => {
+                    locate_partition(&layout.map_file(m), config.reduce_tasks - 1, config.reduce_tasks).is_ok()
+                }
+                TaskId::Reduce(r) => layout.reduce_committed(r).is_file(),
+            };
+            if !kept {
+                warn!(
+                    "{task} was committed before the coordinator restarted, but its output is gone; running it again"
+                );
+                continue;
+            }
+            if table.state(task) == Some(TaskState::Idle) {
+                table.restore_done(task, attempt);
+                add_committed_stats(&mut totals, task, &stats)
+                    .with_context(|| format!("the journal's record of {task}"))?;
+                restored += 1;
+            }
+        }
+        if run > 0 {
+            info!("resuming job {job} (coordinator run {run}): {restored} committed tasks kept from the journal");
+        }
+        totals.restored_tasks = restored;
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
-                table: TaskTable::new(map_tasks, config.reduce_tasks, config.task_timeout),
+                table,
                 splits,
                 totals,
                 connections: HashMap::new(),
@@ -365,11 +457,14 @@ impl Coordinator {
             changed: Condvar::new(),
             started: Instant::now(),
             job: spec,
-            layout: Layout { work_dir, staging_dir },
+            layout,
             output_dir: output_dir.to_path_buf(),
             total_input_bytes,
             task_timeout: config.task_timeout,
             shutting_down: AtomicBool::new(false),
+            journal: Mutex::new(Some(journal)),
+            commits_journaled: AtomicU64::new(0),
+            resumed,
         });
         Ok((shared, listener, created_dirs))
     }
@@ -389,10 +484,16 @@ impl Coordinator {
     /// Gives up a prepared job that will not run (for example when its status page cannot start): removes
     /// its scratch directories, releases the output directory's lock and removes the directory if this job
     /// created it, so nothing is left behind.
+    /// A resumed job is left as it was (journal, committed outputs), to be resumed again.
     pub fn discard(self) {
         let Coordinator { shared, created_dirs, output_dir_created, lock, status_server, .. } = self;
         drop(status_server);
-        remove_dirs(&created_dirs);
+        if !shared.resumed {
+            remove_dirs(&created_dirs);
+            if let Some(journal) = shared.journal.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                let _ = fs::remove_file(journal.path());
+            }
+        }
         drop(lock);
         remove_if_new_and_empty(&shared.output_dir, output_dir_created);
     }
@@ -420,10 +521,19 @@ impl Coordinator {
                 .context("starting the accept thread")?
         };
         let outcome = wait_for_job(&shared);
+        if outcome.is_ok() && std::env::var(FAILPOINT_ENV).is_ok_and(|v| v == FAILPOINT_ABORT_BEFORE_PUBLISH) {
+            std::process::abort();
+        }
         let outcome = match outcome {
             Ok(()) => publish(&shared).map_err(|e| format!("publishing output: {e:#}")),
             Err(reason) => Err(reason),
         };
+        // The job is over either way (published, or failed for good): nothing is left to resume.
+        if let Some(journal) = shared.journal.lock().unwrap_or_else(|p| p.into_inner()).take()
+            && let Err(e) = fs::remove_file(journal.path())
+        {
+            warn!("could not remove the job's journal {}: {e}; remove it by hand", journal.path().display());
+        }
         {
             let mut state = shared.lock();
             state.finished = Some(outcome.clone());
@@ -930,7 +1040,10 @@ fn handle_report(shared: &Shared, report: Report, connection: u64, peer: SocketA
     }
     match verdict {
         Verdict::Commit { task } => {
-            let result = commit(shared, task, attempt).map_err(|e| format!("{e:#}"));
+            let journaled = stats.clone().unwrap_or_default();
+            let result = commit(shared, task, attempt)
+                .and_then(|()| journal_commit(shared, task, attempt, journaled))
+                .map_err(|e| format!("{e:#}"));
             if let Err(e) = &result {
                 warn!("committing {task} {attempt}: {e}");
                 remove_attempt_files(shared, task, attempt);
@@ -939,18 +1052,9 @@ fn handle_report(shared: &Shared, report: Report, connection: u64, peer: SocketA
             if result.is_ok()
                 && let Some(stats) = stats
             {
-                let totals = &mut state.totals;
-                match task {
-                    TaskId::Map(_) => {
-                        totals.input_bytes += stats.input_bytes;
-                        totals.intermediate_bytes += stats.output_bytes;
-                    }
-                    TaskId::Reduce(_) => totals.output_bytes += stats.output_bytes,
-                }
-                totals.spills += stats.spills;
-                totals.worker_peak_rss_bytes = totals.worker_peak_rss_bytes.max(stats.worker_peak_rss_bytes);
-                // The only place counters enter the totals: the attempt being committed, once.
-                if let Err(e) = totals.counters.add_all(&stats.counters) {
+                // The only place counters enter the totals: the attempt being committed, once (or its
+                // journal record, once, when a resumed coordinator keeps it).
+                if let Err(e) = add_committed_stats(&mut state.totals, task, &stats) {
                     state.table.fail(format!("{task} {attempt}: {e}"));
                 }
                 if let Some(worker) = state.connections.get_mut(&connection).and_then(|c| c.worker.as_mut()) {
@@ -999,6 +1103,93 @@ fn commit(shared: &Shared, task: TaskId, attempt: AttemptId) -> anyhow::Result<(
         }
     }
     Ok(())
+}
+
+/// Adds a committed attempt's figures to the job's totals.
+fn add_committed_stats(
+    totals: &mut JobSummary,
+    task: TaskId,
+    stats: &crate::protocol::TaskStats,
+) -> Result<(), crate::counters::CounterError> {
+    match task {
+        TaskId::Map(_) => {
+            totals.input_bytes += stats.input_bytes;
+            totals.intermediate_bytes += stats.output_bytes;
+        }
+        TaskId::Reduce(_) => totals.output_bytes += stats.output_bytes,
+    }
+    totals.spills += stats.spills;
+    totals.worker_peak_rss_bytes = totals.worker_peak_rss_bytes.max(stats.worker_peak_rss_bytes);
+    totals.counters.add_all(&stats.counters)
+}
+
+/// Records the commit durably before anyone hears of it: a coordinator restarted after a crash keeps it.
+fn journal_commit(
+    shared: &Shared,
+    task: TaskId,
+    attempt: AttemptId,
+    stats: crate::protocol::TaskStats,
+) -> anyhow::Result<()> {
+    let mut journal = shared.journal.lock().unwrap_or_else(|p| p.into_inner());
+    match journal.as_mut() {
+        Some(journal) => journal.append(&JournalRecord::Committed { task, attempt, stats })?,
+        None => bail!("the job is over; {task} {attempt} is not committed"),
+    }
+    let commits = shared.commits_journaled.fetch_add(1, Ordering::SeqCst) + 1;
+    let abort_after = std::env::var(FAILPOINT_ENV)
+        .ok()
+        .and_then(|v| v.strip_prefix(FAILPOINT_ABORT_AFTER_COMMITS).and_then(|n| n.parse::<u64>().ok()));
+    if abort_after == Some(commits) {
+        std::process::abort();
+    }
+    Ok(())
+}
+
+/// The inputs as the journal records them: absolute paths.
+fn splits_inputs(config: &JobConfig) -> anyhow::Result<Vec<String>> {
+    config
+        .inputs
+        .iter()
+        .map(|p| {
+            let absolute = std::path::absolute(p).with_context(|| format!("resolving {}", p.display()))?;
+            Ok(absolute.display().to_string())
+        })
+        .collect()
+}
+
+/// The output directory's journal: a new one for `wanted`, or the one an earlier, killed coordinator left,
+/// if it is of the same job (then its job id, its next run number and its commits).
+fn open_journal(
+    output_dir: &Path,
+    wanted: JournaledJob,
+) -> anyhow::Result<(Journal, JobId, u32, Vec<JournalRecord>, bool)> {
+    let path = journal_path(output_dir);
+    if !path.exists() {
+        let job = wanted.job;
+        let journal = Journal::create(output_dir, wanted)?;
+        return Ok((journal, job, 0, Vec::new(), true));
+    }
+    let (mut journal, records) = Journal::open(&path)?;
+    let Some(JournalRecord::Job(found)) = records.first() else {
+        bail!("{} is not a keel job journal (or lost its first record); remove it to start a new job", path.display());
+    };
+    let same = JournaledJob { job: found.job, ..wanted };
+    if &same != found {
+        bail!(
+            "{} holds the journal of an unfinished job ({} app {:?}, {} inputs, {} reduces) with other settings              than this command; run the same command to resume it, or remove the journal and the output              directory's .keel-* directories to start over",
+            path.display(),
+            found.job,
+            found.app,
+            found.inputs.len(),
+            found.reduce_tasks
+        );
+    }
+    let runs = records.iter().filter(|r| matches!(r, JournalRecord::Run { .. })).count();
+    let run = u32::try_from(runs).context("too many coordinator runs in the journal")?;
+    journal.append(&JournalRecord::Run { run })?;
+    let job = found.job;
+    let committed = records.into_iter().filter(|r| matches!(r, JournalRecord::Committed { .. })).collect();
+    Ok((journal, job, run, committed, false))
 }
 
 /// Removes whatever an attempt that will not be committed left behind.

@@ -12,6 +12,7 @@ pub mod corpus;
 pub mod counters;
 pub mod fast_hash;
 pub mod input;
+pub mod journal;
 pub mod layout;
 pub mod local_run;
 pub mod map_file;

@@ -50,7 +50,7 @@ pub fn human(summary: &JobSummary) -> String {
 pub fn machine(summary: &JobSummary) -> String {
     let c = &summary.counts;
     let job = summary.job.map(|j| j.to_string()).unwrap_or_default();
-    let fields: [(&str, String); 18] = [
+    let fields: [(&str, String); 19] = [
         ("job", job),
         ("elapsed_ms", summary.elapsed.as_millis().to_string()),
         ("map_tasks", summary.map_tasks.to_string()),
@@ -63,6 +63,7 @@ pub fn machine(summary: &JobSummary) -> String {
         ("late_successes", c.late_successes.to_string()),
         ("backups", c.backups.to_string()),
         ("backup_wins", c.backup_wins.to_string()),
+        ("restored_tasks", summary.restored_tasks.to_string()),
         ("input_bytes", summary.input_bytes.to_string()),
         ("intermediate_bytes", summary.intermediate_bytes.to_string()),
         ("output_bytes", summary.output_bytes.to_string()),

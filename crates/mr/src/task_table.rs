@@ -71,6 +71,10 @@ pub const BACKUP_SLOWER_THAN_MEDIAN_FACTOR: u32 = 3;
 /// few milliseconds (thousands of small maps) is done before a backup would help.
 pub const BACKUP_ELAPSED_MIN: Duration = Duration::from_secs(1);
 
+/// Attempt ids of a coordinator's `n`th run on a job start at `n << 40`: 2^40 attempts per run is far
+/// beyond any job, and 2^24 runs beyond any restart loop.
+const ATTEMPT_ID_RUN_SHIFT: u32 = 40;
+
 /// Largest table whose invariants are re-checked after every event in debug builds.
 const DEBUG_CHECK_TASKS_MAX: usize = 1000;
 
@@ -320,6 +324,34 @@ impl TaskTable {
             reduce_durations: RunningMedian::default(),
             now: Duration::ZERO,
         }
+    }
+
+    /// For a coordinator's `run`th start on one job (0 first): attempt ids start at `run << 40`, above every
+    /// id an earlier run can have issued, so a resumed job never reuses an id (its files are named by it).
+    pub fn start_run(&mut self, run: u32) {
+        self.next_attempt = self.next_attempt.max(u64::from(run) << ATTEMPT_ID_RUN_SHIFT).max(1);
+    }
+
+    /// A resumed job: `task` was committed by `attempt` before the coordinator restarted, and its output is
+    /// still in place. The task is `Done` and never handed out again. Ignored for a task already started or
+    /// done (a journal lists each task once; this keeps a damaged one from counting a task twice).
+    pub fn restore_done(&mut self, task_id: TaskId, attempt: AttemptId) {
+        let Some(task) = self.task(task_id) else {
+            return;
+        };
+        if task.state != TaskState::Idle || task.attempts_started > 0 {
+            return;
+        }
+        self.set_state(task_id, TaskState::Done { attempt });
+        self.next_attempt = self.next_attempt.max(attempt.0.saturating_add(1));
+        match task_id {
+            TaskId::Map(_) => self.maps_done += 1,
+            TaskId::Reduce(_) => self.reduces_done += 1,
+        }
+        if self.reduces_done as usize == self.reduces.len() && self.status == JobStatus::Running {
+            self.status = JobStatus::Succeeded;
+        }
+        self.debug_check_invariants();
     }
 
     pub fn status(&self) -> &JobStatus {

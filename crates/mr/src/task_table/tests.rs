@@ -547,3 +547,23 @@ fn a_job_of_tasks_of_varying_length_without_stragglers_gets_no_backups() {
     assert_eq!(table.counts().backups, 0);
     assert_eq!(handed_out, maps + 4, "every task handed out exactly once");
 }
+
+#[test]
+fn a_resumed_job_keeps_its_committed_tasks_and_never_reuses_an_attempt_id() {
+    let mut table = TaskTable::new(3, 1, TIMEOUT);
+    table.start_run(1);
+    table.restore_done(TaskId::Map(1), AttemptId(7));
+    // A journal naming a task twice cannot make it count twice.
+    table.restore_done(TaskId::Map(1), AttemptId(9));
+    assert_eq!(table.state(TaskId::Map(1)), Some(TaskState::Done { attempt: AttemptId(7) }));
+    let (first, a) = run(ask(&mut table, secs(0)));
+    let (second, b) = run(ask(&mut table, secs(0)));
+    assert_eq!((first, second), (TaskId::Map(0), TaskId::Map(2)), "the committed map is not handed out again");
+    assert!(a.0 >= 1 << 40 && b.0 > a.0, "the second run's attempt ids lie above the first run's: {a} {b}");
+    finish(&mut table, first, a);
+    finish(&mut table, second, b);
+    let (reduce, r) = run(ask(&mut table, secs(0)));
+    finish(&mut table, reduce, r);
+    assert_eq!(table.status(), &JobStatus::Succeeded);
+    assert_eq!(table.counts().reexecutions, 0);
+}
