@@ -101,3 +101,46 @@ fn a_coordinator_killed_in_the_reduce_phase_resumes_the_job() {
 fn a_coordinator_killed_between_the_last_commit_and_the_publish_publishes_on_restart() {
     crash_and_resume("abort-before-publish", MAPS as usize + 5);
 }
+
+#[test]
+fn a_coordinator_killed_with_sigkill_mid_job_resumes_it() {
+    // The same, with a real SIGKILL at a moment chosen by the clock: once the journal shows two commits of
+    // `test-slow` maps (300 ms each), the coordinator is killed wherever it is.
+    let mut scratch = Scratch::new();
+    let books = scratch.books(20_000, 34);
+    let reference = scratch.reference("wc", &books);
+    let address = free_port_address();
+    let mut args = vec!["mr", "coordinator", "--listen", &address, "--app", "test-slow", "--output", "out"];
+    args.extend(["--reduces", REDUCES, "--stats-file", "stats.txt"]);
+    args.extend(books.iter().map(String::as_str));
+    let mut first = scratch.command("coordinator-1", &args).spawn().unwrap();
+    let workers: Vec<usize> = (0..2).map(|_| scratch.worker(&address)).collect();
+    let journal = scratch.path().join("out").join(".keel-journal");
+    let copy = scratch.path().join("journal-copy");
+    let commits =
+        |records: &[JournalRecord]| records.iter().filter(|r| matches!(r, JournalRecord::Committed { .. })).count();
+    let deadline = std::time::Instant::now() + LIMIT;
+    loop {
+        if std::fs::copy(&journal, &copy).is_ok() && commits(&Journal::open(&copy).unwrap().1) >= 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no commits\n{}", scratch.logs());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    first.kill().unwrap(); // SIGKILL
+    let _ = first.wait();
+    std::fs::copy(&journal, &copy).unwrap();
+    let before = commits(&Journal::open(&copy).unwrap().1) as u64;
+    assert!(before < MAPS + 5, "the job finished before the kill\n{}", scratch.logs());
+
+    let mut second = scratch.command("coordinator-2", &args).spawn().unwrap();
+    let status = wait_bounded(&mut second, LIMIT).expect("the resumed coordinator did not finish");
+    assert!(status.success(), "the resumed job failed\n{}", scratch.logs());
+    for worker in workers {
+        let _ = scratch.wait(worker, LIMIT);
+    }
+    assert!(scratch.output("out") == reference, "resumed output differs from keel mr seq");
+    let stats = read(&scratch.path().join("stats.txt"));
+    assert_eq!(stat(&stats, "restored_tasks"), before, "{stats}");
+    assert_eq!(stat(&stats, "counter.words"), wc_totals(&reference).0, "{stats}");
+}
