@@ -172,3 +172,46 @@ fn a_job_whose_tasks_outlast_the_timeout_finishes_with_one_worker() {
     // The user hears about tasks slower than the timeout.
     assert!(stderr.contains("did not finish within") && stderr.contains("--task-timeout"), "{stderr}");
 }
+
+#[test]
+fn a_straggler_is_backed_up_and_the_job_does_not_wait_for_it() {
+    // The paper's section 3.6. The first map attempt sleeps a minute (`test-straggler`); every other attempt,
+    // its backup included, counts words at full speed. Without backups the job would wait for the straggler
+    // (or for the 60 s timeout): it must instead end within seconds, with exactly one backup, which finished
+    // first, and the same output and counters as `wc`.
+    let mut scratch = Scratch::new();
+    let books = scratch.books(6_000, 16);
+    let reference = scratch.reference("wc", &books);
+    let mut args = vec!["mr", "run", "--workers", "2", "--quiet", "--app", "test-straggler", "--output", "out"];
+    // About 24 maps of 2 KB: enough for the phase to pass 90% done while the straggler sleeps.
+    args.extend(["--split-size", "2KiB", "--task-timeout", "60s", "--reduces", "3", "--stats-file", "stats.txt"]);
+    args.extend(books.iter().map(String::as_str));
+    let started = Instant::now();
+    let (status, stderr) = scratch.run(&args, Duration::from_secs(50));
+    let elapsed = started.elapsed();
+    assert!(status.success(), "keel mr run failed: {stderr}");
+    assert!(elapsed < Duration::from_secs(30), "the job waited for its straggler: {elapsed:?}\n{stderr}");
+    assert!(scratch.output("out") == reference, "output differs from keel mr seq");
+    let stats = read(&scratch.path().join("stats.txt"));
+    assert_eq!(stat(&stats, "backups"), 1, "{stats}");
+    assert_eq!(stat(&stats, "backup_wins"), 1, "{stats}");
+    assert_eq!(stat(&stats, "reexecutions"), 0, "a backup is not a re-execution:\n{stats}");
+    assert_eq!(stat(&stats, "counter.words"), wc_totals(&reference).0, "counted once:\n{stats}");
+}
+
+#[test]
+fn without_a_straggler_nothing_is_backed_up() {
+    // The same job with `wc`: maps of similar (tiny) length, so no task is far slower than the others.
+    let mut scratch = Scratch::new();
+    let books = scratch.books(6_000, 16);
+    let reference = scratch.reference("wc", &books);
+    let mut args = vec!["mr", "run", "--workers", "2", "--quiet", "--app", "wc", "--output", "out"];
+    args.extend(["--split-size", "2KiB", "--reduces", "3", "--stats-file", "stats.txt"]);
+    args.extend(books.iter().map(String::as_str));
+    let (status, stderr) = scratch.run(&args, Duration::from_secs(50));
+    assert!(status.success(), "keel mr run failed: {stderr}");
+    assert!(scratch.output("out") == reference, "output differs from keel mr seq");
+    let stats = read(&scratch.path().join("stats.txt"));
+    assert_eq!((stat(&stats, "backups"), stat(&stats, "reexecutions")), (0, 0), "{stats}");
+    assert!(stat(&stats, "map_tasks") >= 20, "{stats}");
+}

@@ -14,6 +14,12 @@
 //! ```text
 //! cargo run --release -p keel-mr --example bench_mr -- --streaming
 //! ```
+//!
+//! `--small-files` runs only the per-task-overhead case instead: 2,000 input files of 1 KB with 50 reduces
+//! (`keel mr run --workers 2 --reduces 50 --app wc`), checked against `keel mr seq`, target at most 2 s.
+//! ```text
+//! cargo run --release -p keel-mr --example bench_mr -- --small-files
+//! ```
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
@@ -31,6 +37,12 @@ use keel_mr::units::format_bytes;
 const SEED: u64 = 0x6b65_656c;
 /// Distinct words in the corpus vocabulary; with a Zipf law, a few dozen make up half the text.
 const VOCABULARY: usize = 100_000;
+/// The many-small-files job: enough tasks that per-task costs (fsyncs, files, round trips) dominate.
+const SMALL_FILES_COUNT: usize = 2_000;
+const SMALL_FILE_BYTES: u64 = 1_000;
+const SMALL_FILES_REDUCES: u32 = 50;
+/// The issue's target for that job on the 2-core development machine.
+const SMALL_FILES_TARGET: Duration = Duration::from_secs(2);
 /// How often a child's peak memory is sampled.
 const SAMPLE_EVERY: Duration = Duration::from_millis(20);
 
@@ -41,6 +53,7 @@ struct Options {
     files: usize,
     workers: usize,
     streaming: bool,
+    small_files: bool,
 }
 
 fn parse_options() -> anyhow::Result<Options> {
@@ -54,6 +67,7 @@ fn parse_options() -> anyhow::Result<Options> {
         files: 8,
         workers: 2,
         streaming: false,
+        small_files: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -65,8 +79,10 @@ fn parse_options() -> anyhow::Result<Options> {
             "--files" => options.files = value()?.parse()?,
             "--workers" => options.workers = value()?.parse()?,
             "--streaming" => options.streaming = true,
+            "--small-files" => options.small_files = true,
             other => bail!(
-                "unknown option {other}; options: --keel PATH --dir DIR --total-mb N --files N --workers N --streaming"
+                "unknown option {other}; options: --keel PATH --dir DIR --total-mb N --files N --workers N \
+                 --streaming --small-files"
             ),
         }
     }
@@ -80,6 +96,9 @@ fn parse_options() -> anyhow::Result<Options> {
 
 fn main() -> anyhow::Result<()> {
     let options = parse_options()?;
+    if options.small_files {
+        return small_files(&options);
+    }
     let inputs = corpus(&options)?;
     let input_bytes: u64 = inputs.iter().map(|p| fs::metadata(p).map(|m| m.len()).unwrap_or(0)).sum();
     let runs = options.dir.join("runs");
@@ -239,6 +258,63 @@ fn streaming(
             time.as_secs_f64() / builtin.as_secs_f64()
         );
     }
+    Ok(())
+}
+
+/// The per-task overhead: [`SMALL_FILES_COUNT`] files of [`SMALL_FILE_BYTES`], [`SMALL_FILES_REDUCES`]
+/// reduces, `mr run` against `mr seq` (outputs checked identical).
+fn small_files(options: &Options) -> anyhow::Result<()> {
+    let dir = options.dir.join(format!("corpus-small-{SMALL_FILES_COUNT}x{SMALL_FILE_BYTES}b"));
+    let names: Vec<String> = (0..SMALL_FILES_COUNT).map(|i| format!("small-{i}.txt")).collect();
+    let marker = dir.join("COMPLETE");
+    if !marker.exists() {
+        fs::create_dir_all(&dir)?;
+        let spec = CorpusSpec { bytes_per_file: SMALL_FILE_BYTES, vocabulary: VOCABULARY, seed: SEED };
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        write_corpus(&dir, &refs, &spec)?;
+        fs::write(&marker, b"")?;
+    }
+    let inputs: Vec<PathBuf> = names.iter().map(|n| dir.join(n)).collect();
+    let runs = options.dir.join("runs-small");
+    let _ = fs::remove_dir_all(&runs);
+    fs::create_dir_all(&runs)?;
+    let out_dir = runs.join("mr-run");
+    let workers = options.workers.to_string();
+    let reduces = SMALL_FILES_REDUCES.to_string();
+    let mut args: Vec<String> = ["mr", "run", "--workers", &workers, "--reduces", &reduces, "--quiet", "--app", "wc"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.push("--output".into());
+    args.push(out_dir.display().to_string());
+    args.extend(inputs.iter().map(|p| p.display().to_string()));
+    let (mr_time, _) = timed(&options.keel, &args)?;
+    let seq_out = runs.join("seq.txt");
+    let mut args: Vec<String> = ["mr", "seq", "--app", "wc", "--output"].iter().map(|s| s.to_string()).collect();
+    args.push(seq_out.display().to_string());
+    args.extend(inputs.iter().map(|p| p.display().to_string()));
+    let (seq_time, _) = timed(&options.keel, &args)?;
+    let mut mr_text = String::new();
+    for entry in fs::read_dir(&out_dir)? {
+        mr_text.push_str(&fs::read_to_string(entry?.path())?);
+    }
+    ensure!(
+        sorted_lines(&mr_text) == sorted_lines(&fs::read_to_string(&seq_out)?),
+        "keel mr run output differs from keel mr seq"
+    );
+    println!(
+        "small files: {SMALL_FILES_COUNT} files of {} , {SMALL_FILES_REDUCES} reduces, {} workers; outputs identical",
+        format_bytes(SMALL_FILE_BYTES),
+        options.workers
+    );
+    println!(
+        "  keel mr run: {:.2} s ({:.2} ms per map task)",
+        mr_time.as_secs_f64(),
+        mr_time.as_secs_f64() * 1e3 / SMALL_FILES_COUNT as f64
+    );
+    println!("  keel mr seq: {:.2} s", seq_time.as_secs_f64());
+    let met = mr_time <= SMALL_FILES_TARGET;
+    println!("target (mr run <= {:.0} s): {}", SMALL_FILES_TARGET.as_secs_f64(), if met { "met" } else { "MISSED" });
     Ok(())
 }
 

@@ -18,7 +18,7 @@ use std::hash::BuildHasher;
 use std::io::{self, BufReader, BufWriter};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -29,7 +29,9 @@ use tracing::{debug, info, warn};
 use crate::app::AppRegistry;
 use crate::counters::Counters;
 use crate::input::{InputSplit, plan_splits};
+use crate::journal::{Journal, JournalRecord, JournaledJob, journal_path};
 use crate::layout::{Layout, output_name, sync_dir};
+use crate::map_file::locate_partition;
 use crate::output_lock::{LOCK_FILE_NAME, OutputLock};
 use crate::protocol::{
     Assignment, Hello, HelloReply, JobId, JobSpec, PROTOCOL_MAGIC, PROTOCOL_VERSION, Reply, Report, ReportedOutcome,
@@ -43,7 +45,8 @@ use crate::status::{
 use crate::status_http::StatusServer;
 use crate::streaming::StreamingSpec;
 use crate::task_table::{
-    AttemptId, JobStatus, Next, Outcome, TIMEOUTS_PER_TASK_MAX, TaskCounts, TaskId, TaskState, TaskTable, Verdict,
+    AttemptId, BACKUP_SLOWER_THAN_MEDIAN_FACTOR, JobStatus, Next, Outcome, TIMEOUTS_PER_TASK_MAX, TaskCounts, TaskId,
+    TaskState, TaskTable, Verdict,
 };
 use crate::units::format_bytes;
 use crate::wire::{self, WireError};
@@ -68,12 +71,19 @@ const ACCEPT_POLL: Duration = Duration::from_millis(20);
 const CLEANUP_ATTEMPTS: u32 = 5;
 const CLEANUP_RETRY_PAUSE: Duration = Duration::from_millis(50);
 /// Most reduce tasks a job may have: twice the paper's typical R (5,000, for 2,000 machines). Every map
-/// attempt keeps one buffer and writes one file per reduce task, and the table one entry each, so a typo
+/// attempt keeps one buffer and one run (and index entry) per reduce task, and the table one entry each, so a typo
 /// like `--reduces 1000000000` must be an error, not a 32 GB allocation.
 pub const REDUCE_TASKS_MAX: u32 = 10_000;
 /// Largest `--split-size`: a map task holds its whole split in memory as text, and the paper's splits are
 /// 16-64 MB, so 1 GiB per worker is generous; beyond it is almost surely a typo (GB for MB).
 pub const SPLIT_SIZE_BYTES_MAX: u64 = 1 << 30;
+/// The test suite's way to kill the coordinator at moments no timing can hit reliably (like TiKV's fail
+/// points): `KEEL_MR_FAILPOINT=abort-before-publish` aborts after the last commit, before the publish;
+/// `abort-after-commits=N` aborts right after the Nth commit of this run is journaled (before the worker
+/// hears of it). An abort is like kill -9: no cleanup, the journal and the committed outputs stay.
+const FAILPOINT_ENV: &str = "KEEL_MR_FAILPOINT";
+const FAILPOINT_ABORT_BEFORE_PUBLISH: &str = "abort-before-publish";
+const FAILPOINT_ABORT_AFTER_COMMITS: &str = "abort-after-commits=";
 /// Name prefix of the job's scratch directories inside the output directory.
 const SCRATCH_PREFIX: &str = ".keel-";
 
@@ -109,6 +119,8 @@ pub struct JobSummary {
     pub workers_seen: u64,
     /// The app's user counters, summed over committed attempts only.
     pub counters: Counters,
+    /// Tasks committed by an earlier run of the coordinator (kept from the journal, not run again).
+    pub restored_tasks: u64,
 }
 
 /// A point-in-time view for progress displays.
@@ -179,6 +191,13 @@ struct Shared {
     total_input_bytes: u64,
     task_timeout: Duration,
     shutting_down: AtomicBool,
+    /// Appended (and fsynced) by the thread that commits a task, before the worker hears its report was
+    /// taken; `None` once the job is over and the journal removed.
+    journal: Mutex<Option<Journal>>,
+    /// Commits journaled by this run (for the `abort-after-commits` fail point).
+    commits_journaled: AtomicU64,
+    /// This run resumes a job an earlier, killed coordinator started.
+    resumed: bool,
 }
 
 impl Shared {
@@ -250,7 +269,7 @@ impl Coordinator {
         }
         if config.reduce_tasks > REDUCE_TASKS_MAX {
             bail!(
-                "--reduces {} is more than {REDUCE_TASKS_MAX}: every map writes one file per reduce task; use a \
+                "--reduces {} is more than {REDUCE_TASKS_MAX}: every map keeps a buffer and writes a run per reduce task; use a \
                  few times the number of workers",
                 config.reduce_tasks
             );
@@ -314,6 +333,44 @@ impl Coordinator {
         output_dir: &Path,
     ) -> anyhow::Result<(Arc<Shared>, TcpListener, Vec<PathBuf>)> {
         check_no_previous_results(output_dir)?;
+        let wanted = JournaledJob {
+            job,
+            app: config.app.clone(),
+            inputs: splits_inputs(config)?,
+            reduce_tasks: config.reduce_tasks,
+            split_size_bytes: config.split_size_bytes,
+            memory_budget_bytes: config.memory_budget_bytes,
+            streaming: config.streaming.clone(),
+            work_dir: config.work_dir.as_ref().map(|d| d.display().to_string()),
+        };
+        let (journal, job, run, committed, journal_is_new) = open_journal(output_dir, wanted)?;
+        let result = Coordinator::prepare_journaled(
+            config,
+            listen,
+            job,
+            splits,
+            map_tasks,
+            total_input_bytes,
+            output_dir,
+            (journal, run, committed),
+        );
+        if result.is_err() && journal_is_new {
+            let _ = fs::remove_file(journal_path(output_dir));
+        }
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn prepare_journaled(
+        config: &JobConfig,
+        listen: &str,
+        job: JobId,
+        splits: Vec<InputSplit>,
+        map_tasks: u32,
+        total_input_bytes: u64,
+        output_dir: &Path,
+        (journal, run, committed): (Journal, u32, Vec<JournalRecord>),
+    ) -> anyhow::Result<(Arc<Shared>, TcpListener, Vec<PathBuf>)> {
         let work_dir = match &config.work_dir {
             Some(dir) => std::path::absolute(dir).context("resolving --work-dir")?.join(format!("keel-mr-{job}")),
             None => output_dir.join(format!("{SCRATCH_PREFIX}work-{job}")),
@@ -331,10 +388,18 @@ impl Coordinator {
             memory_budget_bytes: config.memory_budget_bytes,
             streaming: config.streaming.clone(),
         };
+        // A resumed job's directories hold its committed outputs: if this run cannot start, they stay for the
+        // next attempt to resume.
+        let resumed = run > 0;
+        let give_up = |dirs: &[PathBuf]| {
+            if !resumed {
+                remove_dirs(dirs);
+            }
+        };
         let mut created_dirs = Vec::new();
         for dir in [&work_dir, &staging_dir] {
             if let Err(e) = fs::create_dir_all(dir) {
-                remove_dirs(&created_dirs);
+                give_up(&created_dirs);
                 return Err(e).with_context(|| format!("creating {}", dir.display()));
             }
             created_dirs.push(dir.clone());
@@ -342,15 +407,44 @@ impl Coordinator {
         let listener = match TcpListener::bind(listen).and_then(|l| l.set_nonblocking(true).map(|()| l)) {
             Ok(listener) => listener,
             Err(e) => {
-                remove_dirs(&created_dirs);
+                give_up(&created_dirs);
                 return Err(e).with_context(|| format!("listening on {listen}"));
             }
         };
-        let totals =
+        let mut totals =
             JobSummary { job: Some(job), map_tasks, reduce_tasks: config.reduce_tasks, ..JobSummary::default() };
+        let mut table = TaskTable::new(map_tasks, config.reduce_tasks, config.task_timeout);
+        table.start_run(run);
+        let layout = Layout { work_dir: work_dir.clone(), staging_dir: staging_dir.clone() };
+        let mut restored = 0;
+        for record in committed {
+            let JournalRecord::Committed { task, attempt, stats } = record else { continue };
+            let kept = match task {
+                TaskId::Map(m) => {
+                    locate_partition(&layout.map_file(m), config.reduce_tasks - 1, config.reduce_tasks).is_ok()
+                }
+                TaskId::Reduce(r) => layout.reduce_committed(r).is_file(),
+            };
+            if !kept {
+                warn!(
+                    "{task} was committed before the coordinator restarted, but its output is gone; running it again"
+                );
+                continue;
+            }
+            if table.state(task) == Some(TaskState::Idle) {
+                table.restore_done(task, attempt);
+                add_committed_stats(&mut totals, task, &stats)
+                    .with_context(|| format!("the journal's record of {task}"))?;
+                restored += 1;
+            }
+        }
+        if run > 0 {
+            info!("resuming job {job} (coordinator run {run}): {restored} committed tasks kept from the journal");
+        }
+        totals.restored_tasks = restored;
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
-                table: TaskTable::new(map_tasks, config.reduce_tasks, config.task_timeout),
+                table,
                 splits,
                 totals,
                 connections: HashMap::new(),
@@ -363,11 +457,14 @@ impl Coordinator {
             changed: Condvar::new(),
             started: Instant::now(),
             job: spec,
-            layout: Layout { work_dir, staging_dir },
+            layout,
             output_dir: output_dir.to_path_buf(),
             total_input_bytes,
             task_timeout: config.task_timeout,
             shutting_down: AtomicBool::new(false),
+            journal: Mutex::new(Some(journal)),
+            commits_journaled: AtomicU64::new(0),
+            resumed,
         });
         Ok((shared, listener, created_dirs))
     }
@@ -387,10 +484,16 @@ impl Coordinator {
     /// Gives up a prepared job that will not run (for example when its status page cannot start): removes
     /// its scratch directories, releases the output directory's lock and removes the directory if this job
     /// created it, so nothing is left behind.
+    /// A resumed job is left as it was (journal, committed outputs), to be resumed again.
     pub fn discard(self) {
         let Coordinator { shared, created_dirs, output_dir_created, lock, status_server, .. } = self;
         drop(status_server);
-        remove_dirs(&created_dirs);
+        if !shared.resumed {
+            remove_dirs(&created_dirs);
+            if let Some(journal) = shared.journal.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                let _ = fs::remove_file(journal.path());
+            }
+        }
         drop(lock);
         remove_if_new_and_empty(&shared.output_dir, output_dir_created);
     }
@@ -418,10 +521,19 @@ impl Coordinator {
                 .context("starting the accept thread")?
         };
         let outcome = wait_for_job(&shared);
+        if outcome.is_ok() && std::env::var(FAILPOINT_ENV).is_ok_and(|v| v == FAILPOINT_ABORT_BEFORE_PUBLISH) {
+            std::process::abort();
+        }
         let outcome = match outcome {
             Ok(()) => publish(&shared).map_err(|e| format!("publishing output: {e:#}")),
             Err(reason) => Err(reason),
         };
+        // The job is over either way (published, or failed for good): nothing is left to resume.
+        if let Some(journal) = shared.journal.lock().unwrap_or_else(|p| p.into_inner()).take()
+            && let Err(e) = fs::remove_file(journal.path())
+        {
+            warn!("could not remove the job's journal {}: {e}; remove it by hand", journal.path().display());
+        }
         {
             let mut state = shared.lock();
             state.finished = Some(outcome.clone());
@@ -495,6 +607,8 @@ fn status_of(shared: &Shared, state: &State) -> StatusSnapshot {
             timeouts: counts.timeouts,
             lost_workers: counts.abandoned,
             failed_attempts: counts.failed_attempts,
+            backups: counts.backups,
+            backup_wins: counts.backup_wins,
         },
         recent_reexecutions: state.reexecution_log.to_vec(),
         input_bytes_total: shared.total_input_bytes,
@@ -848,7 +962,19 @@ fn next_task(shared: &Shared, peer: SocketAddr) -> Reply {
                     _ => shared.task_timeout,
                 };
                 let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-                info!("{task} {attempt} -> worker {peer}");
+                if state.table.is_backup(task, attempt) {
+                    info!("{task} {attempt} -> worker {peer}: a backup of a straggler");
+                    let detail = format!(
+                        "the phase is nearly done and the task's attempt has run over \
+                         {BACKUP_SLOWER_THAN_MEDIAN_FACTOR}x the median of finished tasks; worker {peer} runs a \
+                         second attempt, the first to finish counts"
+                    );
+                    let event =
+                        ReexecutionEvent::new(shared.now(), task.to_string(), attempt.to_string(), "backup", detail);
+                    state.reexecution_log.push(event);
+                } else {
+                    info!("{task} {attempt} -> worker {peer}");
+                }
                 return Reply::Run(Assignment { task, attempt, input, timeout_ms });
             }
             // `Exit` before `finished` is set: the job just ended and is being published; hold on.
@@ -889,6 +1015,8 @@ fn handle_report(shared: &Shared, report: Report, connection: u64, peer: SocketA
     };
     let verdict = {
         let mut state = shared.lock();
+        // The table measures how long the committed attempt took by the latest time it heard of.
+        tick(shared, &mut state);
         let verdict = state.table.report(task, attempt, outcome);
         if let Some(error) = &failure {
             let event = ReexecutionEvent::new(
@@ -912,7 +1040,10 @@ fn handle_report(shared: &Shared, report: Report, connection: u64, peer: SocketA
     }
     match verdict {
         Verdict::Commit { task } => {
-            let result = commit(shared, task, attempt).map_err(|e| format!("{e:#}"));
+            let journaled = stats.clone().unwrap_or_default();
+            let result = commit(shared, task, attempt)
+                .and_then(|()| journal_commit(shared, task, attempt, journaled))
+                .map_err(|e| format!("{e:#}"));
             if let Err(e) = &result {
                 warn!("committing {task} {attempt}: {e}");
                 remove_attempt_files(shared, task, attempt);
@@ -921,18 +1052,9 @@ fn handle_report(shared: &Shared, report: Report, connection: u64, peer: SocketA
             if result.is_ok()
                 && let Some(stats) = stats
             {
-                let totals = &mut state.totals;
-                match task {
-                    TaskId::Map(_) => {
-                        totals.input_bytes += stats.input_bytes;
-                        totals.intermediate_bytes += stats.output_bytes;
-                    }
-                    TaskId::Reduce(_) => totals.output_bytes += stats.output_bytes,
-                }
-                totals.spills += stats.spills;
-                totals.worker_peak_rss_bytes = totals.worker_peak_rss_bytes.max(stats.worker_peak_rss_bytes);
-                // The only place counters enter the totals: the attempt being committed, once.
-                if let Err(e) = totals.counters.add_all(&stats.counters) {
+                // The only place counters enter the totals: the attempt being committed, once (or its
+                // journal record, once, when a resumed coordinator keeps it).
+                if let Err(e) = add_committed_stats(&mut state.totals, task, &stats) {
                     state.table.fail(format!("{task} {attempt}: {e}"));
                 }
                 if let Some(worker) = state.connections.get_mut(&connection).and_then(|c| c.worker.as_mut()) {
@@ -957,25 +1079,22 @@ fn handle_report(shared: &Shared, report: Report, connection: u64, peer: SocketA
     shared.changed.notify_all();
 }
 
-/// Moves the attempt's files to their committed names with one rename per task, then fsyncs the
-/// directory. A map attempt's directory must hold all its partitions; checking that first means a worker
-/// that reports success without its files cannot get a task marked done.
+/// Moves the attempt's files to their committed names with one rename per task. A map attempt's file must
+/// have an index for every partition; checking that first (its trailer and last entry, two small reads)
+/// means a worker that reports success without its output cannot get a task marked done. A map's rename
+/// is not fsynced (its output is recomputable, see [`crate::map_file`]); a reduce's is, since its output
+/// is the job's result.
 fn commit(shared: &Shared, task: TaskId, attempt: AttemptId) -> anyhow::Result<()> {
     let layout = &shared.layout;
     match task {
         TaskId::Map(m) => {
-            for r in 0..shared.job.reduce_tasks {
-                let part = layout.attempt_part(attempt, r);
-                fs::metadata(&part).with_context(|| format!("{task} {attempt}: missing {}", part.display()))?;
-            }
-            let (from, to) = (layout.attempt_dir(attempt), layout.map_dir(m));
-            // The table says this map is not done, so an existing map directory is what an earlier commit
-            // left when its rename succeeded but the fsync after it failed: stale, and in the way.
-            if to.exists() {
-                fs::remove_dir_all(&to).with_context(|| format!("removing stale {}", to.display()))?;
-            }
-            fs::rename(&from, &to).with_context(|| format!("renaming {} to {}", from.display(), to.display()))?;
-            sync_dir(&layout.work_dir).with_context(|| format!("syncing {}", layout.work_dir.display()))?;
+            let file = layout.attempt_map_file(attempt);
+            let partitions = shared.job.reduce_tasks;
+            locate_partition(&file, partitions - 1, partitions).with_context(|| format!("{task} {attempt}"))?;
+            // A file left at `to` by an earlier commit whose rename succeeded but that the table heard failed
+            // is stale: the rename replaces it atomically.
+            let to = layout.map_file(m);
+            fs::rename(&file, &to).with_context(|| format!("renaming {} to {}", file.display(), to.display()))?;
         }
         TaskId::Reduce(r) => {
             let (from, to) = (layout.reduce_attempt_output(attempt, r), layout.reduce_committed(r));
@@ -986,10 +1105,100 @@ fn commit(shared: &Shared, task: TaskId, attempt: AttemptId) -> anyhow::Result<(
     Ok(())
 }
 
+/// Adds a committed attempt's figures to the job's totals.
+fn add_committed_stats(
+    totals: &mut JobSummary,
+    task: TaskId,
+    stats: &crate::protocol::TaskStats,
+) -> Result<(), crate::counters::CounterError> {
+    match task {
+        TaskId::Map(_) => {
+            totals.input_bytes += stats.input_bytes;
+            totals.intermediate_bytes += stats.output_bytes;
+        }
+        TaskId::Reduce(_) => totals.output_bytes += stats.output_bytes,
+    }
+    totals.spills += stats.spills;
+    totals.worker_peak_rss_bytes = totals.worker_peak_rss_bytes.max(stats.worker_peak_rss_bytes);
+    totals.counters.add_all(&stats.counters)
+}
+
+/// Records the commit durably before anyone hears of it: a coordinator restarted after a crash keeps it.
+fn journal_commit(
+    shared: &Shared,
+    task: TaskId,
+    attempt: AttemptId,
+    stats: crate::protocol::TaskStats,
+) -> anyhow::Result<()> {
+    let mut journal = shared.journal.lock().unwrap_or_else(|p| p.into_inner());
+    match journal.as_mut() {
+        Some(journal) => journal.append(&JournalRecord::Committed { task, attempt, stats })?,
+        None => bail!("the job is over; {task} {attempt} is not committed"),
+    }
+    let commits = shared.commits_journaled.fetch_add(1, Ordering::SeqCst) + 1;
+    let abort_after = std::env::var(FAILPOINT_ENV)
+        .ok()
+        .and_then(|v| v.strip_prefix(FAILPOINT_ABORT_AFTER_COMMITS).and_then(|n| n.parse::<u64>().ok()));
+    if abort_after == Some(commits) {
+        std::process::abort();
+    }
+    Ok(())
+}
+
+/// The inputs as the journal records them: absolute paths.
+fn splits_inputs(config: &JobConfig) -> anyhow::Result<Vec<String>> {
+    config
+        .inputs
+        .iter()
+        .map(|p| {
+            let absolute = std::path::absolute(p).with_context(|| format!("resolving {}", p.display()))?;
+            Ok(absolute.display().to_string())
+        })
+        .collect()
+}
+
+/// The output directory's journal: a new one for `wanted`, or the one an earlier, killed coordinator left,
+/// if it is of the same job (then its job id, its next run number and its commits).
+fn open_journal(
+    output_dir: &Path,
+    wanted: JournaledJob,
+) -> anyhow::Result<(Journal, JobId, u32, Vec<JournalRecord>, bool)> {
+    let path = journal_path(output_dir);
+    if !path.exists() {
+        let job = wanted.job;
+        let journal = Journal::create(output_dir, wanted)?;
+        return Ok((journal, job, 0, Vec::new(), true));
+    }
+    let (mut journal, records) = Journal::open(&path)?;
+    let Some(JournalRecord::Job(found)) = records.first() else {
+        bail!("{} is not a keel job journal (or lost its first record); remove it to start a new job", path.display());
+    };
+    let same = JournaledJob { job: found.job, ..wanted };
+    if &same != found {
+        bail!(
+            "{} holds the journal of an unfinished job ({} app {:?}, {} inputs, {} reduces) with other settings              than this command; run the same command to resume it, or remove the journal and the output              directory's .keel-* directories to start over",
+            path.display(),
+            found.job,
+            found.app,
+            found.inputs.len(),
+            found.reduce_tasks
+        );
+    }
+    let runs = records.iter().filter(|r| matches!(r, JournalRecord::Run { .. })).count();
+    let run = u32::try_from(runs).context("too many coordinator runs in the journal")?;
+    journal.append(&JournalRecord::Run { run })?;
+    let job = found.job;
+    let committed = records.into_iter().filter(|r| matches!(r, JournalRecord::Committed { .. })).collect();
+    Ok((journal, job, run, committed, false))
+}
+
 /// Removes whatever an attempt that will not be committed left behind.
 fn remove_attempt_files(shared: &Shared, task: TaskId, attempt: AttemptId) {
     let layout = &shared.layout;
     let _ = fs::remove_dir_all(layout.attempt_dir(attempt));
+    if let TaskId::Map(_) = task {
+        let _ = fs::remove_file(layout.attempt_map_file(attempt));
+    }
     if let TaskId::Reduce(r) = task {
         let _ = fs::remove_file(layout.reduce_attempt_output(attempt, r));
     }

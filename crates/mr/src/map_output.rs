@@ -1,7 +1,8 @@
 //! The map side of the shuffle: pairs emitted by a map task are partitioned, combined (if the app has a
-//! combiner), sorted and written as one sorted run per reduce partition. If the buffered pairs outgrow the
-//! memory budget they are spilled to disk as sorted runs and merged at the end (Hadoop's sort/spill), so a
-//! map task's memory stays bounded whatever its output size.
+//! combiner), sorted and written as one sorted run per reduce partition, all in one map output file with an
+//! index ([`crate::map_file`]). If the buffered pairs outgrow the memory budget they are spilled to disk
+//! (each spill one such file) and merged partition by partition at the end (Hadoop's sort/spill), so a map
+//! task's memory stays bounded whatever its output size.
 use std::collections::HashMap;
 use std::fs;
 use std::mem;
@@ -9,7 +10,8 @@ use std::path::{Path, PathBuf};
 
 use crate::app::Combiner;
 use crate::fast_hash::FxBuildHasher;
-use crate::merge::{Durability, MERGE_FAN_IN_MAX, merge_into, narrow_runs};
+use crate::map_file::MapFileWriter;
+use crate::merge::{MERGE_FAN_IN_MAX, Run, merge_into_writer, narrow_runs};
 use crate::partition::partition_of;
 use crate::records::{RecordError, RecordWriter};
 
@@ -39,8 +41,8 @@ pub struct MapOutput<'a> {
     buffered_bytes: usize,
     budget_bytes: usize,
     scratch_dir: PathBuf,
-    /// Spilled runs, per partition, in spill order.
-    spilled: Vec<Vec<PathBuf>>,
+    /// Spill files (map output files, one segment per partition), in spill order.
+    spilled: Vec<PathBuf>,
     /// The first error while spilling; `emit` cannot return one (it is called from inside the app), so it
     /// is kept and returned by `finish`.
     error: Option<RecordError>,
@@ -48,7 +50,8 @@ pub struct MapOutput<'a> {
 }
 
 impl<'a> MapOutput<'a> {
-    /// Buffers up to `budget_bytes` of pairs in memory; spills go into `scratch_dir`.
+    /// Buffers up to `budget_bytes` of pairs in memory; spills go into `scratch_dir`, created (not its
+    /// parents) at the first spill.
     pub fn new(
         reduce_tasks: u32,
         combiner: Option<&'a dyn Combiner>,
@@ -67,7 +70,7 @@ impl<'a> MapOutput<'a> {
             buffered_bytes: 0,
             budget_bytes,
             scratch_dir: scratch_dir.to_path_buf(),
-            spilled: (0..reduce_tasks).map(|_| Vec::new()).collect(),
+            spilled: Vec::new(),
             error: None,
             stats: MapOutputStats::default(),
         }
@@ -103,49 +106,65 @@ impl<'a> MapOutput<'a> {
         }
     }
 
-    /// Writes every buffered partition as a sorted run and empties the buffers.
+    /// Writes every buffered partition as a sorted run into one spill file and empties the buffers.
     fn spill(&mut self) -> Result<(), RecordError> {
-        let spill_number = self.stats.spills;
-        for (partition, buffer) in self.partitions.iter_mut().enumerate() {
-            let path = self.scratch_dir.join(format!("spill-{spill_number}-part-{partition}"));
-            write_sorted(buffer, &path, Durability::Scratch)?;
-            self.spilled[partition].push(path);
+        if self.stats.spills == 0 {
+            fs::create_dir(&self.scratch_dir)
+                .map_err(|source| RecordError::Io { path: self.scratch_dir.clone(), source })?;
         }
+        let path = self.scratch_dir.join(format!("spill-{}", self.stats.spills));
+        self.write_buffers(&path)?;
+        self.spilled.push(path);
         self.stats.spills += 1;
         self.buffered_bytes = 0;
         Ok(())
     }
 
-    /// Writes partition `r` to `part_path(r)` (a sorted run, fsynced) for every `r`, including empty ones,
-    /// so a reduce task finds one file per map task.
-    pub fn finish(mut self, part_path: impl Fn(u32) -> PathBuf) -> Result<MapOutputStats, RecordError> {
+    fn write_buffers(&mut self, path: &Path) -> Result<u64, RecordError> {
+        let mut file = MapFileWriter::create(path, self.partitions.len() as u32)?;
+        for buffer in &mut self.partitions {
+            file.write_partition(|writer| write_sorted(buffer, writer))?;
+        }
+        file.finish()
+    }
+
+    /// Writes the map's output file at `path`: every partition's sorted run, empty ones included, and the
+    /// index. Not fsynced (see [`crate::map_file`]).
+    pub fn finish(mut self, path: &Path) -> Result<MapOutputStats, RecordError> {
         if let Some(e) = self.error.take() {
             return Err(e);
         }
         if self.stats.spills == 0 {
-            for (partition, buffer) in self.partitions.iter_mut().enumerate() {
-                self.stats.bytes_written += write_sorted(buffer, &part_path(partition as u32), Durability::Durable)?;
-            }
+            self.stats.bytes_written += self.write_buffers(path)?;
             return Ok(self.stats);
         }
         self.spill()?;
-        for partition in 0..self.partitions.len() {
-            let runs = mem::take(&mut self.spilled[partition]);
+        let partitions = self.partitions.len() as u32;
+        let spilled = mem::take(&mut self.spilled);
+        let mut file = MapFileWriter::create(path, partitions)?;
+        for partition in 0..partitions {
+            let runs: Vec<Run> =
+                spilled.iter().map(|path| Run::Partition { path: path.clone(), partition, partitions }).collect();
             let prefix = format!("merge-part-{partition}");
-            let narrowed = narrow_runs(runs.clone(), MERGE_FAN_IN_MAX, &self.scratch_dir, &prefix, self.combiner)?;
-            self.stats.bytes_written +=
-                merge_into(&narrowed, &part_path(partition as u32), self.combiner, Durability::Durable)?;
-            for run in runs.iter().chain(&narrowed) {
-                let _ = fs::remove_file(run);
+            let narrowed = narrow_runs(runs, MERGE_FAN_IN_MAX, &self.scratch_dir, &prefix, self.combiner)?;
+            file.write_partition(|writer| merge_into_writer(&narrowed, writer, self.combiner))?;
+            // What narrowing made (the spills themselves are `Partition` runs, removed below).
+            for run in &narrowed {
+                if let Run::File(scratch) = run {
+                    let _ = fs::remove_file(scratch);
+                }
             }
+        }
+        self.stats.bytes_written += file.finish()?;
+        for spill in &spilled {
+            let _ = fs::remove_file(spill);
         }
         Ok(self.stats)
     }
 }
 
-/// Sorts and writes one partition's buffer, leaving it empty. Returns the bytes written.
-fn write_sorted(buffer: &mut Buffer<'_>, path: &Path, durability: Durability) -> Result<u64, RecordError> {
-    let mut writer = RecordWriter::create(path)?;
+/// Sorts one partition's buffer into `writer`, leaving the buffer empty.
+fn write_sorted(buffer: &mut Buffer<'_>, writer: &mut RecordWriter) -> Result<(), RecordError> {
     match buffer {
         Buffer::Combined(map, _) => {
             let mut pairs: Vec<(String, String)> = mem::take(map).into_iter().collect();
@@ -162,10 +181,7 @@ fn write_sorted(buffer: &mut Buffer<'_>, path: &Path, durability: Durability) ->
             }
         }
     }
-    match durability {
-        Durability::Durable => writer.finish(),
-        Durability::Scratch => writer.finish_scratch(),
-    }
+    Ok(())
 }
 
 #[cfg(test)]

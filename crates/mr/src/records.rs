@@ -8,9 +8,11 @@
 //! end    = 0:u32le crc32c(count):u32le count:u64le               count = records in the file
 //! ```
 //! A file without its end marker (a writer that died) or with a bad checksum is an error, never silently
-//! short data. Files are written once, by one attempt, and fsynced before the attempt reports success.
+//! short data. Files are written once, by one attempt. The same format is also a *segment* of a larger file
+//! (a map's one output file holds one segment per partition, see [`crate::map_file`]): a reader then reads
+//! a byte range, and the range must end exactly at the segment's end marker.
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, ErrorKind, Read, Write};
+use std::io::{self, BufReader, BufWriter, ErrorKind, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// Identifies keel intermediate files, format version 1.
@@ -53,10 +55,14 @@ pub struct RecordWriter {
 
 impl RecordWriter {
     pub fn create(path: &Path) -> Result<RecordWriter, RecordError> {
-        let io_err = |source| RecordError::Io { path: path.to_path_buf(), source };
-        let file = File::create(path).map_err(io_err)?;
-        let mut out = BufWriter::with_capacity(IO_BUFFER_BYTES, file);
-        out.write_all(&FILE_MAGIC).map_err(io_err)?;
+        let file = File::create(path).map_err(|source| RecordError::Io { path: path.to_path_buf(), source })?;
+        RecordWriter::segment(BufWriter::with_capacity(IO_BUFFER_BYTES, file), path)
+    }
+
+    /// Starts a segment at the current end of `out` (a file being written front to back); end it with
+    /// [`RecordWriter::finish_segment`], which hands `out` back for the next segment.
+    pub fn segment(mut out: BufWriter<File>, path: &Path) -> Result<RecordWriter, RecordError> {
+        out.write_all(&FILE_MAGIC).map_err(|source| RecordError::Io { path: path.to_path_buf(), source })?;
         Ok(RecordWriter {
             out,
             path: path.to_path_buf(),
@@ -64,6 +70,12 @@ impl RecordWriter {
             records: 0,
             bytes_written: FILE_MAGIC.len() as u64,
         })
+    }
+
+    /// Writes the segment's end marker and returns the file (for the next segment) and the segment's size.
+    pub fn finish_segment(mut self) -> Result<(BufWriter<File>, u64), RecordError> {
+        self.write_end()?;
+        Ok((self.out, self.bytes_written))
     }
 
     pub fn append(&mut self, key: &str, value: &str) -> Result<(), RecordError> {
@@ -93,21 +105,25 @@ impl RecordWriter {
     }
 
     fn finish_with(mut self, durable: bool) -> Result<u64, RecordError> {
+        self.write_end()?;
+        let io_err = |source| RecordError::Io { path: self.path.clone(), source };
+        let file = self.out.into_inner().map_err(|e| io_err(e.into_error()))?;
+        if durable {
+            file.sync_all().map_err(io_err)?;
+        }
+        Ok(self.bytes_written)
+    }
+
+    fn write_end(&mut self) -> Result<(), RecordError> {
         self.flush_block()?;
         let count = self.records.to_le_bytes();
         let mut end = Vec::with_capacity(16);
         end.extend_from_slice(&0u32.to_le_bytes());
         end.extend_from_slice(&crc32c::crc32c(&count).to_le_bytes());
         end.extend_from_slice(&count);
-        let path = self.path.clone();
-        let io_err = |source| RecordError::Io { path: path.clone(), source };
-        self.out.write_all(&end).map_err(io_err)?;
+        self.out.write_all(&end).map_err(|source| RecordError::Io { path: self.path.clone(), source })?;
         self.bytes_written += end.len() as u64;
-        let file = self.out.into_inner().map_err(|e| io_err(e.into_error()))?;
-        if durable {
-            file.sync_all().map_err(io_err)?;
-        }
-        Ok(self.bytes_written)
+        Ok(())
     }
 
     fn flush_block(&mut self) -> Result<(), RecordError> {
@@ -129,7 +145,8 @@ impl RecordWriter {
 
 /// Reads one record file front to back, checking every block.
 pub struct RecordReader {
-    input: BufReader<File>,
+    /// Limited to the segment being read, so reading past its end is a truncation, not the next segment.
+    input: BufReader<io::Take<File>>,
     path: PathBuf,
     block: Vec<u8>,
     position_in_block: usize,
@@ -153,9 +170,26 @@ pub(crate) fn read_all_records(path: &Path) -> Result<Vec<(String, String)>, Rec
 
 impl RecordReader {
     pub fn open(path: &Path) -> Result<RecordReader, RecordError> {
+        let file = File::open(path).map_err(|source| RecordError::Io { path: path.to_path_buf(), source })?;
+        RecordReader::from_segment(file, path, 0, u64::MAX)
+    }
+
+    /// Reads the segment of `len_bytes` at `offset_bytes` of `file`, opened from `path` (offsets in errors
+    /// stay file offsets).
+    pub fn from_segment(
+        mut file: File,
+        path: &Path,
+        offset_bytes: u64,
+        len_bytes: u64,
+    ) -> Result<RecordReader, RecordError> {
         let io_err = |source| RecordError::Io { path: path.to_path_buf(), source };
-        let file = File::open(path).map_err(io_err)?;
-        let mut input = BufReader::with_capacity(IO_BUFFER_BYTES, file);
+        if offset_bytes > 0 {
+            file.seek(SeekFrom::Start(offset_bytes)).map_err(io_err)?;
+        }
+        // Segments are small when tasks are (a 1 KB input makes a few hundred bytes per partition): a
+        // buffer the size of the segment, not 64 KiB, keeps thousands of them cheap to open.
+        let buffer_bytes = usize::try_from(len_bytes).unwrap_or(usize::MAX).clamp(64, IO_BUFFER_BYTES);
+        let mut input = BufReader::with_capacity(buffer_bytes, file.take(len_bytes));
         let mut magic = [0u8; 8];
         match input.read_exact(&mut magic) {
             Ok(()) => {}
@@ -173,7 +207,7 @@ impl RecordReader {
             block: Vec::new(),
             position_in_block: 0,
             block_offset: 0,
-            next_block_offset: FILE_MAGIC.len() as u64,
+            next_block_offset: offset_bytes + FILE_MAGIC.len() as u64,
             records: 0,
             ended: false,
         })

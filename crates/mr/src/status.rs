@@ -58,6 +58,9 @@ pub struct ReexecutionTotals {
     pub timeouts: u64,
     pub lost_workers: u64,
     pub failed_attempts: u64,
+    /// Backup attempts of stragglers (not counted in `total`), and how many of them finished first.
+    pub backups: u64,
+    pub backup_wins: u64,
 }
 
 /// One reason a task was handed out again.

@@ -202,8 +202,9 @@ fn render_reexecutions(page: &mut String, s: &StatusSnapshot) {
         page,
         "<section class=\"card wide\"><h2>Re-executions <span class=\"count\" id=\"reexecutions\">{}</span></h2>\
          <p>because of <b id=\"timeouts\">{}</b> timeouts, <b id=\"lost-workers\">{}</b> lost workers and \
-         <b id=\"failed-attempts\">{}</b> failed attempts</p>",
-        r.total, r.timeouts, r.lost_workers, r.failed_attempts
+         <b id=\"failed-attempts\">{}</b> failed attempts; <b id=\"backups\">{}</b> backups of stragglers \
+         (<b id=\"backup-wins\">{}</b> finished first)</p>",
+        r.total, r.timeouts, r.lost_workers, r.failed_attempts, r.backups, r.backup_wins
     );
     if !s.recent_reexecutions.is_empty() {
         page.push_str(
@@ -324,7 +325,14 @@ mod tests {
             reduce_tasks: StateCounts { idle: 4, ..StateCounts::default() },
             tasks_total: 11,
             tasks_done: 3,
-            reexecutions: ReexecutionTotals { total: 2, timeouts: 1, lost_workers: 0, failed_attempts: 1 },
+            reexecutions: ReexecutionTotals {
+                total: 2,
+                timeouts: 1,
+                lost_workers: 0,
+                failed_attempts: 1,
+                backups: 0,
+                backup_wins: 0,
+            },
             recent_reexecutions: vec![ReexecutionEvent::new(
                 Duration::from_secs(3),
                 "map task 1".into(),

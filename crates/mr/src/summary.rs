@@ -12,7 +12,7 @@ pub fn human(summary: &JobSummary) -> String {
     let _ = writeln!(
         out,
         "tasks: {} map + {} reduce; {} re-executions ({} timeouts, {} lost with their worker, {} failed attempts, \
-         {} ignored reports, {} late successes accepted)",
+         {} ignored reports, {} late successes accepted); {} backups of stragglers ({} finished first)",
         summary.map_tasks,
         summary.reduce_tasks,
         c.reexecutions,
@@ -20,7 +20,9 @@ pub fn human(summary: &JobSummary) -> String {
         c.abandoned,
         c.failed_attempts,
         c.ignored_reports,
-        c.late_successes
+        c.late_successes,
+        c.backups,
+        c.backup_wins
     );
     let rate = summary.input_bytes as f64 / summary.elapsed.as_secs_f64().max(1e-9);
     let _ = writeln!(
@@ -48,7 +50,7 @@ pub fn human(summary: &JobSummary) -> String {
 pub fn machine(summary: &JobSummary) -> String {
     let c = &summary.counts;
     let job = summary.job.map(|j| j.to_string()).unwrap_or_default();
-    let fields: [(&str, String); 16] = [
+    let fields: [(&str, String); 19] = [
         ("job", job),
         ("elapsed_ms", summary.elapsed.as_millis().to_string()),
         ("map_tasks", summary.map_tasks.to_string()),
@@ -59,6 +61,9 @@ pub fn machine(summary: &JobSummary) -> String {
         ("failed_attempts", c.failed_attempts.to_string()),
         ("ignored_reports", c.ignored_reports.to_string()),
         ("late_successes", c.late_successes.to_string()),
+        ("backups", c.backups.to_string()),
+        ("backup_wins", c.backup_wins.to_string()),
+        ("restored_tasks", summary.restored_tasks.to_string()),
         ("input_bytes", summary.input_bytes.to_string()),
         ("intermediate_bytes", summary.intermediate_bytes.to_string()),
         ("output_bytes", summary.output_bytes.to_string()),

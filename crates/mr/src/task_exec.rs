@@ -1,5 +1,6 @@
 //! Running one attempt of a task on a worker: read the input, call the app, write the attempt's files
-//! (fsynced) under names derived from the attempt id. The worker never renames anything into a committed
+//! under names derived from the attempt id (a reduce's output fsynced; a map's one output file not, as it
+//! is recomputable). The worker never renames anything into a committed
 //! place; the coordinator does that if, and only if, this attempt is still the one on record.
 use std::any::Any;
 use std::fs::{self, File};
@@ -10,10 +11,11 @@ use std::time::Duration;
 use crate::app::{App, Combiner};
 use crate::counters::Counters;
 use crate::input::{InputSplit, read_split};
-use crate::layout::{Layout, sync_dir};
+use crate::layout::Layout;
+use crate::map_file::locate_partition;
 use crate::map_output::MapOutput;
 use crate::memory::own_peak_rss_bytes;
-use crate::merge::{MERGE_FAN_IN_MAX, MergedRuns, narrow_runs};
+use crate::merge::{MERGE_OPEN_RUNS_MAX, MergedRuns, Run, fits_one_merge, narrow_runs};
 use crate::protocol::{JobSpec, TaskStats};
 use crate::records::RecordError;
 use crate::streaming::{Program, StreamingSpec, run_mapper, run_reducer};
@@ -73,15 +75,15 @@ pub fn run_map_code(
     attempt: AttemptId,
     split: &InputSplit,
 ) -> Result<TaskStats, TaskFailure> {
-    let dir = layout.attempt_dir(attempt);
-    // `create_dir`, not `create_dir_all`: if the work directory is gone the job is over, and a late attempt
-    // must not bring it back.
-    fs::create_dir(&dir).map_err(|e| TaskFailure::retryable(format!("creating {}: {e}", dir.display())))?;
-    let result = map_into(code, job, layout, attempt, split, &dir);
+    // Spills (rare) go into the attempt's scratch directory, made only if needed. Its output file is
+    // created in the work directory without `create_dir_all`: if the work directory is gone the job is
+    // over, and a late attempt must not bring it back.
+    let scratch = layout.attempt_dir(attempt);
+    let result = map_into(code, job, layout, attempt, split, &scratch);
+    let _ = fs::remove_dir_all(&scratch);
     if result.is_err() {
-        // A failed attempt is never committed: its spills and parts are garbage, and nobody else knows of
-        // them until the job ends.
-        let _ = fs::remove_dir_all(&dir);
+        // A failed attempt is never committed, and nobody else knows of its file until the job ends.
+        let _ = fs::remove_file(layout.attempt_map_file(attempt));
     }
     result
 }
@@ -119,10 +121,10 @@ fn map_into(
     }
     drop(contents);
     check_counters(job, &counters)?;
+    // No fsync of the file or the directory: a map output lost to a crash is a re-executed map.
     let stats = output
-        .finish(|r| layout.attempt_part(attempt, r))
+        .finish(&layout.attempt_map_file(attempt))
         .map_err(|e| TaskFailure::retryable(format!("writing map output: {e}")))?;
-    sync_dir(dir).map_err(|e| TaskFailure::retryable(format!("syncing {}: {e}", dir.display())))?;
     Ok(TaskStats {
         input_bytes,
         output_bytes: stats.bytes_written,
@@ -172,17 +174,21 @@ pub fn run_reduce_code(
     attempt: AttemptId,
     reduce: u32,
 ) -> Result<TaskStats, TaskFailure> {
-    let inputs: Vec<_> = (0..job.map_tasks).map(|m| layout.map_part(m, reduce)).collect();
+    // Every map's index is read and checked before any merging starts, so a missing or damaged map output
+    // fails the attempt at once, naming the file, and the runs' sizes are known to the merge.
+    let mut inputs = Vec::with_capacity(job.map_tasks as usize);
     let mut input_bytes = 0;
-    for input in &inputs {
-        input_bytes += fs::metadata(input)
-            .map_err(|e| TaskFailure::retryable(format!("reduce input {}: {e}", input.display())))?
-            .len();
+    for m in 0..job.map_tasks {
+        let path = layout.map_file(m);
+        let (_, segment) = locate_partition(&path, reduce, job.reduce_tasks)
+            .map_err(|e| TaskFailure::retryable(format!("reduce input: {e}")))?;
+        input_bytes += segment.len_bytes;
+        inputs.push(Run::Segment { path, segment });
     }
     let scratch = layout.attempt_dir(attempt);
-    let runs = if inputs.len() > MERGE_FAN_IN_MAX {
+    let runs = if !fits_one_merge(&inputs, MERGE_OPEN_RUNS_MAX) {
         fs::create_dir(&scratch).map_err(|e| TaskFailure::retryable(format!("creating {}: {e}", scratch.display())))?;
-        narrow_runs(inputs, MERGE_FAN_IN_MAX, &scratch, "merge", None).map_err(|e| {
+        narrow_runs(inputs, MERGE_OPEN_RUNS_MAX, &scratch, "merge", None).map_err(|e| {
             let _ = fs::remove_dir_all(&scratch);
             TaskFailure::retryable(format!("merging reduce input: {e}"))
         })?
@@ -233,7 +239,7 @@ pub fn run_reduce_code(
 /// Streams the merged runs through `reduce`, one `key value` line per key. Returns (keys, bytes written).
 fn write_reduce_output(
     app: &dyn App,
-    runs: &[std::path::PathBuf],
+    runs: &[Run],
     out_path: &std::path::Path,
     counters: &mut Counters,
 ) -> Result<(u64, u64), ReduceError> {
@@ -261,7 +267,7 @@ fn write_reduce_output(
 /// written).
 fn write_streaming_output(
     program: &Program<'_>,
-    runs: &[std::path::PathBuf],
+    runs: &[Run],
     out_path: &std::path::Path,
     counters: &mut Counters,
 ) -> Result<(u64, u64), ReduceError> {

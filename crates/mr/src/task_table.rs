@@ -23,7 +23,13 @@
 //!   slower than `--task-timeout` still finishes, with a late success or with a longer deadline), and the
 //!   job fails after [`TIMEOUTS_PER_TASK_MAX`] timeouts of one task.
 //! - Reduce tasks are handed out only after every map task is `Done`.
-//! - With no timeouts and no failures, every task is handed out exactly once.
+//! - **Backup tasks** (the paper's section 3.6): when no task of the current phase is idle and the phase is
+//!   nearly done ([`BACKUP_PHASE_DONE_PERCENT_MIN`]), a worker asking for work gets a second live attempt
+//!   of the in-progress task running longest, if it has run far longer than the phase's finished tasks
+//!   ([`BACKUP_SLOWER_THAN_MEDIAN_FACTOR`] times their median, and at least [`BACKUP_ELAPSED_MIN`]). At most
+//!   one backup per task; the task stays `InProgress` with its attempt on record, and whichever live attempt
+//!   succeeds first is committed (the rule above).
+//! - With no timeouts, no failures and no stragglers, every task is handed out exactly once.
 //!
 //! See `README.md` in this crate for the state diagram.
 use std::collections::{BTreeSet, HashMap};
@@ -31,6 +37,9 @@ use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+mod median;
+use median::RunningMedian;
 
 /// How many reported failures one task may have before the whole job fails. A deterministic bug in the
 /// app would otherwise loop forever; 4 is Hadoop's `mapreduce.map.maxattempts`.
@@ -43,11 +52,28 @@ pub const MAX_FAILED_ATTEMPTS_PER_TASK: u32 = 4;
 pub const TIMEOUTS_PER_TASK_MAX: u32 = 6;
 
 /// How many attempts per task the table remembers as live (their success would be accepted). One task gets
-/// a new attempt only after a timeout, a failure or a lost worker, so 8 covers every attempt the timeout
-/// limit allows (7) plus one lost worker; an older attempt is almost surely dead (its worker was lost) and
-/// keeping it would let a crash loop grow the record without bound. A report from a forgotten attempt is
+/// a new attempt only after a timeout, a failure, a lost worker or (once) as a backup, so 8 covers every
+/// attempt the timeout limit allows (7) plus one more; an older attempt is almost surely dead (its worker was
+/// lost) and keeping it would let a crash loop grow the record without bound. A report from a forgotten attempt is
 /// answered [`IgnoreReason::Stale`] and its files are removed.
 pub const LIVE_ATTEMPTS_PER_TASK_MAX: usize = 8;
+
+/// Backups start once this share (percent) of the current phase's tasks is done: before, idle workers are
+/// rare (there are idle tasks to run) and a slow task is not yet what the job waits for. The paper says
+/// "close to completion"; 90% leaves the last tenth, where stragglers decide the job's end.
+pub const BACKUP_PHASE_DONE_PERCENT_MIN: u32 = 90;
+/// An attempt is a straggler once it has run this many times the median duration of the phase's finished
+/// tasks. Tasks of one phase are of similar size (splits of `--split-size`, hashed partitions), so a task
+/// at 3x the median is far outside their usual spread: the paper's causes (a bad disk, a busy machine),
+/// not its input. Lower factors back up ordinary variation (6.824's job-count test has maps of 2-5 s).
+pub const BACKUP_SLOWER_THAN_MEDIAN_FACTOR: u32 = 3;
+/// ... and has run at least this long: a backup costs a whole task on another worker, and a task of a
+/// few milliseconds (thousands of small maps) is done before a backup would help.
+pub const BACKUP_ELAPSED_MIN: Duration = Duration::from_secs(1);
+
+/// Attempt ids of a coordinator's `n`th run on a job start at `n << 40`: 2^40 attempts per run is far
+/// beyond any job, and 2^24 runs beyond any restart loop.
+const ATTEMPT_ID_RUN_SHIFT: u32 = 40;
 
 /// Largest table whose invariants are re-checked after every event in debug builds.
 const DEBUG_CHECK_TASKS_MAX: usize = 1000;
@@ -198,6 +224,10 @@ pub struct TaskCounts {
     /// Successes accepted from an attempt that was no longer the one on record (it had timed out or lost
     /// its connection), saving a re-execution.
     pub late_successes: u64,
+    /// Backup attempts issued for stragglers (at most one per task).
+    pub backups: u64,
+    /// Tasks committed from their backup attempt (the backup finished first).
+    pub backup_wins: u64,
 }
 
 /// How many tasks of one kind are in each state, for the status page. `failed` tasks are `Idle` after a failed
@@ -222,6 +252,12 @@ struct Task {
     /// Live attempts of this task (issued, not yet ended), oldest first; at most
     /// [`LIVE_ATTEMPTS_PER_TASK_MAX`], empty once the task is done.
     live: Vec<AttemptId>,
+    /// When each of the task's latest attempts was issued, oldest first (at most
+    /// [`LIVE_ATTEMPTS_PER_TASK_MAX`]): how long the attempt on record has run, and how long the committed
+    /// one took.
+    issued_at: Vec<(AttemptId, Duration)>,
+    /// The task's backup attempt, if it got one (never more than one).
+    backup: Option<AttemptId>,
 }
 
 impl Task {
@@ -233,7 +269,13 @@ impl Task {
             last_attempt_failed: false,
             timeouts: 0,
             live: Vec::new(),
+            issued_at: Vec::new(),
+            backup: None,
         }
+    }
+
+    fn issued_at(&self, attempt: AttemptId) -> Option<Duration> {
+        self.issued_at.iter().find(|(a, _)| *a == attempt).map(|&(_, at)| at)
     }
 }
 
@@ -255,6 +297,11 @@ pub struct TaskTable {
     maps_done: u32,
     reduces_done: u32,
     counts: TaskCounts,
+    /// How long committed attempts took, per phase: what "far slower" is measured against.
+    map_durations: RunningMedian,
+    reduce_durations: RunningMedian,
+    /// The latest time passed to [`TaskTable::tick`] or [`TaskTable::request`] (the table has no clock).
+    now: Duration,
 }
 
 impl TaskTable {
@@ -273,7 +320,38 @@ impl TaskTable {
             maps_done: 0,
             reduces_done: 0,
             counts: TaskCounts::default(),
+            map_durations: RunningMedian::default(),
+            reduce_durations: RunningMedian::default(),
+            now: Duration::ZERO,
         }
+    }
+
+    /// For a coordinator's `run`th start on one job (0 first): attempt ids start at `run << 40`, above every
+    /// id an earlier run can have issued, so a resumed job never reuses an id (its files are named by it).
+    pub fn start_run(&mut self, run: u32) {
+        self.next_attempt = self.next_attempt.max(u64::from(run) << ATTEMPT_ID_RUN_SHIFT).max(1);
+    }
+
+    /// A resumed job: `task` was committed by `attempt` before the coordinator restarted, and its output is
+    /// still in place. The task is `Done` and never handed out again. Ignored for a task already started or
+    /// done (a journal lists each task once; this keeps a damaged one from counting a task twice).
+    pub fn restore_done(&mut self, task_id: TaskId, attempt: AttemptId) {
+        let Some(task) = self.task(task_id) else {
+            return;
+        };
+        if task.state != TaskState::Idle || task.attempts_started > 0 {
+            return;
+        }
+        self.set_state(task_id, TaskState::Done { attempt });
+        self.next_attempt = self.next_attempt.max(attempt.0.saturating_add(1));
+        match task_id {
+            TaskId::Map(_) => self.maps_done += 1,
+            TaskId::Reduce(_) => self.reduces_done += 1,
+        }
+        if self.reduces_done as usize == self.reduces.len() && self.status == JobStatus::Running {
+            self.status = JobStatus::Succeeded;
+        }
+        self.debug_check_invariants();
     }
 
     pub fn status(&self) -> &JobStatus {
@@ -353,6 +431,7 @@ impl TaskTable {
     /// about. A task's [`TIMEOUTS_PER_TASK_MAX`]th timeout fails the job. Call this before
     /// [`TaskTable::request`], so that overdue tasks are handed out again.
     pub fn tick(&mut self, now: Duration) -> Vec<TimedOut> {
+        self.now = self.now.max(now);
         let mut timed_out = Vec::new();
         while let Some(&(deadline, id)) = self.deadlines.first() {
             if deadline > now || self.is_over() {
@@ -408,6 +487,7 @@ impl TaskTable {
     /// A worker asks for work. Hands out the lowest-numbered idle task of the current phase. Does not look
     /// at the clock: call [`TaskTable::tick`] first.
     pub fn request(&mut self, now: Duration) -> Next {
+        self.now = self.now.max(now);
         if self.is_over() {
             return Next::Exit;
         }
@@ -418,34 +498,95 @@ impl TaskTable {
             self.idle.range(..TaskId::Reduce(0)).next()
         };
         let Some(&id) = candidate else {
-            return Next::Wait;
+            return match self.straggler(now, all_maps_done) {
+                Some(id) => self.issue_backup(id, now),
+                None => Next::Wait,
+            };
         };
-        let attempt = AttemptId(self.next_attempt);
-        self.next_attempt += 1;
         let Some(task) = self.task_mut(id) else {
             return Next::Wait;
         };
         let reexecution = task.attempts_started > 0;
-        task.attempts_started += 1;
-        task.last_attempt_failed = false;
         let timeouts = task.timeouts;
-        task.live.push(attempt);
-        let forgotten = if task.live.len() > LIVE_ATTEMPTS_PER_TASK_MAX { Some(task.live.remove(0)) } else { None };
-        // Checked in release builds too: it is the bound on the table's memory per task.
-        assert!(task.live.len() <= LIVE_ATTEMPTS_PER_TASK_MAX, "{id} has more live attempts than the bound");
         if reexecution {
             self.counts.reexecutions += 1;
         }
-        self.live.insert(attempt, id);
-        if let Some(forgotten) = forgotten {
-            // The task was idle, so the oldest attempt is not on record: forgetting it only means its late
-            // success will not count.
-            self.live.remove(&forgotten);
-        }
+        let attempt = self.issue_attempt(id, now);
         let deadline = now.saturating_add(self.timeout_after(timeouts));
         self.set_state(id, TaskState::InProgress { attempt, deadline });
         self.debug_check_invariants();
         Next::Run { task: id, attempt }
+    }
+
+    /// A new live attempt of `id`, issued `now`.
+    fn issue_attempt(&mut self, id: TaskId, now: Duration) -> AttemptId {
+        let attempt = AttemptId(self.next_attempt);
+        self.next_attempt += 1;
+        let Some(task) = self.task_mut(id) else {
+            unreachable!("attempts are issued for tasks of this table");
+        };
+        task.attempts_started += 1;
+        task.last_attempt_failed = false;
+        task.live.push(attempt);
+        task.issued_at.push((attempt, now));
+        if task.issued_at.len() > LIVE_ATTEMPTS_PER_TASK_MAX {
+            task.issued_at.remove(0);
+        }
+        // The oldest attempt is never the one on record (that is the latest before this one), so forgetting
+        // it only means its late success will not count.
+        let forgotten = if task.live.len() > LIVE_ATTEMPTS_PER_TASK_MAX { Some(task.live.remove(0)) } else { None };
+        // Checked in release builds too: it is the bound on the table's memory per task.
+        assert!(task.live.len() <= LIVE_ATTEMPTS_PER_TASK_MAX, "{id} has more live attempts than the bound");
+        self.live.insert(attempt, id);
+        if let Some(forgotten) = forgotten {
+            self.live.remove(&forgotten);
+        }
+        attempt
+    }
+
+    /// The in-progress task of the current phase that most deserves a backup, if any: the phase is nearly
+    /// done, and its attempt on record has run far longer than the phase's finished tasks and has no backup.
+    fn straggler(&self, now: Duration, reduce_phase: bool) -> Option<TaskId> {
+        let (tasks, done, durations) = if reduce_phase {
+            (&self.reduces, self.reduces_done, &self.reduce_durations)
+        } else {
+            (&self.maps, self.maps_done, &self.map_durations)
+        };
+        if u64::from(done) * 100 < tasks.len() as u64 * u64::from(BACKUP_PHASE_DONE_PERCENT_MIN) {
+            return None;
+        }
+        let threshold = durations.median()?.saturating_mul(BACKUP_SLOWER_THAN_MEDIAN_FACTOR).max(BACKUP_ELAPSED_MIN);
+        // Only tasks in progress have deadlines; near the phase's end they are few (about one per worker).
+        let mut slowest: Option<(Duration, TaskId)> = None;
+        for &(_, id) in &self.deadlines {
+            if matches!(id, TaskId::Reduce(_)) != reduce_phase {
+                continue;
+            }
+            let Some(task) = self.task(id) else { continue };
+            let TaskState::InProgress { attempt, .. } = task.state else { continue };
+            let Some(issued) = task.issued_at(attempt) else { continue };
+            let elapsed = now.saturating_sub(issued);
+            if task.backup.is_none() && elapsed > threshold && slowest.is_none_or(|(e, _)| elapsed > e) {
+                slowest = Some((elapsed, id));
+            }
+        }
+        slowest.map(|(_, id)| id)
+    }
+
+    /// A second live attempt of `id`, which stays `InProgress` with its attempt on record and deadline.
+    fn issue_backup(&mut self, id: TaskId, now: Duration) -> Next {
+        let attempt = self.issue_attempt(id, now);
+        if let Some(task) = self.task_mut(id) {
+            task.backup = Some(attempt);
+        }
+        self.counts.backups += 1;
+        self.debug_check_invariants();
+        Next::Run { task: id, attempt }
+    }
+
+    /// Whether `attempt` is `task`'s backup (for the caller's log).
+    pub fn is_backup(&self, task: TaskId, attempt: AttemptId) -> bool {
+        self.task(task).is_some_and(|t| t.backup == Some(attempt))
     }
 
     /// A worker reports how `attempt` of `task` ended.
@@ -489,6 +630,7 @@ impl TaskTable {
             assert_eq!(self.maps_done as usize, self.maps.len(), "a reduce started before every map was done");
         }
         let mut live_attempts = 0;
+        let mut backups = 0;
         for (id, task) in self
             .maps
             .iter()
@@ -497,6 +639,11 @@ impl TaskTable {
             .chain(self.reduces.iter().enumerate().map(|(i, t)| (TaskId::Reduce(i as u32), t)))
         {
             assert!(task.live.len() <= LIVE_ATTEMPTS_PER_TASK_MAX, "{id} remembers too many attempts");
+            assert!(task.issued_at.len() <= LIVE_ATTEMPTS_PER_TASK_MAX, "{id} remembers too many issue times");
+            if let Some(backup) = task.backup {
+                assert!(backup.0 < self.next_attempt, "{id}'s backup {backup} was issued");
+                backups += 1;
+            }
             assert!(task.live.windows(2).all(|w| w[0] < w[1]), "{id}'s live attempts are unique, oldest first");
             for attempt in &task.live {
                 assert_eq!(self.live.get(attempt), Some(&id), "{id}'s live {attempt} is indexed under it");
@@ -518,6 +665,8 @@ impl TaskTable {
             }
         }
         assert_eq!(live_attempts, self.live.len(), "the live index holds exactly the tasks' live attempts");
+        assert_eq!(backups, self.counts.backups, "at most one backup per task, each counted");
+        assert!(self.counts.backup_wins <= self.counts.backups, "only backups can win as backups");
         if self.status == JobStatus::Succeeded {
             assert_eq!(self.reduces_done as usize, self.reduces.len(), "succeeded with reduces left");
         }
@@ -627,6 +776,21 @@ impl TaskTable {
         match result {
             Ok(()) => {
                 self.set_state(task_id, TaskState::Done { attempt });
+                let now = self.now;
+                if let Some(task) = self.task(task_id) {
+                    let took = task.issued_at(attempt).map(|issued| now.saturating_sub(issued));
+                    let was_backup = task.backup == Some(attempt);
+                    let durations = match task_id {
+                        TaskId::Map(_) => &mut self.map_durations,
+                        TaskId::Reduce(_) => &mut self.reduce_durations,
+                    };
+                    if let Some(took) = took {
+                        durations.push(took);
+                    }
+                    if was_backup {
+                        self.counts.backup_wins += 1;
+                    }
+                }
                 // Every other attempt of the task will never be committed: their reports now discard files.
                 if let Some(task) = self.task_mut(task_id) {
                     let ended = std::mem::take(&mut task.live);

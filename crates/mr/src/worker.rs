@@ -31,8 +31,11 @@ use crate::task_table::TaskId;
 use crate::wire::{self, WireError};
 
 /// How long a worker keeps trying to reach the coordinator when it starts (scripts often start workers
-/// right after the coordinator) and after a lost connection, before concluding the coordinator is gone.
-const CONNECT_PATIENCE: Duration = Duration::from_secs(3);
+/// right after the coordinator) and after a lost connection, before concluding the coordinator is gone: the
+/// grace period for a coordinator that was killed and is started again on the same output directory (it
+/// resumes the job from its journal, same job id, and the workers go on). 10 s covers a supervisor's
+/// restart (systemd waits 100 ms by default) or a quick one by hand, and keeps orphaned workers short-lived.
+const CONNECT_PATIENCE: Duration = Duration::from_secs(10);
 const CONNECT_RETRY: Duration = Duration::from_millis(100);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// The coordinator answers every request within about a second (it holds `GetTask` at most that long);

@@ -143,15 +143,15 @@ fn a_late_success_counts_the_loser_s_files_are_removed_and_duplicates_change_not
     // The slow worker finishes first after all: its attempt was issued for this task and the task is not
     // done, so its success counts (the paper: the first attempt to finish wins).
     assert_eq!(slow.run_and_report(&late), Reply::Ack);
-    assert!(layout.map_part(0, 0).exists() && layout.map_part(0, 1).exists(), "map 0 committed");
+    assert!(layout.map_file(0).exists(), "map 0 committed");
     // The fast one finishes second: it will never be committed, so its files are removed at once.
     assert_eq!(fast.run_and_report(&reassigned), Reply::Ack);
-    assert!(!layout.attempt_dir(reassigned.attempt).exists(), "the losing attempt's files must be removed");
+    assert!(!layout.attempt_map_file(reassigned.attempt).exists(), "the losing attempt's files must be removed");
     // Reporting the committed attempt again changes nothing, even with counters in the report.
     let mut inflated = keel_mr::protocol::TaskStats::default();
     inflated.counters.add("words", 1000);
     assert_eq!(slow.report(&late, ReportedOutcome::Succeeded(inflated)), Reply::Ack);
-    assert!(layout.map_part(0, 0).exists(), "a duplicate report must not disturb committed output");
+    assert!(layout.map_file(0).exists(), "a duplicate report must not disturb committed output");
 
     let first = fast.task();
     let second = slow.task();
@@ -188,10 +188,10 @@ fn a_late_success_counts_the_loser_s_files_are_removed_and_duplicates_change_not
 #[test]
 fn a_duplicate_report_sent_during_the_commit_leaves_the_commit_whole() {
     // A worker resends its report on a new connection after any disconnect, its own read timeout included,
-    // so a duplicate can arrive while the first copy's commit is still underway. To make that window wide
-    // and certain, the commit is made slow the way a slow disk would: a stale `map-0/` (what an earlier
-    // commit leaves when its rename succeeded but its fsync failed) with many files, which the commit must
-    // remove before its rename.
+    // so a duplicate can arrive while the first copy's commit is still underway. A map's commit is now one
+    // rename (no fsync, no directory to clear), so the two copies overlap only sometimes; the task table's
+    // property test covers every interleaving with `Committing`, and this test checks the coordinator end
+    // to end: both copies answered, the commit whole, no second run of the map.
     let reduces = 4;
     let Job { dir: _dir, address, serving, handle, .. } =
         start_job("the cat and the hat\n", reduces, Duration::from_secs(60));
@@ -200,10 +200,6 @@ fn a_duplicate_report_sent_during_the_commit_leaves_the_commit_whole() {
     let layout = worker.layout();
     let map = worker.task();
     let stats = worker.run(&map);
-    fs::create_dir(layout.map_dir(0)).unwrap();
-    for i in 0..STALE_FILES {
-        fs::write(layout.map_dir(0).join(format!("stale-{i}")), b"").unwrap();
-    }
     let report =
         Request::Report(Report { task: map.task, attempt: map.attempt, outcome: ReportedOutcome::Succeeded(stats) });
     // Both sent before either answer is read.
@@ -212,8 +208,10 @@ fn a_duplicate_report_sent_during_the_commit_leaves_the_commit_whole() {
     assert_eq!(wire::receive::<Reply>(&mut worker.reader).unwrap(), Reply::Ack);
     assert_eq!(wire::receive::<Reply>(&mut resent.reader).unwrap(), Reply::Ack);
 
-    let missing: Vec<u32> = (0..reduces).filter(|&r| !layout.map_part(0, r).exists()).collect();
-    assert!(missing.is_empty(), "map 0 committed without parts {missing:?}");
+    let missing: Vec<u32> = (0..reduces)
+        .filter(|&r| keel_mr::map_file::locate_partition(&layout.map_file(0), r, reduces).is_err())
+        .collect();
+    assert!(missing.is_empty(), "map 0 committed without partitions {missing:?}");
     // The commit stood: the job goes on to the reduces instead of running map 0 again.
     let next = worker.task();
     assert!(matches!(next.task, TaskId::Reduce(_)), "expected a reduce, got {next:?}");
@@ -223,10 +221,6 @@ fn a_duplicate_report_sent_during_the_commit_leaves_the_commit_whole() {
     let error = serving.join().unwrap().unwrap_err().to_string();
     assert!(error.contains("the test is over"), "{error}");
 }
-
-/// Files in the stale map directory: removing them keeps the commit busy for milliseconds, far longer than
-/// the duplicate takes to arrive (without the fix, 10 runs out of 10 lost the commit).
-const STALE_FILES: usize = 500;
 
 #[test]
 fn a_straggler_still_writing_as_the_job_ends_leaves_nothing_behind() {
@@ -290,15 +284,17 @@ fn a_failed_attempt_removes_its_own_files() {
     let attempt = keel_mr::task_table::AttemptId(77);
     assert!(run_map(app.as_ref(), &worker.job, &layout, attempt, &split).is_err());
     assert!(!layout.attempt_dir(attempt).exists(), "a failed map attempt left its directory");
-    // A reduce whose input is truncated fails after it started writing its output.
-    fs::create_dir_all(layout.map_dir(0)).unwrap();
-    let mut records = keel_mr::records::RecordWriter::create(&layout.map_part(0, 1)).unwrap();
-    for i in 0..1000 {
-        records.append(&format!("key{i:04}"), "1").unwrap();
-    }
-    records.finish().unwrap();
-    let bytes = fs::read(layout.map_part(0, 1)).unwrap();
-    fs::write(layout.map_part(0, 1), &bytes[..bytes.len() - 20]).unwrap();
+    assert!(!layout.attempt_map_file(attempt).exists(), "a failed map attempt left its file");
+    // A reduce whose input is damaged (one record's bytes flipped in partition 1's run) fails after it
+    // started writing its output.
+    let mut file = keel_mr::map_file::MapFileWriter::create(&layout.map_file(0), 2).unwrap();
+    file.write_partition(|_| Ok(())).unwrap();
+    file.write_partition(|w| (0..1000).try_for_each(|i| w.append(&format!("key{i:04}"), "1"))).unwrap();
+    file.finish().unwrap();
+    let mut bytes = fs::read(layout.map_file(0)).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    fs::write(layout.map_file(0), &bytes).unwrap();
     assert!(run_reduce(app.as_ref(), &worker.job, &layout, attempt, 1).is_err());
     assert!(!layout.reduce_attempt_output(attempt, 1).exists(), "a failed reduce attempt left its output");
     assert!(!layout.attempt_dir(attempt).exists());

@@ -102,7 +102,8 @@ fn a_user_app_s_counters_are_summed_over_the_job() {
 #[test]
 fn a_counter_named_from_the_data_fails_the_job_with_a_message_naming_it() {
     let error = run_job(CountingLines { bad: true }).unwrap_err().to_string();
-    assert!(error.contains("counter name \"length 0\" is not allowed"), "{error}");
+    // Whichever map reports first fails the job (two workers race), so the name's number varies.
+    assert!(error.contains("counter name \"length ") && error.contains("\" is not allowed"), "{error}");
 }
 
 #[test]

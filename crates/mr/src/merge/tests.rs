@@ -1,17 +1,15 @@
-use std::path::PathBuf;
-
 use super::*;
 use crate::apps::WordCount;
 use crate::records::read_all_records;
 
-fn run_file(dir: &Path, name: &str, records: &[(&str, &str)]) -> PathBuf {
+fn run_file(dir: &Path, name: &str, records: &[(&str, &str)]) -> Run {
     let path = dir.join(name);
     let mut w = RecordWriter::create(&path).unwrap();
     for (k, v) in records {
         w.append(k, v).unwrap();
     }
     w.finish().unwrap();
-    path
+    Run::File(path)
 }
 
 #[test]
@@ -90,4 +88,47 @@ fn an_unsorted_run_is_reported() {
     let a = run_file(dir.path(), "a", &[("b", "1"), ("a", "1")]);
     let mut merged = MergedRuns::open(&[a]).unwrap();
     assert!(merged.next_record().is_err());
+}
+
+#[test]
+fn many_small_segments_merge_in_one_pass_and_the_caller_s_files_stay() {
+    // 600 maps' partitions of a few bytes each: more than MERGE_FAN_IN_MAX, few enough bytes to open at
+    // once, as a reduce over thousands of small maps sees them.
+    let dir = tempfile::tempdir().unwrap();
+    let mut runs = Vec::new();
+    let mut expected = Vec::new();
+    for m in 0..600 {
+        let path = dir.path().join(format!("map-{m}"));
+        let mut file = crate::map_file::MapFileWriter::create(&path, 2).unwrap();
+        file.write_partition(|w| w.append("ignored", "x")).unwrap();
+        let key = format!("k{:02}", m % 50);
+        file.write_partition(|w| w.append(&key, &m.to_string())).unwrap();
+        file.finish().unwrap();
+        let (_, segment) = crate::map_file::locate_partition(&path, 1, 2).unwrap();
+        runs.push(Run::Segment { path, segment });
+        expected.push((key, m.to_string()));
+    }
+    expected.sort_by(|a, b| a.0.cmp(&b.0));
+    let narrowed = narrow_runs(runs.clone(), MERGE_OPEN_RUNS_MAX, dir.path(), "scratch", None).unwrap();
+    assert!(narrowed.len() <= MERGE_OPEN_RUNS_MAX && narrowed.len() >= 2, "{} runs", narrowed.len());
+    let out = dir.path().join("out");
+    merge_into(&narrowed, &out, None, Durability::Scratch).unwrap();
+    assert_eq!(read_all_records(&out).unwrap(), expected, "values of a key in map order");
+    for run in &runs {
+        let Run::Segment { path, .. } = run else { unreachable!() };
+        assert!(path.exists(), "narrowing removed the caller's {}", path.display());
+    }
+}
+
+#[test]
+fn a_caller_s_run_passed_through_a_pass_alone_is_not_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs: Vec<Run> = (0..7).map(|r| run_file(dir.path(), &format!("run{r}"), &[("k", "v")])).collect();
+    // Fan-in 3: 7 runs are 3 + 3 + 1; the last passes through a pass alone.
+    let narrowed = narrow_runs(runs.clone(), 3, dir.path(), "scratch", None).unwrap();
+    assert!(narrowed.len() <= 3);
+    for run in &runs {
+        let Run::File(path) = run else { unreachable!() };
+        assert!(path.exists(), "{} removed", path.display());
+    }
 }

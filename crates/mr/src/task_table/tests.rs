@@ -447,3 +447,123 @@ proptest! {
 fn all_tasks(maps: u32, reduces: u32) -> impl Iterator<Item = TaskId> {
     (0..maps).map(TaskId::Map).chain((0..reduces).map(TaskId::Reduce))
 }
+
+/// Backup tasks: a table of `maps` maps and one reduce where every map but map 0 finishes in `took`.
+fn all_maps_but_the_first_done(maps: u32, took: Duration) -> (TaskTable, AttemptId) {
+    let mut table = TaskTable::new(maps, 1, Duration::from_secs(600));
+    let (first, straggling) = run(ask(&mut table, secs(0)));
+    assert_eq!(first, TaskId::Map(0));
+    let mut now = secs(0);
+    for m in 1..maps {
+        let (task, attempt) = run(ask(&mut table, now));
+        assert_eq!(task, TaskId::Map(m));
+        now += took;
+        table.tick(now);
+        finish(&mut table, task, attempt);
+    }
+    (table, straggling)
+}
+
+#[test]
+fn a_straggler_gets_one_backup_near_the_phase_s_end_and_the_first_to_finish_wins() {
+    let (mut table, straggling) = all_maps_but_the_first_done(10, Duration::from_millis(500));
+    // 9 of 10 maps done (90%), median 0.5 s: map 0 is a straggler once it has run more than 1.5 s.
+    let at = secs(5) + Duration::from_millis(500);
+    let Next::Run { task, attempt: backup } = ask(&mut table, at) else {
+        panic!("no backup for a map that has run 5.5 s against a median of 0.5 s");
+    };
+    assert_eq!(task, TaskId::Map(0));
+    assert_ne!(backup, straggling);
+    assert!(table.is_backup(task, backup));
+    assert!(matches!(table.state(task), Some(TaskState::InProgress { attempt, .. }) if attempt == straggling));
+    // At most one backup per task: the next idle worker waits.
+    assert_eq!(ask(&mut table, at + secs(30)), Next::Wait);
+    // The backup finishes first and is committed; the straggler's late report is ignored, its files removed.
+    finish(&mut table, task, backup);
+    let verdict = table.report(task, straggling, Outcome::Succeeded);
+    assert_eq!(verdict, Verdict::Ignore { reason: IgnoreReason::AlreadyFinished });
+    assert!(IgnoreReason::AlreadyFinished.discards_files());
+    let counts = table.counts();
+    assert_eq!((counts.backups, counts.backup_wins, counts.reexecutions), (1, 1, 0));
+    assert!(matches!(ask(&mut table, at + secs(31)), Next::Run { task: TaskId::Reduce(0), .. }));
+}
+
+#[test]
+fn the_straggler_may_still_win_against_its_backup() {
+    let (mut table, straggling) = all_maps_but_the_first_done(10, Duration::from_millis(500));
+    let (task, backup) = run(ask(&mut table, secs(6)));
+    finish(&mut table, task, straggling);
+    assert_eq!(
+        table.report(task, backup, Outcome::Succeeded),
+        Verdict::Ignore { reason: IgnoreReason::AlreadyFinished }
+    );
+    assert_eq!((table.counts().backups, table.counts().backup_wins), (1, 0));
+}
+
+#[test]
+fn no_backup_before_the_phase_is_nearly_done_or_for_a_task_not_far_slower() {
+    // 8 of 10 done: below 90%, however slow the other two are.
+    let mut table = TaskTable::new(10, 1, Duration::from_secs(600));
+    let slow: Vec<_> = (0..2).map(|_| run(ask(&mut table, secs(0)))).collect();
+    for _ in 2..10 {
+        let (task, attempt) = run(ask(&mut table, secs(0)));
+        table.tick(secs(1));
+        finish(&mut table, task, attempt);
+    }
+    assert_eq!(ask(&mut table, secs(500)), Next::Wait, "80% done: no backups yet");
+    finish(&mut table, slow[0].0, slow[0].1);
+    // 90% done, median 1 s: map 1 has run 2.5 s, not over 3x the median.
+    assert_eq!(ask(&mut table, Duration::from_millis(2500)), Next::Wait);
+    assert_eq!(table.counts().backups, 0);
+}
+
+#[test]
+fn a_job_of_tasks_of_varying_length_without_stragglers_gets_no_backups() {
+    // 6.824's job-count maps: 2-5 s each, four workers, no straggler. Tasks end in a spread that never
+    // reaches 3x the median, so every task is handed out exactly once.
+    let maps = 40;
+    let mut table = TaskTable::new(maps, 4, Duration::from_secs(600));
+    let mut running: Vec<(Duration, TaskId, AttemptId)> = Vec::new();
+    let mut now = secs(0);
+    let mut handed_out = 0;
+    while !table.is_over() {
+        while running.len() < 4 {
+            match ask(&mut table, now) {
+                Next::Run { task, attempt } => {
+                    handed_out += 1;
+                    let length = Duration::from_millis(2000 + (attempt.0 * 7919) % 3000);
+                    running.push((now + length, task, attempt));
+                }
+                _ => break,
+            }
+        }
+        running.sort();
+        let (end, task, attempt) = running.remove(0);
+        now = end;
+        table.tick(now);
+        finish(&mut table, task, attempt);
+    }
+    assert_eq!(table.status(), &JobStatus::Succeeded);
+    assert_eq!(table.counts().backups, 0);
+    assert_eq!(handed_out, maps + 4, "every task handed out exactly once");
+}
+
+#[test]
+fn a_resumed_job_keeps_its_committed_tasks_and_never_reuses_an_attempt_id() {
+    let mut table = TaskTable::new(3, 1, TIMEOUT);
+    table.start_run(1);
+    table.restore_done(TaskId::Map(1), AttemptId(7));
+    // A journal naming a task twice cannot make it count twice.
+    table.restore_done(TaskId::Map(1), AttemptId(9));
+    assert_eq!(table.state(TaskId::Map(1)), Some(TaskState::Done { attempt: AttemptId(7) }));
+    let (first, a) = run(ask(&mut table, secs(0)));
+    let (second, b) = run(ask(&mut table, secs(0)));
+    assert_eq!((first, second), (TaskId::Map(0), TaskId::Map(2)), "the committed map is not handed out again");
+    assert!(a.0 >= 1 << 40 && b.0 > a.0, "the second run's attempt ids lie above the first run's: {a} {b}");
+    finish(&mut table, first, a);
+    finish(&mut table, second, b);
+    let (reduce, r) = run(ask(&mut table, secs(0)));
+    finish(&mut table, reduce, r);
+    assert_eq!(table.status(), &JobStatus::Succeeded);
+    assert_eq!(table.counts().reexecutions, 0);
+}

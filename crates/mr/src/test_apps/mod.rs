@@ -1,5 +1,6 @@
 //! Apps that exist only to test the engine, mirroring the 6.824 Lab 1 test plugins (`src/mrapps/*.go`), plus
-//! `test-slow` (every map sleeps, for timeout, stop and interrupt tests).
+//! `test-slow` (every map sleeps, for timeout, stop and interrupt tests) and `test-straggler` (the first
+//! map attempt sleeps a minute, for backup tasks).
 //! They sleep, crash and count processes on purpose. They are registered under the `test-` prefix and
 //! left out of the app list users see, so nobody runs them by accident.
 //!
@@ -17,6 +18,7 @@ mod parallel;
 mod random;
 mod rtiming;
 mod slow;
+pub mod straggler;
 
 /// Prefix of every test app's name.
 pub const TEST_APP_PREFIX: &str = "test-";
@@ -33,4 +35,5 @@ pub(crate) fn register(registry: &mut AppRegistry) {
     registry.register("test-crash", Arc::new(crash::Crash { crashes: true }));
     registry.register("test-nocrash", Arc::new(crash::Crash { crashes: false }));
     registry.register("test-slow", Arc::new(slow::Slow));
+    registry.register("test-straggler", Arc::new(straggler::Straggler));
 }
