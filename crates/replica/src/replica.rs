@@ -42,6 +42,9 @@ pub struct Replica<S: Service, St: Storage> {
     /// Outcomes found outside the Ready loop (a proposal lost with its leadership), handed out by the next
     /// [`Replica::advance`].
     outcomes: Vec<(Proposal, Outcome<S::Output>)>,
+    /// The term this node led when pending proposals were last checked against its leadership: they need
+    /// checking again only when that changes (checking on every step would cost a pass over them per Ready).
+    leading_when_checked: Option<keel_raft::Term>,
     /// Set by a fatal error: every later call fails.
     stopped: bool,
 }
@@ -69,6 +72,7 @@ where
             policy,
             pending: Pending::default(),
             outcomes: Vec::new(),
+            leading_when_checked: None,
             stopped: false,
         })
     }
@@ -126,7 +130,11 @@ where
     /// stops the replica: nothing that depended on the failed update is handed out.
     pub fn advance(&mut self) -> Result<Option<Advanced<S::Output>>, ReplicaError<St::Error>> {
         self.check_running()?;
-        self.outcomes.extend(self.pending.lost_leadership(self.leading_term()));
+        let leading = self.leading_term();
+        if leading != self.leading_when_checked {
+            self.outcomes.extend(self.pending.lost_leadership(leading));
+            self.leading_when_checked = leading;
+        }
         if !self.node.has_ready() {
             if self.outcomes.is_empty() {
                 return Ok(None);

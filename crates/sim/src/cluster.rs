@@ -260,11 +260,7 @@ impl Cluster {
     pub fn disk_counts(&self) -> DiskCounts {
         let mut total = DiskCounts::default();
         for i in 0..self.nodes() {
-            let c = self.storage(i).disk_counts();
-            total.recoveries += c.recoveries;
-            total.in_flight_found += c.in_flight_found;
-            total.in_flight_lost += c.in_flight_lost;
-            total.torn_tails_cut += c.torn_tails_cut;
+            total += self.storage(i).disk_counts();
         }
         total
     }

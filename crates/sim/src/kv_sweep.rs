@@ -10,7 +10,6 @@
 use keel_kv::{Op, Reply};
 use keel_raft::Rng;
 
-use crate::cluster::{Cluster, ClusterConfig};
 use crate::kv_tester::{CLERK_BACKOFF_MS, CLERK_RPC_TIMEOUT_MS, ClerkId, ClientLoop, KvTester};
 use crate::sim_service::ServiceKind;
 use crate::sweep::{SweepShape, draw_nemesis, heal, inject_fault, liveness_limit_ms, send_unprompted_appends};
@@ -93,20 +92,9 @@ pub fn run_kv_seed(seed: u64) -> KvSweepOutcome {
     let n = shape.nodes;
     // Streams of their own: the shape is the Raft sweep's, the schedule and the clients are this sweep's.
     let mut rng = Rng::derive(seed, 0x4b5f_fa17);
-    let mut cluster = Cluster::new(ClusterConfig {
-        nodes: n,
-        seed,
-        reliable: rng.chance(1, 2),
-        snapshots: shape.snapshots,
-        raft: shape.raft,
-        storage: shape.storage,
-        service: ServiceKind::Kv,
-    });
-    cluster.net.harsh = shape.harsh;
-    cluster.net.long_reordering = rng.chance(1, LONG_REORDERING_ONE_IN);
-    if shape.nemesis {
-        cluster.keep_late_replies();
-    }
+    let reliable = rng.chance(1, 2);
+    let long_reordering = rng.chance(1, LONG_REORDERING_ONE_IN);
+    let cluster = shape.cluster(seed, reliable, long_reordering, ServiceKind::Kv);
     let mut kv = KvTester::from_cluster(cluster, None);
     kv.set_rpc_timeout_ms(CLERK_RPC_TIMEOUTS_MS[rng.range(0, CLERK_RPC_TIMEOUTS_MS.len() as u64) as usize]);
     kv.begin(&format!("kv sweep {shape:?}"));

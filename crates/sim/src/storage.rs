@@ -47,6 +47,16 @@ pub struct DiskCounts {
     pub disk_errors: u64,
 }
 
+impl std::ops::AddAssign for DiskCounts {
+    fn add_assign(&mut self, other: DiskCounts) {
+        self.recoveries += other.recoveries;
+        self.in_flight_found += other.in_flight_found;
+        self.in_flight_lost += other.in_flight_lost;
+        self.torn_tails_cut += other.torn_tails_cut;
+        self.disk_errors += other.disk_errors;
+    }
+}
+
 /// The real WAL on a simulated disk.
 struct Disk {
     fs: SimFs,

@@ -93,6 +93,32 @@ pub struct SweepShape {
 }
 
 impl SweepShape {
+    /// The cluster this shape describes, before any fault: its nodes, storage, snapshots, Raft options and
+    /// network (the Raft sweep and the KV sweep differ only in the service and how they draw the rest).
+    pub(crate) fn cluster(
+        &self,
+        seed: u64,
+        reliable: bool,
+        long_reordering: bool,
+        service: crate::sim_service::ServiceKind,
+    ) -> Cluster {
+        let mut cluster = Cluster::new(ClusterConfig {
+            nodes: self.nodes,
+            seed,
+            reliable,
+            snapshots: self.snapshots,
+            raft: self.raft,
+            storage: self.storage,
+            service,
+        });
+        cluster.net.harsh = self.harsh;
+        cluster.net.long_reordering = long_reordering;
+        if self.nemesis {
+            cluster.keep_late_replies();
+        }
+        cluster
+    }
+
     pub fn from_seed(seed: u64) -> SweepShape {
         let mut rng = Rng::derive(seed, 0x5eed);
         SweepShape {
@@ -180,20 +206,8 @@ pub fn run_seed(seed: u64) -> SweepOutcome {
     let shape = SweepShape::from_seed(seed);
     let n = shape.nodes;
     let mut rng = Rng::derive(seed, 0xfa17);
-    let mut cluster = Cluster::new(ClusterConfig {
-        nodes: n,
-        seed,
-        reliable: rng.chance(1, 2),
-        snapshots: shape.snapshots,
-        raft: shape.raft,
-        storage: shape.storage,
-        service: crate::sim_service::ServiceKind::Tester,
-    });
-    cluster.net.harsh = shape.harsh;
-    cluster.net.long_reordering = shape.long_reordering;
-    if shape.nemesis {
-        cluster.keep_late_replies();
-    }
+    let reliable = rng.chance(1, 2);
+    let mut cluster = shape.cluster(seed, reliable, shape.long_reordering, crate::sim_service::ServiceKind::Tester);
     cluster.set_context(format!("{shape:?}"));
     let mut command = 0u64;
     let mut events = 0u32;

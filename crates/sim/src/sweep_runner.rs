@@ -108,11 +108,7 @@ fn record(report: &Mutex<SweepReport>, seed: u64, outcome: std::thread::Result<S
             report.legal_appends_sent += o.legal_appends_sent;
             report.late_replies_delivered += o.late_replies_delivered;
             report.seeds_on_disk += u64::from(matches!(o.storage, crate::cluster::StorageKind::SimulatedDisk { .. }));
-            report.disk.recoveries += o.disk.recoveries;
-            report.disk.in_flight_found += o.disk.in_flight_found;
-            report.disk.in_flight_lost += o.disk.in_flight_lost;
-            report.disk.torn_tails_cut += o.disk.torn_tails_cut;
-            report.disk.disk_errors += o.disk.disk_errors;
+            report.disk += o.disk;
         }
         Err(panic) => report.failures.push((seed, crate::seeds::panic_message(panic.as_ref()))),
     }
