@@ -29,7 +29,7 @@
 //!                                                   │ (seq)      │
 //!                                                   └────────────┘
 //! ```
-use crate::command::{ClientId, Command, Op, Reply, Seq};
+use crate::command::{ClientId, Command, NO_SESSION, Op, Reply, Seq};
 
 /// A server's identity as the transport knows it (a node id).
 pub type ServerId = u64;
@@ -70,6 +70,8 @@ pub enum Action {
 pub enum ClerkError {
     #[error("a clerk needs at least one server")]
     NoServers,
+    #[error("client id 0 is reserved for requests without a session (NO_SESSION); pick another")]
+    ReservedClientId,
     #[error("server {0} is listed twice")]
     DuplicateServer(ServerId),
     /// 6.824's contract: one outstanding request per client.
@@ -107,6 +109,9 @@ impl Clerk {
     pub fn new(client_id: ClientId, servers: Vec<ServerId>) -> Result<Clerk, ClerkError> {
         if servers.is_empty() {
             return Err(ClerkError::NoServers);
+        }
+        if client_id == NO_SESSION {
+            return Err(ClerkError::ReservedClientId);
         }
         for (slot, server) in servers.iter().enumerate() {
             if servers[..slot].contains(server) {
@@ -279,6 +284,7 @@ mod tests {
     #[test]
     fn refuses_bad_server_lists() {
         assert_eq!(Clerk::new(1, vec![]).err(), Some(ClerkError::NoServers));
+        assert_eq!(Clerk::new(NO_SESSION, vec![1]).err(), Some(ClerkError::ReservedClientId));
         assert_eq!(Clerk::new(1, vec![3, 4, 3]).err(), Some(ClerkError::DuplicateServer(3)));
     }
 

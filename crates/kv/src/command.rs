@@ -11,6 +11,11 @@ use crate::limits::COMMAND_BYTES_MAX;
 /// serves.
 pub type ClientId = u64;
 
+/// The client id of a request that asks for no exactly-once guarantee (an HTTP request without `Keel-Client-Id`,
+/// a `curl`): it is executed every time it is applied, and leaves no session behind, so a flood of such
+/// requests cannot evict the sessions of clients that did ask. Its `seq` is ignored. Clerks never use it.
+pub const NO_SESSION: ClientId = 0;
+
 /// A client's request number. Starts at 1 and only grows; 0 is never valid.
 pub type Seq = u64;
 

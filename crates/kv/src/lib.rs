@@ -17,7 +17,9 @@ mod service;
 mod snapshot;
 
 pub use clerk::{Action, Answer, Attempt, Clerk, ClerkError, ServerId};
-pub use command::{COMMAND_FORMAT_VERSION, ClientId, Command, DecodeError, ListedKey, Op, Rejection, Reply, Seq};
+pub use command::{
+    COMMAND_FORMAT_VERSION, ClientId, Command, DecodeError, ListedKey, NO_SESSION, Op, Rejection, Reply, Seq,
+};
 pub use dedup::{Admission, Session, Sessions};
 pub use limits::{
     COMMAND_BYTES_MAX, KEY_BYTES_MAX, LIST_KEYS_MAX, LIST_REPLY_BYTES_MAX, SESSIONS_MAX, STORE_BYTES_MAX,

@@ -7,7 +7,7 @@ use std::ops::Bound;
 use keel_raft::Index;
 use keel_replica::Service;
 
-use crate::command::{Command, ListedKey, Op, Rejection, Reply};
+use crate::command::{Command, ListedKey, NO_SESSION, Op, Rejection, Reply};
 use crate::dedup::{Admission, Sessions};
 use crate::limits::{
     KEY_BYTES_MAX, LIST_KEYS_MAX, LIST_REPLY_BYTES_MAX, STORE_BYTES_MAX, VALUE_BYTES_MAX, stored_bytes,
@@ -167,6 +167,9 @@ impl Service for KvService {
             Err(error) => return Reply::Rejected { reason: error.rejection() },
         };
         let Command { client_id, seq, op } = command;
+        if client_id == NO_SESSION {
+            return self.execute(index, &op);
+        }
         match self.sessions.admit(client_id, seq) {
             Admission::Refuse(reason) => Reply::Rejected { reason },
             Admission::Duplicate(reply) => reply,

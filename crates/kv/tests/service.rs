@@ -254,3 +254,15 @@ fn the_store_is_bounded_and_deletes_still_apply_when_it_is_full() {
     assert_eq!(restored.restore(kv.applied_index(), &kv.snapshot()), Ok(()));
     assert_eq!(restored.store_bytes(), kv.store_bytes());
 }
+
+#[test]
+fn requests_without_a_session_execute_every_time_and_leave_no_session() {
+    let mut kv = KvService::new();
+    let append =
+        Command { client_id: keel_kv::NO_SESSION, seq: 7, op: Op::Append { key: key("k"), value: "x".into() } };
+    for index in 1..=3 {
+        assert_eq!(kv.apply(index, &append.encode()), Reply::Written { index }, "the same (0, 7) applies again");
+    }
+    assert_eq!(kv.get("k"), Some(("xxx", 3)));
+    assert!(kv.sessions().is_empty(), "no session is kept for NO_SESSION");
+}

@@ -235,7 +235,7 @@ impl KvTester {
             let j = self.rng.range(0, i as u64 + 1) as usize;
             servers.swap(i, j);
         }
-        let client_id = self.rng.next_u64();
+        let client_id = self.rng.next_u64().max(1); // 0 is NO_SESSION
         let clerk = match Clerk::new(client_id, servers) {
             Ok(clerk) => clerk,
             Err(e) => self.fail(&format!("cannot make a clerk: {e}")),
