@@ -149,11 +149,12 @@ fn sweep(args: SweepArgs) -> anyhow::Result<()> {
         report.virtual_ms as f64 / 1000.0
     );
     println!(
-        "  {} InstallSnapshots delivered (in {} seeds), {} duplicated messages, {} nemesis strikes, {} unprompted appends from leaders, {} very late replies; risky deliveries: {} stale acknowledgements at leaders ({} of snapshots), {} stale votes at candidates, {} outdated appends, {} commits beyond the verified; busiest virtual second {} events",
+        "  {} InstallSnapshots delivered (in {} seeds), {} duplicated messages, {} nemesis strikes ({} leaders crashed between sending entries and their own fsync), {} unprompted appends from leaders, {} very late replies; risky deliveries: {} stale acknowledgements at leaders ({} of snapshots), {} stale votes at candidates, {} outdated appends, {} commits beyond the verified; busiest virtual second {} events",
         report.snapshots_installed,
         report.seeds_with_snapshots_installed,
         report.duplicated,
         report.nemesis_strikes,
+        report.crashes_ahead_of_fsync,
         report.legal_appends_sent,
         report.late_replies_delivered,
         report.stale_acks_at_leader,

@@ -50,6 +50,10 @@ pub struct RaftNode {
     recently_active: BTreeSet<NodeId>,
     quorum_check_elapsed_ticks: u32,
     commit_index: Index,
+    /// Highest log index known durable on this node's own storage (reported by [`RaftNode::persisted`]). A leader
+    /// counts itself in a commit quorum only through here (Raft thesis 10.2.1: it may send entries before its own
+    /// fsync, but not count them).
+    durable_index: Index,
     /// Highest index handed to the service through `Ready::applies`.
     applied_index: Index,
     election_elapsed_ticks: u32,
@@ -85,6 +89,7 @@ impl RaftNode {
             )));
         }
         let rng = Rng::derive(config.seed, config.id);
+        let durable_index = log.last_index();
         let mut node = RaftNode {
             rng,
             hard_state: durable.hard_state,
@@ -99,6 +104,7 @@ impl RaftNode {
             recently_active: BTreeSet::new(),
             quorum_check_elapsed_ticks: 0,
             commit_index: snapshot_meta.index,
+            durable_index,
             applied_index: snapshot_meta.index,
             election_elapsed_ticks: 0,
             election_timeout_ticks: 0,
@@ -135,6 +141,10 @@ impl RaftNode {
     }
     pub fn commit_index(&self) -> Index {
         self.commit_index
+    }
+    /// Highest log index this node knows to be on its own disk.
+    pub fn durable_index(&self) -> Index {
+        self.durable_index
     }
     pub fn applied_index(&self) -> Index {
         self.applied_index
@@ -213,6 +223,21 @@ impl RaftNode {
         self.snapshot_dirty = true;
         self.assert_invariants();
         Ok(())
+    }
+
+    /// The driver made a `Ready::persist` durable that ended at `(index, term)` (see
+    /// [`crate::PersistUpdate::durable_through`]). A leader may count itself in the commit quorum through there.
+    /// Acknowledgements must arrive in the order of the persists. One for an entry this log no longer holds (it
+    /// was replaced while the write was in flight: etcd's ABA race across a term change) is ignored.
+    pub fn persisted(&mut self, index: Index, term: Term) {
+        if index <= self.durable_index || index > self.log.last_index() || self.log.term_at(index) != Some(term) {
+            return;
+        }
+        self.durable_index = index;
+        if self.role == Role::Leader {
+            self.maybe_commit();
+        }
+        self.assert_invariants();
     }
 
     /// Handles one message from a peer. See [`StepError`] for what a refused message may have changed.
@@ -306,7 +331,21 @@ impl RaftNode {
             applies.push(Apply::Command { index, term: entry.term, data: entry.data.clone() });
             self.applied_index = index;
         }
-        let ready = Ready { persist, messages: std::mem::take(&mut self.messages), applies };
+        let mut messages = std::mem::take(&mut self.messages);
+        // A leader's AppendEntries and InstallSnapshot may leave before this Ready's persist is durable (Raft
+        // thesis 10.2.1): they vouch for nothing on this node's disk but its term, which is durable unless this
+        // very persist changes it. Everything else (votes, every append answer) waits for the persist.
+        let early_messages = match &persist {
+            Some(update) if update.hard_state.is_none() => {
+                let (early, late) = messages.into_iter().partition(|m| {
+                    matches!(m.body, MessageBody::AppendEntries { .. } | MessageBody::InstallSnapshot { .. })
+                });
+                messages = late;
+                early
+            }
+            _ => Vec::new(),
+        };
+        let ready = Ready { persist, early_messages, messages, applies };
         // The same question asked two ways must get one answer, or drivers that skip empty Readies lose output.
         assert_eq!(had_ready, !ready.is_empty(), "node {}: has_ready disagrees with take_ready", self.id());
         // Taking an empty Ready changes nothing; checking after every non-empty one covers what `applies` moved.
@@ -627,6 +666,7 @@ impl RaftNode {
                     return Err(StepError::WouldTruncateCommitted { from, index, commit_index: self.commit_index });
                 }
                 self.log.truncate_from(index);
+                self.durable_index = self.durable_index.min(index - 1);
             }
             self.mark_log_dirty(index);
             for entry in entries.drain(k..) {
@@ -660,6 +700,8 @@ impl RaftNode {
             let kept_suffix = self.log.compact_to(meta);
             if !kept_suffix {
                 self.mark_log_dirty(meta.index + 1);
+                // The old entries above the snapshot are gone; the snapshot is durable once its persist is.
+                self.durable_index = self.durable_index.min(meta.index);
             }
             let snapshot = Snapshot { meta, data };
             self.snapshot = Some(snapshot.clone());
@@ -775,17 +817,18 @@ impl RaftNode {
         self.send(to, body);
     }
 
-    /// Advances the commit index to the highest index a majority holds, but only through an entry of the current
-    /// term (Figure 8: older entries commit indirectly, never by counting replicas).
+    /// Advances the commit index to the highest index a majority holds durably, but only through an entry of the
+    /// current term (Figure 8: older entries commit indirectly, never by counting replicas). The leader counts
+    /// itself through its durable index, not its last index: it sends entries before its own fsync ends.
     fn maybe_commit(&mut self) {
-        let mut matches: Vec<Index> = self
-            .config
-            .members
-            .iter()
-            .map(|m| {
-                if *m == self.id() { self.log.last_index() } else { self.progress.get(m).map_or(0, |p| p.match_index) }
-            })
-            .collect();
+        let mut matches: Vec<Index> =
+            self.config
+                .members
+                .iter()
+                .map(|m| {
+                    if *m == self.id() { self.durable_index } else { self.progress.get(m).map_or(0, |p| p.match_index) }
+                })
+                .collect();
         let majority_index = quorum::committed_index(&mut matches);
         if majority_index > self.commit_index && self.log.term_at(majority_index) == Some(self.term()) {
             self.commit_index = majority_index;

@@ -8,7 +8,12 @@ use crate::types::{Entry, HardState, Index, Snapshot, Term};
 ///
 /// A driver must handle a `Ready` in exactly this order:
 ///
-/// 1. **Persist** `persist` (if any), atomically, and wait until it is durable (fsynced). Only then:
+/// 0. **Send** `early_messages` (may be sent before step 1, or while it runs). They are a leader's AppendEntries
+///    and InstallSnapshot, which depend on nothing in this Ready's persist: followers write the entries to their
+///    disks while the leader writes them to its own (Raft thesis 10.2.1).
+/// 1. **Persist** `persist` (if any), atomically, and wait until it is durable (fsynced); then report it with
+///    [`crate::RaftNode::persisted`]`(`[`PersistUpdate::durable_through`]`)` (a leader counts itself in a commit
+///    quorum only through what it was told is durable). Only then:
 /// 2. **Send** `messages`. Every vote granted, every AppendEntries success and every term carried by these
 ///    messages relies on state in step 1: a vote sent before `voted_for` is durable could be cast twice after a
 ///    crash; an acknowledgement sent before its entries are durable could let a leader commit an entry that a
@@ -23,13 +28,16 @@ use crate::types::{Entry, HardState, Index, Snapshot, Term};
 #[derive(Debug, Default)]
 pub struct Ready {
     pub persist: Option<PersistUpdate>,
+    /// May leave before `persist` is durable (see step 0).
+    pub early_messages: Vec<Message>,
+    /// Must wait until `persist` is durable.
     pub messages: Vec<Message>,
     pub applies: Vec<Apply>,
 }
 
 impl Ready {
     pub fn is_empty(&self) -> bool {
-        self.persist.is_none() && self.messages.is_empty() && self.applies.is_empty()
+        self.persist.is_none() && self.early_messages.is_empty() && self.messages.is_empty() && self.applies.is_empty()
     }
 }
 
@@ -45,6 +53,18 @@ pub struct PersistUpdate {
     pub truncate_from: Option<Index>,
     /// Appended after the truncation; contiguous, and following the stored log.
     pub entries: Vec<Entry>,
+}
+
+impl PersistUpdate {
+    /// The last log position this update makes durable: its last entry, else its snapshot. What the driver
+    /// reports to [`crate::RaftNode::persisted`] once the update is durable.
+    pub fn durable_through(&self) -> Option<(Index, Term)> {
+        match (self.entries.last(), &self.snapshot) {
+            (Some(entry), _) => Some((entry.index, entry.term)),
+            (None, Some(snapshot)) => Some((snapshot.meta.index, snapshot.meta.term)),
+            (None, None) => None,
+        }
+    }
 }
 
 /// Committed state handed to the service, in log order.

@@ -175,6 +175,8 @@ fn commit_only_by_counting_replicas_of_a_current_term_entry() {
     }
     assert_eq!(l.commit_index(), 0, "entries of earlier terms are not committed by counting replicas");
     let (index, _) = l.propose(b"now".to_vec()).unwrap();
+    l.take_ready();
+    l.persisted(index, term);
     for peer in [1, 2] {
         l.step(msg(peer, 0, term, MessageBody::AppendEntriesReply(AppendReply::Success { match_index: index })))
             .unwrap();
@@ -291,7 +293,12 @@ fn snapshot_from_inside_the_apply_loop_and_restart_from_durable_state_alone() {
         l.propose(vec![i]).unwrap();
     }
     let ready = l.take_ready();
-    durable.apply(ready.persist.as_ref().unwrap());
+    assert!(ready.applies.is_empty(), "a single voter commits nothing before its own fsync");
+    let update = ready.persist.as_ref().unwrap();
+    durable.apply(update);
+    let (index, term) = update.durable_through().unwrap();
+    l.persisted(index, term);
+    let ready = l.take_ready();
     // The service snapshots every 10 entries while it is still walking this Ready's applies.
     for apply in &ready.applies {
         if apply.index() % 10 == 0 {
@@ -306,8 +313,10 @@ fn snapshot_from_inside_the_apply_loop_and_restart_from_durable_state_alone() {
     // Restart from what storage holds: the snapshot comes first, then only the commands after it.
     let mut restarted = RaftNode::restart(config(0, 1), durable).unwrap();
     restarted.tick_until_leader();
-    restarted.propose(vec![26]).unwrap();
-    let applies = restarted.take_ready().applies;
+    let (index, term) = restarted.propose(vec![26]).unwrap();
+    let mut applies = restarted.take_ready().applies;
+    restarted.persisted(index, term);
+    applies.extend(restarted.take_ready().applies);
     assert!(matches!(&applies[0], Apply::Snapshot(s) if s.meta.index == 20 && s.data == vec![20]));
     let rest: Vec<u64> = applies[1..].iter().map(|a| a.index()).collect();
     assert_eq!(rest, (21..=26).collect::<Vec<_>>());
@@ -587,6 +596,7 @@ fn the_accessors_report_what_the_node_knows() {
     let term = leader.term();
     let (index, _) = leader.propose(vec![7]).expect("leader accepts");
     leader.take_ready();
+    leader.persisted(index, term);
     // Sent, not yet answered: nextIndex moves only when the follower confirms.
     assert_eq!(leader.progress(1).map(|p| (p.match_index, p.next_index)), Some((0, index)));
     leader.step(msg(1, 0, term, MessageBody::AppendEntriesReply(AppendReply::Success { match_index: index }))).unwrap();
@@ -643,4 +653,76 @@ fn acknowledgements_from_an_earlier_term_are_not_trusted_by_a_re_elected_leader(
         assert_eq!(recorded, Some(0), "{body:?} from term {first_term} was trusted in term {second_term}");
     }
     assert_eq!(leader.commit_index(), 0, "nothing was confirmed in this term, so nothing commits");
+}
+
+/// Raft thesis 10.2.1: a leader sends its entries before its own fsync, and counts itself only once told.
+#[test]
+fn a_leader_sends_entries_before_its_fsync_and_counts_itself_only_once_durable() {
+    let mut leader = node(0, 3);
+    elect(&mut leader, 3);
+    let term = leader.term();
+    for follower in [1, 2] {
+        // The new leader's first (empty) AppendEntries is answered: the window to each follower is open.
+        leader
+            .step(msg(follower, 0, term, MessageBody::AppendEntriesReply(AppendReply::Success { match_index: 0 })))
+            .unwrap();
+    }
+    let (index, _) = leader.propose(vec![7]).expect("leader accepts");
+    let ready = leader.take_ready();
+    let early: Vec<u64> = ready
+        .early_messages
+        .iter()
+        .filter(|m| matches!(m.body, MessageBody::AppendEntries { .. }))
+        .map(|m| m.to)
+        .collect();
+    assert_eq!(early, vec![1, 2], "the new entry goes to both followers ahead of the persist");
+    assert!(ready.messages.is_empty(), "nothing else was waiting");
+    assert_eq!(ready.persist.as_ref().and_then(|u| u.durable_through()), Some((index, term)));
+    leader.step(msg(1, 0, term, MessageBody::AppendEntriesReply(AppendReply::Success { match_index: index }))).unwrap();
+    // A majority of the three (the follower and the leader) holds the entry, but the leader's copy is not durable.
+    assert_eq!(leader.commit_index(), 0, "committed on the strength of an entry not yet on the leader's disk");
+    leader.persisted(index, term);
+    assert_eq!(leader.commit_index(), index, "durable on the leader and one follower: committed");
+}
+
+#[test]
+fn a_single_voter_commits_only_after_its_own_fsync() {
+    let mut l = node(0, 1);
+    l.tick_until_leader();
+    l.take_ready();
+    let term = l.term();
+    let (index, _) = l.propose(vec![1]).unwrap();
+    let ready = l.take_ready();
+    assert!(ready.early_messages.is_empty() && ready.applies.is_empty());
+    assert_eq!(l.commit_index(), 0, "a lone voter must not commit what is not on its disk");
+    l.persisted(index, term);
+    assert_eq!(l.commit_index(), index);
+    assert_eq!(l.take_ready().applies.len(), 1);
+}
+
+/// etcd's ABA race: an acknowledgement that comes back after the entry it speaks of was replaced is ignored.
+#[test]
+fn an_acknowledgement_for_a_replaced_entry_is_ignored() {
+    let mut f = node(1, 3);
+    f.step(msg(0, 1, 1, append((0, 0), vec![entry(1, 1), entry(2, 1)], 0))).unwrap();
+    f.take_ready(); // the write of (1, 1), (2, 1) is in flight...
+    // ...when a newer leader replaces index 2.
+    f.step(msg(2, 1, 2, append((1, 1), vec![entry(2, 2)], 0))).unwrap();
+    let ready = f.take_ready();
+    f.persisted(2, 1); // the old write's acknowledgement arrives late
+    assert_eq!(f.durable_index(), 0, "(2, 1) is no longer in the log: its acknowledgement counts for nothing");
+    assert!(ready.early_messages.is_empty(), "a follower's answers never go before its persist");
+    assert_eq!(replies(&ready), vec![AppendReply::Success { match_index: 2 }]);
+    f.persisted(2, 2);
+    assert_eq!(f.durable_index(), 2);
+}
+
+#[test]
+fn votes_wait_for_the_persist_of_the_term_and_vote() {
+    let mut f = node(1, 3);
+    f.step(msg(0, 1, 5, MessageBody::RequestVote { last_log_index: 0, last_log_term: 0 })).unwrap();
+    let ready = f.take_ready();
+    assert!(ready.early_messages.is_empty());
+    assert!(ready.persist.as_ref().is_some_and(|u| u.hard_state.is_some()));
+    assert!(matches!(ready.messages[0].body, MessageBody::RequestVoteReply { granted: true }));
 }

@@ -1,6 +1,7 @@
 //! keel-replica: one Raft replica, sans-IO. It owns a [`keel_raft::RaftNode`], a [`Service`] (the replicated state
 //! machine) and a [`keel_storage::Storage`], and is the one implementation of the Ready loop that joins them:
-//! persist, then hand out the messages, then apply, then snapshot when the policy says so.
+//! hand out a leader's early messages (its AppendEntries may leave before its own fsync), persist, then hand out
+//! the other messages, then apply, then snapshot when the policy says so.
 //!
 //! Every driver (the simulator, the tokio runtime) runs this loop and nothing else: a driver feeds inputs (ticks,
 //! peer messages, proposals), calls [`Replica::advance`] until it returns `None`, sends the messages each step

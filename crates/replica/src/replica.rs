@@ -23,6 +23,9 @@ pub struct Advanced<O> {
     /// The index of a snapshot the service took while applying (the policy said so). It is persisted by the next
     /// step, so until then the node's memory holds a newer snapshot than its storage.
     pub snapshotted: Option<Index>,
+    /// This step handed out a leader's early messages (see `keel_raft::Ready`) and nothing else: the persist they
+    /// were sent ahead of is made durable by the next step. A crash now loses it, with the messages already out.
+    pub persist_pending: bool,
 }
 
 /// What a stopped replica gives back: its parts, and the outcome of every proposal still pending.
@@ -45,6 +48,8 @@ pub struct Replica<S: Service, St: Storage> {
     /// The term this node led when pending proposals were last checked against its leadership: they need
     /// checking again only when that changes (checking on every step would cost a pass over them per Ready).
     leading_when_checked: Option<keel_raft::Term>,
+    /// A Ready whose early messages were handed out and whose persist is the next step's work.
+    in_progress: Option<keel_raft::Ready>,
     /// Set by a fatal error: every later call fails.
     stopped: bool,
 }
@@ -73,6 +78,7 @@ where
             pending: Pending::default(),
             outcomes: Vec::new(),
             leading_when_checked: None,
+            in_progress: None,
             stopped: false,
         })
     }
@@ -128,8 +134,14 @@ where
     /// Runs one Ready through the contract: persist, then hand out the messages, then apply (and snapshot when
     /// the policy says so). Returns `None` once the node has nothing more to do. A storage or service error
     /// stops the replica: nothing that depended on the failed update is handed out.
+    ///
+    /// A leader's Ready takes two steps: the first hands out only its early messages (AppendEntries, so that
+    /// followers write while the leader does), the second persists and hands out the rest.
     pub fn advance(&mut self) -> Result<Option<Advanced<S::Output>>, ReplicaError<St::Error>> {
         self.check_running()?;
+        if let Some(ready) = self.in_progress.take() {
+            return self.finish(ready).map(Some);
+        }
         let leading = self.leading_term();
         if leading != self.leading_when_checked {
             self.outcomes.extend(self.pending.lost_leadership(leading));
@@ -147,15 +159,44 @@ where
                 persisted: false,
                 truncated: false,
                 snapshotted: None,
+                persist_pending: false,
             }));
         }
-        let ready = self.node.take_ready();
+        let mut ready = self.node.take_ready();
+        if !ready.early_messages.is_empty() {
+            if ready.persist.is_some() {
+                let early = std::mem::take(&mut ready.early_messages);
+                self.in_progress = Some(ready);
+                return Ok(Some(Advanced {
+                    messages: early,
+                    applied: Vec::new(),
+                    outcomes: Vec::new(),
+                    persisted: false,
+                    truncated: false,
+                    snapshotted: None,
+                    persist_pending: true,
+                }));
+            }
+            // Nothing to persist: nothing to get ahead of.
+            let mut messages = std::mem::take(&mut ready.early_messages);
+            messages.append(&mut ready.messages);
+            ready.messages = messages;
+        }
+        self.finish(ready).map(Some)
+    }
+
+    /// Persists a Ready, reports it durable to the core, and applies it.
+    fn finish(&mut self, ready: keel_raft::Ready) -> Result<Advanced<S::Output>, ReplicaError<St::Error>> {
+        debug_assert!(ready.early_messages.is_empty(), "early messages are handed out before the persist");
         let node_id = self.node.id();
         let (persisted, truncated) = match &ready.persist {
             Some(update) => {
                 if let Err(source) = self.storage.persist(update) {
                     self.stopped = true;
                     return Err(ReplicaError::Storage { node: node_id, source });
+                }
+                if let Some((index, term)) = update.durable_through() {
+                    self.node.persisted(index, term);
                 }
                 (true, update.truncate_from.is_some() || update.snapshot.is_some())
             }
@@ -165,14 +206,15 @@ where
         for apply in &ready.applies {
             snapshotted = self.apply(apply)?.or(snapshotted);
         }
-        Ok(Some(Advanced {
+        Ok(Advanced {
             messages: ready.messages,
             applied: ready.applies,
             outcomes: std::mem::take(&mut self.outcomes),
             persisted,
             truncated,
             snapshotted,
-        }))
+            persist_pending: false,
+        })
     }
 
     /// Applies one entry or snapshot; returns the index of a snapshot the policy took after it.

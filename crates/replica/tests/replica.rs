@@ -294,3 +294,44 @@ fn a_service_that_cannot_restore_stops_the_replica_with_the_index() {
     }
     assert!(matches!(replica.advance(), Err(ReplicaError::Stopped { .. })));
 }
+
+/// Raft thesis 10.2.1: a leader's step hands out its AppendEntries first, with the persist still to do; the next
+/// step persists and only then commits. A leader stopped in between (a crash) has sent the entries but not
+/// written them, and a restarted node holds none of them.
+#[test]
+fn a_leader_sends_entries_ahead_of_its_own_persist() {
+    let mut net = Net::new(3, SnapshotPolicy::Never);
+    let leader = net.elect();
+    for _ in 0..3 {
+        net.round(); // every follower has answered the first heartbeats: the windows are open
+    }
+    let persists_before = net.replica(leader).storage().persists;
+    let proposal = net.replica(leader).propose(cmd(5)).expect("running").expect("leads");
+    let first = net.replica(leader).advance().expect("advance").expect("a step");
+    assert!(first.persist_pending, "the first step is the early messages alone");
+    assert_eq!(first.messages.len(), 2, "an AppendEntries to each follower");
+    assert_eq!(net.replica(leader).storage().persists, persists_before, "sent before the leader's own write");
+    let second = net.replica(leader).advance().expect("advance").expect("a step");
+    assert!(second.persisted && !second.persist_pending);
+    assert_eq!(net.replica(leader).node().durable_index(), proposal.index);
+    net.queue.extend(first.messages);
+    net.queue.extend(second.messages);
+
+    // The same again, but the leader dies between the two steps.
+    let proposal = net.replica(leader).propose(cmd(7)).expect("running").expect("leads");
+    while let Some(step) = net.replica(leader).advance().expect("advance") {
+        net.queue.extend(step.messages);
+    }
+    for _ in 0..5 {
+        net.round(); // the followers acknowledge the first entry; the second is still in flight
+    }
+    let next = net.replica(leader).propose(cmd(11)).expect("running").expect("leads");
+    let early = net.replica(leader).advance().expect("advance").expect("a step");
+    assert!(early.persist_pending);
+    let storage = net.replicas[leader as usize - 1].take().expect("running").stop().storage;
+    assert!(
+        storage.state.entries.iter().all(|e| e.index < next.index),
+        "a crash before the persist loses the entry from the leader's disk"
+    );
+    assert!(storage.state.entries.iter().any(|e| e.index == proposal.index));
+}

@@ -496,8 +496,25 @@ impl Cluster {
                 truncated |= advanced.truncated;
                 self.check_durable_matches_memory(i, advanced.snapshotted);
             }
+            let early = advanced.persist_pending;
             for msg in advanced.messages {
+                self.check_message_justified(i, &msg, early);
                 self.send(msg);
+            }
+            if early && self.raft(i).is_some_and(|r| r.is_leader()) {
+                self.moment(i, Moment::SentAheadOfFsync);
+                // A crash strike lands now, between the send and the leader's own fsync (the next step).
+                if let Some((node, strike @ (Strike::Crash | Strike::TornPersist))) = self.strike_now
+                    && node == i
+                {
+                    self.strike_now = None;
+                    self.stats.nemesis_strikes += 1;
+                    self.stats.crashes_ahead_of_fsync += 1;
+                    self.note_fault(format!(
+                        "nemesis: {strike:?} on leader {i} after it sent entries, before its fsync"
+                    ));
+                    self.crash_before_next_persist(i);
+                }
             }
             for apply in advanced.applied {
                 self.check_apply(i, apply);

@@ -155,6 +155,59 @@ fn durable_holds(durable: &DurableState, index: Index, term: Term) -> bool {
 }
 
 impl Cluster {
+    /// The persistence contract, checked from the sender's side at the moment a message leaves: it vouches only
+    /// for what is on the sender's disk then. Its term is durable; a granted vote is the durable vote; an append
+    /// success or snapshot answer is backed by the durable log. `early`: sent ahead of the persist of its Ready
+    /// (only a leader's AppendEntries and InstallSnapshot may be).
+    pub(crate) fn check_message_justified(&self, i: usize, msg: &Message, early: bool) {
+        let durable = self.storage(i).state();
+        let kind = msg.body.kind();
+        if early && !matches!(msg.body, MessageBody::AppendEntries { .. } | MessageBody::InstallSnapshot { .. }) {
+            self.fail(&format!("persistence contract: node {i} sent a {kind} ahead of its persist"));
+        }
+        // A PreVote, and a granted answer to one, speak of the term after the sender's: by design no one has
+        // entered it.
+        let about_a_future_term =
+            matches!(msg.body, MessageBody::PreVote { .. } | MessageBody::PreVoteReply { granted: true });
+        if msg.term > durable.hard_state.term && !about_a_future_term {
+            self.fail(&format!(
+                "persistence contract: node {i} sent a {kind} of term {} while only term {} is durable",
+                msg.term, durable.hard_state.term
+            ));
+        }
+        let backed_index = match msg.body {
+            MessageBody::RequestVoteReply { granted: true } => {
+                if durable.hard_state.term != msg.term || durable.hard_state.voted_for != Some(msg.to) {
+                    self.fail(&format!(
+                        "persistence contract: node {i} granted its term-{} vote to {} but its durable vote is {:?}",
+                        msg.term, msg.to, durable.hard_state
+                    ));
+                }
+                return;
+            }
+            MessageBody::AppendEntriesReply(AppendReply::Success { match_index }) => match_index,
+            MessageBody::InstallSnapshotReply { last_included_index } => last_included_index,
+            _ => return,
+        };
+        let Some(raft) = self.raft(i) else { return };
+        let log = raft.log();
+        let term = if backed_index == log.snapshot_meta().index {
+            Some(log.snapshot_meta().term)
+        } else {
+            log.term_at(backed_index)
+        };
+        let backed = match term {
+            Some(term) => durable_holds(durable, backed_index, term),
+            // Inside this node's snapshot: committed state the durable snapshot covers.
+            None => backed_index <= durable.snapshot.as_ref().map_or(0, |s| s.meta.index),
+        };
+        if !backed {
+            self.fail(&format!(
+                "persistence contract: node {i} answered {kind} for index {backed_index} that its durable log does not hold"
+            ));
+        }
+    }
+
     /// Everything that involves node `i`, after an event that changed it. `truncated`: it dropped log entries
     /// (a conflict or a snapshot), so every node's commit is re-checked against the durable logs.
     pub(crate) fn check_after_event(&mut self, i: usize, truncated: bool) {

@@ -14,6 +14,9 @@ pub enum Moment {
     Uncommitted,
     /// A leader has just sent a follower its snapshot (InstallSnapshot).
     SnapshotSent,
+    /// A leader has just sent entries ahead of its own fsync of them (Raft thesis 10.2.1). A crash strike lands
+    /// before that fsync: followers may hold, and commit, entries the leader's disk never got.
+    SentAheadOfFsync,
 }
 
 /// What to do to the leader at that moment.
@@ -48,8 +51,8 @@ pub struct Nemesis {
 }
 
 impl Nemesis {
-    pub const MOMENTS: [Moment; 4] =
-        [Moment::Elected, Moment::CommitAdvanced, Moment::Uncommitted, Moment::SnapshotSent];
+    pub const MOMENTS: [Moment; 5] =
+        [Moment::Elected, Moment::CommitAdvanced, Moment::Uncommitted, Moment::SnapshotSent, Moment::SentAheadOfFsync];
     pub const STRIKES: [Strike; 8] = [
         Strike::Crash,
         Strike::TornPersist,

@@ -30,6 +30,8 @@ pub struct Stats {
     pub disk_errors: u64,
     /// Very late copies of replies delivered (see `late_replies.rs`).
     pub late_replies_delivered: u64,
+    /// Leaders crashed after sending entries ahead of their own fsync, before it.
+    pub crashes_ahead_of_fsync: u64,
     /// Risky patterns the run produced, so tests can assert that a seed still exercises what they rely on.
     pub patterns: Patterns,
 }

@@ -53,6 +53,8 @@ pub struct SweepOutcome {
     pub legal_appends_sent: u64,
     /// Very late copies of old replies delivered to re-elected leaders.
     pub late_replies_delivered: u64,
+    /// Leaders crashed between sending entries and their own fsync of them.
+    pub crashes_ahead_of_fsync: u64,
     pub patterns: crate::stats::Patterns,
 }
 
@@ -256,6 +258,7 @@ pub fn run_seed(seed: u64) -> SweepOutcome {
         disk: crate::cluster::DiskCounts { disk_errors: cluster.stats.disk_errors, ..cluster.disk_counts() },
         storage: shape.storage,
         late_replies_delivered: cluster.stats.late_replies_delivered,
+        crashes_ahead_of_fsync: cluster.stats.crashes_ahead_of_fsync,
         nodes: n,
         events,
         crashes_disarmed_at_heal,
@@ -273,6 +276,11 @@ pub fn run_seed(seed: u64) -> SweepOutcome {
 /// And a third of the rest, a new leader gets very late answers from its earlier reigns, or sends unprompted
 /// appends to followers that may still hold an old leader's entries.
 pub(crate) fn draw_nemesis(rng: &mut Rng) -> Nemesis {
+    // One in eight: the leader dies between sending entries and its own fsync of them.
+    if rng.chance(1, 8) {
+        let strike = if rng.chance(1, 2) { Strike::TornPersist } else { Strike::Crash };
+        return Nemesis { moment: Moment::SentAheadOfFsync, strike };
+    }
     if rng.chance(1, 3) {
         let moment = if rng.chance(1, 2) { Moment::SnapshotSent } else { Moment::Uncommitted };
         return Nemesis { moment, strike: Strike::FollowerTimesOut };

@@ -33,6 +33,7 @@ pub struct SweepReport {
     /// Unprompted (legal) messages sent on leaders' behalf, and very late copies of replies delivered.
     pub legal_appends_sent: u64,
     pub late_replies_delivered: u64,
+    pub crashes_ahead_of_fsync: u64,
     /// Seeds on keel's WAL over a simulated disk, and what those disks went through.
     pub seeds_on_disk: u64,
     pub disk: crate::cluster::DiskCounts,
@@ -107,6 +108,7 @@ fn record(report: &Mutex<SweepReport>, seed: u64, outcome: std::thread::Result<S
             report.commit_beyond_verified += o.patterns.commit_beyond_verified;
             report.legal_appends_sent += o.legal_appends_sent;
             report.late_replies_delivered += o.late_replies_delivered;
+            report.crashes_ahead_of_fsync += o.crashes_ahead_of_fsync;
             report.seeds_on_disk += u64::from(matches!(o.storage, crate::cluster::StorageKind::SimulatedDisk { .. }));
             report.disk += o.disk;
         }

@@ -54,6 +54,7 @@ fn sweep_explores_every_configuration_and_fault() {
     assert!(total(&|o| o.patterns.outdated_appends) > 0, "no outdated AppendEntries reached a follower");
     assert!(total(&|o| o.legal_appends_sent) > 0, "no leader sent an unprompted AppendEntries or snapshot");
     assert!(total(&|o| o.late_replies_delivered) > 0, "no very late reply reached a re-elected leader");
+    assert!(total(&|o| o.crashes_ahead_of_fsync) > 0, "no leader crashed between sending entries and its fsync");
     assert!(total(&|o| o.disk.recoveries) > 0, "no node recovered keel's WAL after a power loss");
     assert!(total(&|o| o.disk.in_flight_found) > 0, "no update in flight at a power loss was found on disk");
     assert!(total(&|o| o.disk.in_flight_lost) > 0, "no update in flight at a power loss was lost");
@@ -78,8 +79,9 @@ fn sweep_regression_no_fault_outlives_the_heal() {
 /// first event after the heal and failed liveness. The heal now cancels a pending strike too.
 #[test]
 fn sweep_regression_no_strike_outlives_the_heal() {
-    let outcome = run_seed(13370);
-    assert!(outcome.strike_cancelled_at_heal, "seed 13370 no longer has a strike pending at the heal");
+    // Seed 13370 showed it until the leader's entries went out ahead of its fsync (which changed every run).
+    let outcome = run_seed(7594);
+    assert!(outcome.strike_cancelled_at_heal, "seed 7594 no longer has a strike pending at the heal");
 }
 
 /// Found at seed 18 (first sweep version): the liveness command went to a leader that was deposed before
@@ -96,8 +98,9 @@ fn sweep_regression_liveness_retries_after_a_deposed_leader() {
 /// terms.
 #[test]
 fn sweep_regression_a_delayed_vote_may_elect_a_leader_of_an_old_term() {
-    let outcome = run_seed(8197);
-    assert!(outcome.leaders_elected_behind_a_commit > 0, "seed 8197 no longer elects a leader behind a commit");
+    // Seed 8197 showed it until the leader's entries went out ahead of its fsync (which changed every run).
+    let outcome = run_seed(10814);
+    assert!(outcome.leaders_elected_behind_a_commit > 0, "seed 10814 no longer elects a leader behind a commit");
 }
 
 /// Figure 2's AppendEntries rule 5 (commit only through the last entry the message verified) matters only when a

@@ -28,6 +28,11 @@ impl RaftNode {
             self.commit_index
         );
         assert!(
+            self.durable_index <= last_index,
+            "node {id}: durable index {} beyond the last log index {last_index}",
+            self.durable_index
+        );
+        assert!(
             self.log.last_term() <= term,
             "node {id}: last log term {} above its term {term}",
             self.log.last_term()
