@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
@@ -22,6 +22,9 @@ use crate::NodeId;
 use crate::frame::{self, FrameError};
 use crate::handshake::{self, AcceptorIdentity, HANDSHAKE_FRAME_BYTES_MAX, HelloReply, HelloVerdict};
 use crate::shared::{Shared, stopped};
+
+/// Read buffer of an inbound connection: a frame header and a small body cost no system call of their own.
+const READ_BUFFER_BYTES: usize = 64 * 1024;
 
 /// Pause after a failed `accept` (out of file descriptors, typically) so the loop does not spin while the
 /// condition lasts.
@@ -81,7 +84,7 @@ pub(crate) async fn run_listener<M: DeserializeOwned + Send + 'static>(
 /// One inbound connection: handshake, then frames until it ends.
 async fn serve_connection<M: DeserializeOwned + Send + 'static>(
     shared: Arc<Shared>,
-    mut stream: TcpStream,
+    stream: TcpStream,
     address: SocketAddr,
     handshake_slot: OwnedSemaphorePermit,
     inbound: mpsc::Sender<(NodeId, M)>,
@@ -90,6 +93,8 @@ async fn serve_connection<M: DeserializeOwned + Send + 'static>(
     if let Err(error) = stream.set_nodelay(true) {
         warn!(%address, "cannot set TCP_NODELAY on an inbound connection: {error}");
     }
+    // Buffered from the first byte, so that nothing a client sends right behind its Hello is lost.
+    let mut stream = BufReader::with_capacity(READ_BUFFER_BYTES, stream);
     let handshake_timeout_ms = shared.config.handshake_timeout_ms;
     let from =
         match timeout(Duration::from_millis(handshake_timeout_ms), accept_handshake(&shared, &mut stream, address))
@@ -157,7 +162,7 @@ async fn serve_connection<M: DeserializeOwned + Send + 'static>(
 
 /// Reads and checks the `Hello`, answers it, and returns the peer's id if accepted. Every failure is counted
 /// and logged here.
-async fn accept_handshake(shared: &Shared, stream: &mut TcpStream, address: SocketAddr) -> Option<NodeId> {
+async fn accept_handshake(shared: &Shared, stream: &mut BufReader<TcpStream>, address: SocketAddr) -> Option<NodeId> {
     let body = match frame::read_frame(stream, HANDSHAKE_FRAME_BYTES_MAX).await {
         Ok(body) => body,
         Err(error) if error.is_malformed() => {
@@ -202,7 +207,7 @@ async fn accept_handshake(shared: &Shared, stream: &mut TcpStream, address: Sock
     }
 }
 
-async fn write_reply(stream: &mut TcpStream, reply: &HelloReply) -> Result<(), FrameError> {
+async fn write_reply(stream: &mut BufReader<TcpStream>, reply: &HelloReply) -> Result<(), FrameError> {
     stream.write_all(&reply.to_frame()?).await?;
     Ok(())
 }
