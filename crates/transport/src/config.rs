@@ -10,6 +10,10 @@ use crate::handshake::CLUSTER_ID_BYTES_MAX;
 /// memory a dead peer can pin.
 pub const QUEUE_MESSAGES_MAX_DEFAULT: usize = 4096;
 
+/// Declared bytes (`Transport::send_sized`) queued per peer before sends drop: room for three snapshots of
+/// 64 MiB, so that a peer catching up is not starved, while a dead peer cannot pin more than this.
+pub const QUEUE_BYTES_MAX_DEFAULT: u64 = 256 * 1024 * 1024;
+
 /// Received messages waiting for the runtime. When it is full the connection readers wait, so TCP pushes
 /// back on the senders and their queues drop (counted) instead of this process buffering without bound.
 pub const INBOUND_QUEUE_MESSAGES_MAX_DEFAULT: usize = 4096;
@@ -48,6 +52,9 @@ pub struct TransportConfig {
     pub peers: BTreeMap<NodeId, String>,
     /// Messages queued per peer; `send` drops (and counts) beyond it.
     pub queue_messages_max: usize,
+    /// Bytes declared with `send_sized` queued per peer; `send_sized` drops (and counts) beyond it, except
+    /// for a message alone in the queue.
+    pub queue_bytes_max: u64,
     /// Capacity of the receiver `start` returns.
     pub inbound_queue_messages_max: usize,
     /// Largest frame body sent or accepted. Larger messages are dropped at the sender (counted as
@@ -69,6 +76,7 @@ impl TransportConfig {
             node_id,
             peers,
             queue_messages_max: QUEUE_MESSAGES_MAX_DEFAULT,
+            queue_bytes_max: QUEUE_BYTES_MAX_DEFAULT,
             inbound_queue_messages_max: INBOUND_QUEUE_MESSAGES_MAX_DEFAULT,
             frame_bytes_max: FRAME_BYTES_MAX_DEFAULT,
             connect_timeout_ms: CONNECT_TIMEOUT_MS_DEFAULT,
@@ -97,8 +105,10 @@ impl TransportConfig {
                 return invalid(format!("peer {peer}'s address {address:?} is not \"host:port\""));
             }
         }
-        if self.queue_messages_max == 0 || self.inbound_queue_messages_max == 0 {
-            return invalid("queue_messages_max and inbound_queue_messages_max must be at least 1".into());
+        if self.queue_messages_max == 0 || self.inbound_queue_messages_max == 0 || self.queue_bytes_max == 0 {
+            return invalid(
+                "queue_messages_max, queue_bytes_max and inbound_queue_messages_max must be at least 1".into(),
+            );
         }
         if self.frame_bytes_max < FRAME_BYTES_MAX_MIN || u32::try_from(self.frame_bytes_max).is_err() {
             return invalid(format!(

@@ -21,6 +21,12 @@ pub enum SendError {
     /// The peer's queue holds `queue_messages_max` messages (the peer is down or slow): dropped and counted.
     #[error("queue for node {to} is full ({queue_messages_max} messages): message dropped")]
     QueueFull { to: NodeId, queue_messages_max: usize },
+    /// The peer's queue holds `queue_bytes_max` declared bytes (`send_sized`): dropped and counted.
+    #[error(
+        "queue for node {to} holds {queued_bytes} declared bytes, and {size_bytes} more would exceed \
+         queue_bytes_max ({queue_bytes_max}): message dropped"
+    )]
+    QueueBytesFull { to: NodeId, size_bytes: u64, queued_bytes: u64, queue_bytes_max: u64 },
     /// The transport was shut down.
     #[error("transport is shut down: message to node {to} dropped")]
     Stopped { to: NodeId },

@@ -15,6 +15,7 @@ pub mod frame;
 pub mod handshake;
 mod inbound;
 mod outbound;
+mod queue;
 mod shared;
 mod stats;
 mod transport;
@@ -25,7 +26,7 @@ pub type NodeId = u64;
 pub use config::{
     BACKOFF_MAX_MS_DEFAULT, BACKOFF_MIN_MS_DEFAULT, CONNECT_TIMEOUT_MS_DEFAULT, FRAME_BYTES_MAX_DEFAULT,
     HANDSHAKE_TIMEOUT_MS_DEFAULT, INBOUND_QUEUE_MESSAGES_MAX_DEFAULT, PENDING_HANDSHAKES_MAX_DEFAULT,
-    QUEUE_MESSAGES_MAX_DEFAULT, TransportConfig,
+    QUEUE_BYTES_MAX_DEFAULT, QUEUE_MESSAGES_MAX_DEFAULT, TransportConfig,
 };
 pub use error::{SendError, TransportError};
 pub use outbound::COALESCE_BYTES_MAX;

@@ -32,6 +32,7 @@ use crate::NodeId;
 use crate::backoff::Backoff;
 use crate::frame::{self, FrameError};
 use crate::handshake::{HANDSHAKE_FRAME_BYTES_MAX, Hello, HelloReply};
+use crate::queue::Queued;
 use crate::shared::{Shared, stopped};
 use crate::stats::PeerCounters;
 
@@ -71,7 +72,7 @@ pub(crate) async fn run_peer_link<M: Serialize + Send + 'static>(
     shared: Arc<Shared>,
     peer: NodeId,
     address: String,
-    mut queue: mpsc::Receiver<M>,
+    mut queue: mpsc::Receiver<Queued<M>>,
     mut shutdown: watch::Receiver<bool>,
     backoff_seed: u64,
 ) {
@@ -100,6 +101,7 @@ pub(crate) async fn run_peer_link<M: Serialize + Send + 'static>(
                 match end {
                     ConnectionEnd::QueueClosed => return,
                     ConnectionEnd::Lost(reason) => {
+                        counters.disconnects.increment();
                         warn!(peer, %address, "connection to peer lost ({reason}); reconnecting")
                     }
                 }
@@ -166,7 +168,7 @@ async fn pump<M: Serialize>(
     counters: &PeerCounters,
     peer: NodeId,
     mut stream: TcpStream,
-    queue: &mut mpsc::Receiver<M>,
+    queue: &mut mpsc::Receiver<Queued<M>>,
 ) -> ConnectionEnd {
     let frame_bytes_max = shared.config.frame_bytes_max;
     let (mut reader, mut writer) = stream.split();
@@ -190,7 +192,8 @@ async fn pump<M: Serialize>(
         batch.clear();
         let mut messages_in_batch: u64 = 0;
         let mut next = Some(first);
-        while let Some(message) = next.take() {
+        while let Some(Queued { message, size_bytes_hint }) = next.take() {
+            counters.queued_bytes.release(size_bytes_hint);
             match frame::encode_frame(&mut batch, &message, frame_bytes_max) {
                 Ok(_) => messages_in_batch += 1,
                 Err(FrameError::TooLarge { length_bytes, limit_bytes }) => {

@@ -1,8 +1,10 @@
 //! Counters the transport keeps (atomics, updated by its tasks) and the plain snapshots `stats` returns.
 //!
 //! The runtime exports these (this crate has no metrics dependency). Every field only grows, except
-//! `queued_messages`, a gauge.
+//! `queued_messages` and `queued_bytes`, gauges.
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::queue::QueuedBytes;
 
 /// One peer's counters as of the moment `Transport::stats` read them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -17,7 +19,7 @@ pub struct PeerStats {
     pub messages_received: u64,
     /// Frame bytes (headers included) of those messages.
     pub bytes_received: u64,
-    /// Messages refused by `send` because the peer's queue was full.
+    /// Messages refused by `send` because the peer's queue was full (of messages, or of declared bytes).
     pub dropped_queue_full: u64,
     /// Messages dropped by the connection task because their frame exceeded `frame_bytes_max`.
     pub dropped_too_large: u64,
@@ -27,10 +29,14 @@ pub struct PeerStats {
     pub dropped_write_failed: u64,
     /// Messages in the peer's queue right now (a gauge).
     pub queued_messages: u64,
+    /// Bytes declared with `send_sized` for the messages in the queue right now (a gauge).
+    pub queued_bytes: u64,
     /// Outbound connections that completed the handshake.
     pub connects: u64,
     /// Outbound attempts that did not end connected (refused, timed out, reset; refusals included).
     pub connect_failures: u64,
+    /// Outbound connections lost after their handshake (write failed, peer closed).
+    pub disconnects: u64,
     /// Inbound connections from the peer that completed the handshake.
     pub accepts: u64,
     /// `handshake_refusals_by_peer + handshake_refusals_of_peer`.
@@ -91,6 +97,8 @@ pub(crate) struct PeerCounters {
     pub(crate) dropped_write_failed: Counter,
     pub(crate) connects: Counter,
     pub(crate) connect_failures: Counter,
+    pub(crate) disconnects: Counter,
+    pub(crate) queued_bytes: QueuedBytes,
     pub(crate) accepts: Counter,
     pub(crate) handshake_refusals_by_peer: Counter,
     pub(crate) handshake_refusals_of_peer: Counter,
@@ -112,8 +120,10 @@ impl PeerCounters {
             dropped_unencodable: self.dropped_unencodable.get(),
             dropped_write_failed: self.dropped_write_failed.get(),
             queued_messages,
+            queued_bytes: self.queued_bytes.get(),
             connects: self.connects.get(),
             connect_failures: self.connect_failures.get(),
+            disconnects: self.disconnects.get(),
             accepts: self.accepts.get(),
             handshake_refusals: handshake_refusals_by_peer + handshake_refusals_of_peer,
             handshake_refusals_by_peer,

@@ -15,6 +15,7 @@ use tracing::{error, info};
 use crate::NodeId;
 use crate::config::TransportConfig;
 use crate::error::{SendError, TransportError};
+use crate::queue::Queued;
 use crate::shared::Shared;
 use crate::stats::{PeerStats, UnidentifiedStats};
 use crate::{inbound, outbound};
@@ -36,7 +37,7 @@ impl<M> Clone for Transport<M> {
 
 struct Inner<M> {
     shared: Arc<Shared>,
-    queues: BTreeMap<NodeId, mpsc::Sender<M>>,
+    queues: BTreeMap<NodeId, mpsc::Sender<Queued<M>>>,
     shutdown: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     local_address: SocketAddr,
@@ -92,23 +93,40 @@ impl<M: Serialize + DeserializeOwned + Send + 'static> Transport<M> {
 
 impl<M> Transport<M> {
     /// Queues `message` for peer `to`. Never blocks and never awaits. When the peer's queue is full the
-    /// message is dropped and counted (`dropped_queue_full`); Raft tolerates the loss.
+    /// message is dropped and counted (`dropped_queue_full`); Raft tolerates the loss. Sending to this node
+    /// itself is `UnknownPeer`: deliver such messages locally.
     pub fn send(&self, to: NodeId, message: M) -> Result<(), SendError> {
-        let Some(queue) = self.inner.queues.get(&to) else {
+        self.send_sized(to, message, 0)
+    }
+
+    /// Like [`Transport::send`], declaring the message's approximate encoded size (say, the bytes of the
+    /// entries or snapshot it carries), which counts against the peer's `queue_bytes_max` while the message
+    /// waits. Use it for every message that can be large: the count bound alone lets a dead peer pin
+    /// `queue_messages_max` snapshots. A size of 0 is not counted.
+    pub fn send_sized(&self, to: NodeId, message: M, size_bytes: u64) -> Result<(), SendError> {
+        let shared = &self.inner.shared;
+        let (Some(queue), Some(counters)) = (self.inner.queues.get(&to), shared.peer_counters(to)) else {
             return Err(SendError::UnknownPeer { to });
         };
         if *self.inner.shutdown.borrow() {
             return Err(SendError::Stopped { to });
         }
-        match queue.try_send(message) {
+        let queue_bytes_max = shared.config.queue_bytes_max;
+        if let Err(queued_bytes) = counters.queued_bytes.try_reserve(size_bytes, queue_bytes_max) {
+            counters.dropped_queue_full.increment();
+            return Err(SendError::QueueBytesFull { to, size_bytes, queued_bytes, queue_bytes_max });
+        }
+        match queue.try_send(Queued { message, size_bytes_hint: size_bytes }) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => {
-                if let Some(counters) = self.inner.shared.peer_counters(to) {
-                    counters.dropped_queue_full.increment();
-                }
-                Err(SendError::QueueFull { to, queue_messages_max: self.inner.shared.config.queue_messages_max })
+                counters.queued_bytes.release(size_bytes);
+                counters.dropped_queue_full.increment();
+                Err(SendError::QueueFull { to, queue_messages_max: shared.config.queue_messages_max })
             }
-            Err(TrySendError::Closed(_)) => Err(SendError::Stopped { to }),
+            Err(TrySendError::Closed(_)) => {
+                counters.queued_bytes.release(size_bytes);
+                Err(SendError::Stopped { to })
+            }
         }
     }
 

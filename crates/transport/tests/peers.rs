@@ -117,7 +117,8 @@ async fn a_restarted_peer_on_the_same_address_is_reconnected() {
         assert_eq!(receive(&mut node_1.1, "messages from the new node 2").await, (2, TestMessage::Seq { from: 2, n }));
     }
     // The new node 2's inbound connection to node 1 is its second accepted one there.
-    assert_eq!(node_1.0.stats()[&2].accepts, 2);
+    let stats = node_1.0.stats()[&2];
+    assert_eq!((stats.accepts, stats.disconnects), (2, 1));
     node_1.0.shutdown().await;
     node_2.0.shutdown().await;
 }
@@ -165,6 +166,39 @@ async fn a_full_queue_drops_and_counts_exactly_the_excess() {
     assert_eq!((stats.dropped_queue_full, stats.queued_messages, stats.messages_sent), (10, 16, 0));
     node_1.0.shutdown().await;
     drop(silent_2);
+}
+
+#[tokio::test]
+async fn declared_sizes_are_bounded_by_the_byte_budget_and_released_when_sent() {
+    let (listener_1, listener_2, silent_3) = (bind().await, bind().await, bind().await);
+    let (address_1, address_2) = (address_of(&listener_1), address_of(&listener_2));
+    let mut config_1 = fast_config(CLUSTER, 1, [(2, address_2), (3, address_of(&silent_3))].into());
+    config_1.queue_bytes_max = 1000;
+    let node_1: Node = Transport::start(config_1, listener_1).expect("starts");
+    let mut node_2: Node =
+        Transport::start(fast_config(CLUSTER, 2, [(1, address_1)].into()), listener_2).expect("starts");
+
+    // Node 3 never answers: its queue only fills.
+    let blob = || TestMessage::Blob(vec![1; 10]);
+    assert_eq!(node_1.0.send_sized(3, blob(), 600), Ok(()));
+    assert_eq!(
+        node_1.0.send_sized(3, blob(), 600),
+        Err(SendError::QueueBytesFull { to: 3, size_bytes: 600, queued_bytes: 600, queue_bytes_max: 1000 })
+    );
+    assert_eq!(node_1.0.send_sized(3, blob(), 400), Ok(()), "exactly up to the budget");
+    assert_eq!(node_1.0.send(3, blob()), Ok(()), "undeclared sizes are bounded by the count only");
+    let stats = node_1.0.stats()[&3];
+    assert_eq!((stats.queued_bytes, stats.queued_messages, stats.dropped_queue_full), (1000, 3, 1));
+
+    // Node 2 is up: what was declared is released as it leaves the queue, so the budget never runs out.
+    for n in 0..20 {
+        node_1.0.send_sized(2, TestMessage::Seq { from: 1, n }, 400).expect("the budget has room again");
+        assert_eq!(receive(&mut node_2.1, "declared messages").await, (1, TestMessage::Seq { from: 1, n }));
+    }
+    assert_eq!(node_1.0.stats()[&2].queued_bytes, 0);
+    node_1.0.shutdown().await;
+    node_2.0.shutdown().await;
+    drop(silent_3);
 }
 
 #[tokio::test]
