@@ -15,6 +15,12 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 /// Bytes before the body: the length and the checksum.
 pub const FRAME_HEADER_BYTES: usize = 8;
 
+/// Messages at least this large are encoded and decoded on tokio's blocking pool rather than on an async
+/// worker: byte sequences cost a few nanoseconds per byte through serde, so 1 MiB is a few milliseconds and a
+/// 64 MiB snapshot a few hundred, too long to hold a worker that also runs timers and the Raft loop. The
+/// receiver knows a body's size; the sender knows only what `send_sized` declared.
+pub const BLOCKING_CODEC_BYTES_MIN: usize = 1024 * 1024;
+
 /// What the reader allocates for a body before its bytes arrive; a larger body grows from there, doubling, up
 /// to its announced length.
 const BODY_FIRST_READ_BYTES: usize = 64 * 1024;

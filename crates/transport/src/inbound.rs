@@ -16,10 +16,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::{sleep, timeout};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::NodeId;
-use crate::frame::{self, FrameError};
+use crate::frame::{self, BLOCKING_CODEC_BYTES_MIN, FRAME_HEADER_BYTES, FrameError};
 use crate::handshake::{self, AcceptorIdentity, HANDSHAKE_FRAME_BYTES_MAX, HelloReply, HelloVerdict};
 use crate::shared::{Shared, stopped};
 
@@ -52,7 +52,13 @@ pub(crate) async fn run_listener<M: DeserializeOwned + Send + 'static>(
     loop {
         tokio::select! {
             _ = stopped(&mut shutdown) => break,
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            Some(ended) = connections.join_next(), if !connections.is_empty() => {
+                if let Err(join_error) = ended
+                    && join_error.is_panic()
+                {
+                    error!("an inbound connection task panicked: {join_error}");
+                }
+            }
             accepted = listener.accept() => match accepted {
                 Ok((stream, address)) => {
                     shared.unidentified.connections_accepted.increment();
@@ -123,7 +129,7 @@ async fn serve_connection<M: DeserializeOwned + Send + 'static>(
                 info!(peer = from, %address, "closing inbound connection: the peer connected again");
                 break;
             }
-            read = frame::read_message::<M, _>(&mut stream, frame_bytes_max) => read,
+            read = read_message::<M>(&mut stream, frame_bytes_max) => read,
         };
         match read {
             Ok((message, frame_bytes)) => {
@@ -204,6 +210,24 @@ async fn accept_handshake(shared: &Shared, stream: &mut BufReader<TcpStream>, ad
             warn!(%address, "closing inbound connection: its first frame is not a Hello: {error}");
             None
         }
+    }
+}
+
+/// Reads one frame and decodes it, on the blocking pool when it is large (see [`BLOCKING_CODEC_BYTES_MIN`]).
+async fn read_message<M: DeserializeOwned + Send + 'static>(
+    stream: &mut BufReader<TcpStream>,
+    frame_bytes_max: usize,
+) -> Result<(M, usize), FrameError> {
+    let body = frame::read_frame(stream, frame_bytes_max).await?;
+    let frame_bytes = FRAME_HEADER_BYTES + body.len();
+    if body.len() < BLOCKING_CODEC_BYTES_MIN {
+        return Ok((frame::decode_body(&body)?, frame_bytes));
+    }
+    match tokio::task::spawn_blocking(move || frame::decode_body::<M>(&body)).await {
+        Ok(decoded) => Ok((decoded?, frame_bytes)),
+        // The message type's `Deserialize` panicked on this body: as far as this connection goes, the frame
+        // is unreadable.
+        Err(join_error) => Err(FrameError::Io(std::io::Error::other(format!("decoding panicked: {join_error}")))),
     }
 }
 

@@ -30,7 +30,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::NodeId;
 use crate::backoff::Backoff;
-use crate::frame::{self, FrameError};
+use crate::frame::{self, BLOCKING_CODEC_BYTES_MIN, FrameError};
 use crate::handshake::{HANDSHAKE_FRAME_BYTES_MAX, Hello, HelloReply};
 use crate::queue::Queued;
 use crate::shared::{Shared, stopped};
@@ -163,7 +163,7 @@ async fn dial(shared: &Shared, counters: &PeerCounters, peer: NodeId, address: &
 }
 
 /// Moves queued messages onto the connected stream until the connection ends.
-async fn pump<M: Serialize>(
+async fn pump<M: Serialize + Send + 'static>(
     shared: &Shared,
     counters: &PeerCounters,
     peer: NodeId,
@@ -194,7 +194,34 @@ async fn pump<M: Serialize>(
         let mut next = Some(first);
         while let Some(Queued { message, size_bytes_hint }) = next.take() {
             counters.queued_bytes.release(size_bytes_hint);
-            match frame::encode_frame(&mut batch, &message, frame_bytes_max) {
+            let encoded = if size_bytes_hint >= BLOCKING_CODEC_BYTES_MIN as u64 {
+                // Declared large: encode on the blocking pool, the batch travelling with the message.
+                let mut taken = std::mem::take(&mut batch);
+                let encoding = tokio::task::spawn_blocking(move || {
+                    let encoded = frame::encode_frame(&mut taken, &message, frame_bytes_max);
+                    (taken, encoded)
+                });
+                match encoding.await {
+                    Ok((returned, encoded)) => {
+                        batch = returned;
+                        encoded
+                    }
+                    Err(join_error) => {
+                        // The message's `Serialize` panicked; the frames already in the batch went with it.
+                        counters.dropped_unencodable.add(messages_in_batch + 1);
+                        error!(
+                            peer,
+                            "encoding a large message failed ({join_error}): it and the {messages_in_batch} \
+                             messages batched before it are dropped"
+                        );
+                        messages_in_batch = 0;
+                        continue;
+                    }
+                }
+            } else {
+                frame::encode_frame(&mut batch, &message, frame_bytes_max)
+            };
+            match encoded {
                 Ok(_) => messages_in_batch += 1,
                 Err(FrameError::TooLarge { length_bytes, limit_bytes }) => {
                     counters.dropped_too_large.increment();

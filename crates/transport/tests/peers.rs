@@ -207,11 +207,17 @@ async fn a_10_mib_message_round_trips() {
     let mut node_2 = nodes.pop().expect("two nodes");
     let node_1 = nodes.pop().expect("two nodes");
     let blob: Vec<u8> = (0..10 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
-    node_1.0.send(2, TestMessage::Blob(blob.clone())).expect("queued");
+    // Declared large, so it is encoded on the blocking pool; the plain one after it is not, and both keep their
+    // order. The receiver decodes the large one on the blocking pool too.
     node_1.0.send(2, TestMessage::Seq { from: 1, n: 0 }).expect("queued");
-    assert_eq!(receive(&mut node_2.1, "the 10 MiB blob").await, (1, TestMessage::Blob(blob)));
-    assert_eq!(receive(&mut node_2.1, "the message after it").await, (1, TestMessage::Seq { from: 1, n: 0 }));
-    assert!(node_2.0.stats()[&1].bytes_received > 10 * 1024 * 1024);
+    node_1.0.send_sized(2, TestMessage::Blob(blob.clone()), blob.len() as u64).expect("queued");
+    node_1.0.send(2, TestMessage::Blob(blob.clone())).expect("queued");
+    node_1.0.send(2, TestMessage::Seq { from: 1, n: 1 }).expect("queued");
+    assert_eq!(receive(&mut node_2.1, "the message before").await, (1, TestMessage::Seq { from: 1, n: 0 }));
+    assert_eq!(receive(&mut node_2.1, "the declared 10 MiB blob").await, (1, TestMessage::Blob(blob.clone())));
+    assert_eq!(receive(&mut node_2.1, "the undeclared 10 MiB blob").await, (1, TestMessage::Blob(blob)));
+    assert_eq!(receive(&mut node_2.1, "the message after").await, (1, TestMessage::Seq { from: 1, n: 1 }));
+    assert!(node_2.0.stats()[&1].bytes_received > 20 * 1024 * 1024);
     node_1.0.shutdown().await;
     node_2.0.shutdown().await;
 }
@@ -229,11 +235,13 @@ async fn a_message_above_frame_bytes_max_is_dropped_and_counted_and_the_link_sur
 
     node_1.0.send(2, TestMessage::Seq { from: 1, n: 0 }).expect("queued");
     node_1.0.send(2, TestMessage::Blob(vec![7; 100 * 1024])).expect("queued: the size is checked when encoded");
+    // Declared large: refused by the encoder on the blocking pool the same way.
+    node_1.0.send_sized(2, TestMessage::Blob(vec![7; 2 << 20]), 2 << 20).expect("queued");
     node_1.0.send(2, TestMessage::Seq { from: 1, n: 1 }).expect("queued");
     assert_eq!(receive(&mut node_2.1, "the message before").await, (1, TestMessage::Seq { from: 1, n: 0 }));
     assert_eq!(receive(&mut node_2.1, "the message after").await, (1, TestMessage::Seq { from: 1, n: 1 }));
     let stats = node_1.0.stats()[&2];
-    assert_eq!((stats.dropped_too_large, stats.messages_sent, stats.connects), (1, 2, 1));
+    assert_eq!((stats.dropped_too_large, stats.messages_sent, stats.connects), (2, 2, 1));
     node_1.0.shutdown().await;
     node_2.0.shutdown().await;
 }
