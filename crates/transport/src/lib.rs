@@ -8,6 +8,18 @@
 //! messages to one receiver. `Transport::send` never blocks: a full queue drops the message and counts it.
 //!
 //! The crate knows nothing of Raft: the runtime wraps its messages in whatever type it sends.
+//!
+//! For the driver:
+//! - `Transport::start` must run inside a tokio runtime; it spawns one listener task and one task per peer.
+//! - `send` to this node's own id is `SendError::UnknownPeer` (the configuration refuses a peer list that
+//!   contains it): deliver messages to self locally.
+//! - Use `send_sized` for anything that can be large (entries, snapshots) with an estimate of its bytes: the
+//!   per-peer byte budget then bounds memory, and messages of 1 MiB or more are encoded off the async workers.
+//! - Every `send` error means the message was dropped; none needs handling beyond counting (Raft retries).
+//! - Read the receiver promptly: while it is full, the connections stop reading, TCP pushes back and the
+//!   peers' queues drop.
+//! - `shutdown().await` stops everything and returns once the listener's port is free; dropping the last
+//!   handle also stops the tasks, without waiting. After either, `send` returns `SendError::Stopped`.
 mod backoff;
 mod config;
 mod error;
