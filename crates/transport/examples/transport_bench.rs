@@ -58,6 +58,10 @@ async fn measure_transport(messages: u64, payload_bytes: usize) -> Measured {
     // Warm up: the link is connected before the clock starts.
     sender.send(2, BenchMessage { term: 0, index: 0, payload: Vec::new() }).expect("queued");
     inbound_2.recv().await.expect("the warm-up message arrives");
+    // The sender counts a batch once its write returns, possibly after the receiver already has it.
+    while sender.stats()[&2].messages_sent == 0 {
+        tokio::task::yield_now().await;
+    }
     let before = sender.stats()[&2];
 
     let progress = Arc::new(Notify::new());
