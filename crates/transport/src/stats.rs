@@ -15,7 +15,8 @@ pub struct PeerStats {
     pub bytes_sent: u64,
     /// Socket writes of coalesced batches: `messages_sent / writes` is the coalescing factor.
     pub writes: u64,
-    /// Messages received from the peer and handed to the receiver.
+    /// Messages received from the peer and decoded (then handed to the receiver, unless the connection was
+    /// replaced or the receiver dropped meanwhile).
     pub messages_received: u64,
     /// Frame bytes (headers included) of those messages.
     pub bytes_received: u64,
