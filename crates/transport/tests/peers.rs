@@ -280,3 +280,9 @@ async fn dropping_every_handle_stops_the_transport_and_frees_its_port() {
     .await;
     node_2.0.shutdown().await;
 }
+
+#[test]
+fn the_handle_can_be_shared_across_tasks_and_threads() {
+    fn shareable<T: Send + Sync + Clone + 'static>() {}
+    shareable::<Transport<TestMessage>>();
+}
