@@ -98,7 +98,7 @@ impl Transport {
         let exchange = async {
             let response = self.http.request(request).await.map_err(|error| {
                 if error.is_connect() {
-                    Failure::NotSent(format!("could not connect: {}", source_chain(&error)))
+                    Failure::NotSent(format!("could not connect: {}", innermost_cause(&error)))
                 } else {
                     Failure::Lost(format!("the connection failed: {}", source_chain(&error)))
                 }
@@ -116,6 +116,15 @@ impl Transport {
             Err(_elapsed) => Err(Failure::Lost(format!("no answer within {} ms", timeout.as_millis()))),
         }
     }
+}
+
+/// The root cause ("Connection refused (os error 111)"): what a reader needs to know about a failed connect.
+fn innermost_cause(error: &dyn std::error::Error) -> String {
+    let mut cause = error;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    cause.to_string()
 }
 
 /// `error: cause: cause`, since hyper's top-level messages ("client error (Connect)") say little alone.
