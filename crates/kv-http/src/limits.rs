@@ -54,7 +54,8 @@ pub struct HttpLimits {
     pub request_timeout_ms: u64,
     pub header_read_timeout_ms: u64,
     pub body_read_timeout_ms: u64,
-    /// At least 8 KiB (hyper's minimum read buffer); smaller values are raised to it.
+    /// The head's limit (431 above it). The connection's read buffer is this, but at least 8 KiB (hyper's
+    /// minimum).
     pub header_bytes_max: usize,
     pub headers_max: usize,
     pub connections_max: usize,
@@ -94,7 +95,7 @@ impl HttpLimits {
         Duration::from_millis(self.shutdown_grace_ms)
     }
 
-    /// The head limit as hyper can apply it (never below its minimum buffer).
+    /// The read buffer's size: the head limit, but never below hyper's minimum.
     pub(crate) fn header_bytes_max_effective(&self) -> usize {
         self.header_bytes_max.max(HYPER_BUFFER_BYTES_MIN)
     }

@@ -209,7 +209,8 @@ pub async fn read_value(headers: &HeaderMap, body: Body, timeout: Duration) -> R
         ApiError::bad_request(
             code::BAD_BODY,
             format!(
-                "the value is not UTF-8 (invalid byte at offset {}): keel kv stores text; encode binary data (base64, say) first",
+                "the value is not UTF-8 (invalid byte at offset {}): keel kv stores text; encode binary data \
+                 (base64, say) first",
                 error.utf8_error().valid_up_to()
             ),
         )

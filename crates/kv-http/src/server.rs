@@ -69,7 +69,8 @@ pub async fn serve_with_limits(
                     }
                 };
                 let Ok(permit) = connection_permits.clone().try_acquire_owned() else {
-                    tracing::warn!(%peer, connections_max = limits.connections_max, "too many open connections: closing this one");
+                    let connections_max = limits.connections_max;
+                    tracing::warn!(%peer, connections_max, "too many open connections: closing this one");
                     continue;
                 };
                 let service = TowerToHyperService::new(router.clone());

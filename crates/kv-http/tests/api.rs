@@ -271,7 +271,9 @@ async fn status_is_the_nodes_json() {
     assert_eq!(status.status, 200);
     assert_eq!(
         status.json(),
-        serde_json::json!({"id": 1, "role": "leader", "term": 1, "leader": 1, "commit_index": 1, "applied_index": 1, "members": [1]})
+        serde_json::json!({
+            "id": 1, "role": "leader", "term": 1, "leader": 1, "commit_index": 1, "applied_index": 1, "members": [1]
+        })
     );
 }
 

@@ -157,3 +157,21 @@ async fn serve_returns_after_shutdown_even_with_an_idle_connection_open() {
     server.stop().await;
     assert!(started.elapsed() < PATIENCE);
 }
+
+#[tokio::test]
+async fn idle_connections_are_closed_after_the_header_timeout() {
+    let limits = HttpLimits { header_read_timeout_ms: 300, ..quick_limits() };
+    let server = TestServer::start(limits).await;
+    // Silent from the start.
+    let mut silent = TcpStream::connect(server.addr).await.expect("connect");
+    // Kept alive after one request, then silent.
+    let mut kept_alive = TcpStream::connect(server.addr).await.expect("connect");
+    kept_alive.write_all(b"GET /v1/status HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("write");
+    let started = Instant::now();
+    let mut first = Vec::new();
+    let _ = tokio::time::timeout(PATIENCE, silent.read_to_end(&mut first)).await.expect("the silent one is closed");
+    let mut second = Vec::new();
+    let _ = tokio::time::timeout(PATIENCE, kept_alive.read_to_end(&mut second)).await.expect("the idle one is closed");
+    assert_eq!(status_of(&second), Some(200), "its request was answered first");
+    assert!(started.elapsed() >= Duration::from_millis(250), "closed after {:?}", started.elapsed());
+}
