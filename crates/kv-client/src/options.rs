@@ -25,6 +25,11 @@ pub const ROUND_BACKOFF_MS_DEFAULT: u64 = 100;
 /// message that says so.
 pub const UNREACHABLE_ROUNDS_MAX_DEFAULT: u32 = 3;
 
+/// A pooled connection idle this long is closed by the client. Below the server's header read timeout
+/// (`keel_kv_http::HEADER_READ_TIMEOUT_MS_DEFAULT`, 10 s, which also closes idle connections), so the client
+/// rarely sends on a connection the server is closing (a retry would cover it, but costs an attempt).
+pub const POOL_IDLE_TIMEOUT_MS: u64 = 5_000;
+
 /// Largest response body read: a list page is at most `keel_kv::LIST_REPLY_BYTES_MAX` (256 KiB) of keys plus JSON
 /// framing, a value at most 64 KiB.
 pub const RESPONSE_BYTES_MAX: usize = 4 * 1024 * 1024;

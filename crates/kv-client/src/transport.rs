@@ -10,7 +10,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::error::Error;
-use crate::options::{ClientOptions, RESPONSE_BYTES_MAX};
+use crate::options::{ClientOptions, POOL_IDLE_TIMEOUT_MS, RESPONSE_BYTES_MAX};
 
 /// A node's base URL, `http://host:port`, as given (normalized: scheme added if missing, no trailing `/`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,7 +80,11 @@ impl Transport {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(Duration::from_millis(options.connect_timeout_ms)));
         connector.set_nodelay(true);
-        let http = HyperClient::builder(TokioExecutor::new()).timer(TokioTimer::new()).build(connector);
+        let http = HyperClient::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_millis(POOL_IDLE_TIMEOUT_MS))
+            .build(connector);
         Transport { http }
     }
 

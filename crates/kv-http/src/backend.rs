@@ -6,6 +6,12 @@ use serde::Serialize;
 
 /// A node, as the front end sees it.
 ///
+/// How a replica's proposal outcomes map (see `keel_replica`'s `proposals.rs`): `Applied` is `Ok(Executed)` with
+/// the service's output (identical on every replica, so a follower may answer with its own once it has applied
+/// the index); `NotApplied` (another entry won the index: certainly not applied) may be proposed again by the
+/// backend or answered `NoLeader`, since a client retry is then safe; `Unknown` is `Unknown`. A follower forwards
+/// the very same `Command` (same client id and seq), so the leader's dedup table sees one request.
+///
 /// Cancellation: the front end drops the future returned by [`KvBackend::execute`] when the request's deadline
 /// passes (or the client goes away). Dropping it must not cancel the proposal itself (the command may still be
 /// applied, and a retry with the same (client, seq) must then get the original reply from the service), and must

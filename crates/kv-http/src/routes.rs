@@ -37,6 +37,7 @@ struct App<B> {
 }
 
 /// The API's router. `registry` is encoded whole by `/metrics`; `metrics` must have been registered in it.
+/// Panics if `limits.requests_in_flight_max` is 0 (a configuration that could serve nothing).
 pub fn router<B: KvBackend>(
     backend: Arc<B>,
     metrics: HttpMetrics,
