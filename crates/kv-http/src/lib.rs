@@ -24,6 +24,7 @@ mod reply_mapping;
 mod request;
 mod routes;
 mod server;
+mod stall_guard;
 
 pub use api_error::code;
 pub use backend::{BackendError, Executed, KvBackend, NodeStatus, Role};
@@ -31,7 +32,7 @@ pub use fake_backend::{FakeBackend, Fault};
 pub use limits::{
     BODY_READ_TIMEOUT_MS_DEFAULT, CONNECTIONS_MAX_DEFAULT, HEADER_BYTES_MAX_DEFAULT, HEADER_READ_TIMEOUT_MS_DEFAULT,
     HEADERS_MAX_DEFAULT, HttpLimits, KEY_BYTES_MAX, REQUEST_TIMEOUT_MS_DEFAULT, REQUESTS_IN_FLIGHT_MAX_DEFAULT,
-    RETRY_AFTER_S, SHUTDOWN_GRACE_MS_DEFAULT, VALUE_BYTES_MAX,
+    RETRY_AFTER_S, SHUTDOWN_GRACE_MS_DEFAULT, VALUE_BYTES_MAX, WRITE_STALL_TIMEOUT_MS_DEFAULT,
 };
 pub use metrics::HttpMetrics;
 pub use request::{KEEL_CLIENT_ID_HEADER, KEEL_INDEX_HEADER, KEEL_SEQ_HEADER};

@@ -23,6 +23,11 @@ pub const HEADER_READ_TIMEOUT_MS_DEFAULT: u64 = 10_000;
 /// takes milliseconds on any real link; a client that stops sending gets 408 and a closed connection.
 pub const BODY_READ_TIMEOUT_MS_DEFAULT: u64 = 10_000;
 
+/// How long a connection's writes may make no progress (the client reads none of its responses) before the
+/// connection is closed. hyper has no write timeout of its own; without this, a client that pipelines requests
+/// and never reads would hold a connection slot forever.
+pub const WRITE_STALL_TIMEOUT_MS_DEFAULT: u64 = 10_000;
+
 /// Most bytes of a request's head (request line and headers). Keys travel in the path: a percent-encoded key of
 /// `KEY_BYTES_MAX` bytes is at most 3 KiB, so 16 KiB leaves room for ordinary headers. hyper answers 431 above it.
 pub const HEADER_BYTES_MAX_DEFAULT: usize = 16 * 1024;
@@ -54,6 +59,7 @@ pub struct HttpLimits {
     pub request_timeout_ms: u64,
     pub header_read_timeout_ms: u64,
     pub body_read_timeout_ms: u64,
+    pub write_stall_timeout_ms: u64,
     /// The head's limit (431 above it). The connection's read buffer is this, but at least 8 KiB (hyper's
     /// minimum).
     pub header_bytes_max: usize,
@@ -69,6 +75,7 @@ impl Default for HttpLimits {
             request_timeout_ms: REQUEST_TIMEOUT_MS_DEFAULT,
             header_read_timeout_ms: HEADER_READ_TIMEOUT_MS_DEFAULT,
             body_read_timeout_ms: BODY_READ_TIMEOUT_MS_DEFAULT,
+            write_stall_timeout_ms: WRITE_STALL_TIMEOUT_MS_DEFAULT,
             header_bytes_max: HEADER_BYTES_MAX_DEFAULT,
             headers_max: HEADERS_MAX_DEFAULT,
             connections_max: CONNECTIONS_MAX_DEFAULT,
@@ -89,6 +96,10 @@ impl HttpLimits {
 
     pub fn body_read_timeout(&self) -> Duration {
         Duration::from_millis(self.body_read_timeout_ms)
+    }
+
+    pub fn write_stall_timeout(&self) -> Duration {
+        Duration::from_millis(self.write_stall_timeout_ms)
     }
 
     pub fn shutdown_grace(&self) -> Duration {

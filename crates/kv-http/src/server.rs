@@ -13,6 +13,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 
 use crate::limits::HttpLimits;
+use crate::stall_guard::StallGuard;
 
 /// After a failed `accept` (out of file descriptors, say), wait this long before the next: retrying at once
 /// would spin on the same error.
@@ -32,7 +33,8 @@ pub async fn serve(
 ///
 /// Per connection: the head must arrive within `header_read_timeout_ms` (else the connection is closed) and be at
 /// most `header_bytes_max` bytes with at most `headers_max` headers (else 431); malformed requests get 400 from
-/// hyper. At most `connections_max` connections are open: one more is closed at once. Failed accepts are logged
+/// hyper; a connection whose writes make no progress for `write_stall_timeout_ms` (a client that does not read its
+/// responses) is closed. At most `connections_max` connections are open: one more is closed at once. Failed accepts are logged
 /// and retried: they never end the loop.
 pub async fn serve_with_limits(
     listener: TcpListener,
@@ -74,6 +76,9 @@ pub async fn serve_with_limits(
                     continue;
                 };
                 let service = TowerToHyperService::new(router.clone());
+                // Small JSON replies: do not wait for Nagle's algorithm.
+                let _ = stream.set_nodelay(true);
+                let stream = StallGuard::new(stream, limits.write_stall_timeout());
                 connections.spawn(serve_connection(stream, builder.clone(), service, closing.clone(), permit));
             }
         }
@@ -90,14 +95,12 @@ pub async fn serve_with_limits(
 }
 
 async fn serve_connection(
-    stream: TcpStream,
+    stream: StallGuard<TcpStream>,
     builder: Arc<hyper::server::conn::http1::Builder>,
     service: TowerToHyperService<Router>,
     mut closing: watch::Receiver<bool>,
     _permit: OwnedSemaphorePermit,
 ) {
-    // Small JSON replies: do not wait for Nagle's algorithm.
-    let _ = stream.set_nodelay(true);
     let connection = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
     tokio::select! {

@@ -175,3 +175,32 @@ async fn idle_connections_are_closed_after_the_header_timeout() {
     assert_eq!(status_of(&second), Some(200), "its request was answered first");
     assert!(started.elapsed() >= Duration::from_millis(250), "closed after {:?}", started.elapsed());
 }
+
+#[tokio::test]
+async fn a_client_that_never_reads_its_responses_is_closed() {
+    let limits = HttpLimits {
+        connections_max: 1,
+        write_stall_timeout_ms: 300,
+        header_read_timeout_ms: 60_000,
+        ..quick_limits()
+    };
+    let server = TestServer::start(limits).await;
+    assert_eq!(server.request("PUT", "/v1/kv/big", &[], &vec![b'v'; VALUE_BYTES_MAX]).await.status, 200);
+    // Pipeline far more response bytes (400 x 64 KiB) than the socket buffers hold, and read none of them.
+    let mut greedy = TcpStream::connect(server.addr).await.expect("connect");
+    let requests = "GET /v1/kv/big HTTP/1.1\r\nHost: x\r\n\r\n".repeat(400);
+    greedy.write_all(requests.as_bytes()).await.expect("write the requests");
+    // The greedy connection holds the only slot until the server gives up on it; then others are served.
+    let waited = Instant::now();
+    loop {
+        let raw = exchange(server.addr, b"GET /v1/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap_or_default();
+        if status_of(&raw) == Some(200) {
+            break;
+        }
+        assert!(waited.elapsed() < PATIENCE, "the connection that never reads was never closed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(greedy);
+}
