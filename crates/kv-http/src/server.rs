@@ -34,8 +34,8 @@ pub async fn serve(
 /// Per connection: the head must arrive within `header_read_timeout_ms` (else the connection is closed) and be at
 /// most `header_bytes_max` bytes with at most `headers_max` headers (else 431); malformed requests get 400 from
 /// hyper; a connection whose writes make no progress for `write_stall_timeout_ms` (a client that does not read its
-/// responses) is closed. At most `connections_max` connections are open: one more is closed at once. Failed accepts are logged
-/// and retried: they never end the loop.
+/// responses) is closed. At most `connections_max` connections are open: one more is closed at once. Failed
+/// accepts are logged and retried: they never end the loop.
 pub async fn serve_with_limits(
     listener: TcpListener,
     router: Router,
