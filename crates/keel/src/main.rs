@@ -3,6 +3,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod kv_cmd;
 mod raft_cmd;
 
 #[derive(Debug, Parser)]
@@ -20,6 +21,9 @@ enum Command {
     /// MapReduce: coordinator, workers, local runs, the sequential reference.
     #[command(subcommand)]
     Mr(keel_mr::cli::MrCommand),
+    /// The replicated key/value store: get, put, append, del, list, status (over the nodes' HTTP API).
+    #[command(subcommand)]
+    Kv(kv_cmd::KvCommand),
 }
 
 fn main() -> ExitCode {
@@ -27,6 +31,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Raft(cmd) => raft_cmd::run(cmd),
         Command::Mr(cmd) => keel_mr::cli::run(cmd),
+        Command::Kv(cmd) => kv_cmd::run(cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
