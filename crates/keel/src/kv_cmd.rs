@@ -20,6 +20,10 @@ pub enum KvCommand {
     List(ListArgs),
     /// Show every node's status: role, term, leader, commit and applied indexes.
     Status(StatusArgs),
+    /// Run one node of a cluster (Raft over TCP to its peers, the HTTP API for clients, data on disk).
+    Serve(crate::kv_serve::ServeArgs),
+    /// Run a whole cluster on this machine (one `keel kv serve` process per node); Ctrl-C stops it.
+    Local(crate::kv_local::LocalArgs),
 }
 
 #[derive(Debug, Args)]
@@ -89,6 +93,11 @@ pub struct StatusArgs {
 }
 
 pub fn run(command: KvCommand) -> anyhow::Result<()> {
+    let command = match command {
+        KvCommand::Serve(args) => return crate::kv_serve::run(args),
+        KvCommand::Local(args) => return crate::kv_local::run(args),
+        client => client,
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -144,6 +153,10 @@ async fn run_async(command: KvCommand) -> anyhow::Result<()> {
         KvCommand::Status(args) => {
             let client = connect(&args.cluster)?;
             status_table(&client, &mut stdout).await?;
+        }
+        // `run` hands these to their own modules before a client runtime exists.
+        KvCommand::Serve(_) | KvCommand::Local(_) => {
+            anyhow::bail!("`keel kv serve` and `keel kv local` are not client commands")
         }
     }
     stdout.flush()?;

@@ -4,6 +4,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod kv_cmd;
+mod kv_local;
+mod kv_serve;
 mod raft_cmd;
 
 #[derive(Debug, Parser)]
