@@ -16,7 +16,7 @@ pub enum KvCommand {
     Append(AppendArgs),
     /// Delete a key; prints the index at which it was deleted.
     Del(DelArgs),
-    /// List keys (with their last-modified index) in byte order.
+    /// List keys in byte order: key, last-modified index and value size in bytes, tab-separated.
     List(ListArgs),
     /// Show every node's status: role, term, leader, commit and applied indexes.
     Status(StatusArgs),
@@ -144,7 +144,7 @@ async fn run_async(command: KvCommand) -> anyhow::Result<()> {
             let mut client = connect(&args.cluster)?;
             let page = client.list(&args.prefix, args.after.as_deref(), args.limit).await.map_err(explain)?;
             for listed in &page.keys {
-                writeln!(stdout, "{}\t{}", listed.key, listed.index)?;
+                writeln!(stdout, "{}\t{}\t{}", listed.key, listed.index, listed.size)?;
             }
             if let (true, Some(last)) = (page.more, page.keys.last()) {
                 eprintln!("more keys follow: continue with --after {:?}", last.key);

@@ -108,7 +108,9 @@ struct ReplicaBackend {
 impl KvBackend for ReplicaBackend {
     fn execute(&self, command: Command) -> impl std::future::Future<Output = Result<Executed, BackendError>> + Send {
         let handle = self.handle.clone();
-        let deadline = tokio::time::Instant::now() + self.request_timeout;
+        // A little before the HTTP layer's own deadline, so the replica's answer (a timeout included) is the one
+        // the client gets.
+        let deadline = tokio::time::Instant::now() + self.request_timeout.saturating_sub(Duration::from_millis(50));
         async move {
             match handle.execute(command.encode(), deadline).await {
                 Ok((index, reply)) => Ok(Executed { index, reply }),
@@ -145,7 +147,8 @@ struct TransportSender(Transport<PeerMessage<Reply>>);
 
 impl PeerSender<PeerMessage<Reply>> for TransportSender {
     fn send(&self, to: NodeId, message: PeerMessage<Reply>) {
-        if let Err(error) = self.0.send(to, message) {
+        let size_bytes = message.size_hint_bytes();
+        if let Err(error) = self.0.send_sized(to, message, size_bytes) {
             tracing::debug!(peer = to, %error, "message not queued");
         }
     }

@@ -66,7 +66,7 @@ fn put_get_append_list_del_and_status_against_a_node() {
     assert!(text(&cas.stderr).contains("index is 2, not the expected 1"), "{}", text(&cas.stderr));
 
     let list = keel(&[&["kv", "list", "--prefix", "dir/"][..], &at].concat(), b"");
-    assert_eq!(text(&list.stdout), "dir/k y\t2\n");
+    assert_eq!(text(&list.stdout), "dir/k y\t2\t12\n", "key, index, size (the value ends in a newline)");
 
     let del = keel(&[&["kv", "del", "dir/k y"][..], &at].concat(), b"");
     assert!(del.status.success());

@@ -20,6 +20,8 @@ pub struct ListedKey {
     pub key: String,
     /// The key's last-modified index.
     pub index: u64,
+    /// The value's length in bytes.
+    pub size: u64,
 }
 
 /// One page of `list`: `more` says keys with the prefix remain after the last one (pass it as `after`).

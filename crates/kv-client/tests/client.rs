@@ -66,7 +66,7 @@ async fn values_round_trip() {
     assert_eq!(page.keys.iter().map(|listed| listed.key.as_str()).collect::<Vec<_>>(), ["dir/a", "dir/b"]);
     assert!(page.more);
     let rest = client.list("dir/", Some("dir/b"), 2).await.expect("list");
-    assert_eq!(rest.keys, vec![ListedKey { key: key.to_string(), index: swapped }]);
+    assert_eq!(rest.keys, vec![ListedKey { key: key.to_string(), index: swapped, size: 3 }]);
     assert!(!rest.more);
 
     let deleted = client.delete("dir/a").await.expect("delete");

@@ -39,6 +39,8 @@ struct DeletedBody {
 struct ListedKeyBody {
     key: String,
     index: u64,
+    /// The value's length in bytes.
+    size: u64,
 }
 
 #[derive(Serialize)]
@@ -83,7 +85,7 @@ pub fn render(shape: Shape, executed: Executed) -> Result<Response, ApiError> {
         (Shape::List, Reply::Listed { keys, more }) => {
             let keys = keys
                 .into_iter()
-                .map(|listed| ListedKeyBody { key: listed.key, index: listed.modified_index })
+                .map(|listed| ListedKeyBody { key: listed.key, index: listed.modified_index, size: listed.size_bytes })
                 .collect();
             Ok(Json(ListBody { keys, more }).into_response())
         }

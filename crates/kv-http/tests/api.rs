@@ -87,10 +87,13 @@ async fn list_pages_through_a_prefix() {
     assert_eq!(first.status, 200, "{}", first.text());
     assert_eq!(
         first.json(),
-        serde_json::json!({"keys": [{"key": "app/1", "index": 1}, {"key": "app/2", "index": 2}], "more": true})
+        serde_json::json!({
+            "keys": [{"key": "app/1", "index": 1, "size": 1}, {"key": "app/2", "index": 2, "size": 1}],
+            "more": true
+        })
     );
     let next = server.request("GET", "/v1/kv?prefix=app/&limit=2&after=app%2F2", &[], b"").await;
-    assert_eq!(next.json(), serde_json::json!({"keys": [{"key": "app/3", "index": 3}], "more": false}));
+    assert_eq!(next.json(), serde_json::json!({"keys": [{"key": "app/3", "index": 3, "size": 1}], "more": false}));
     let everything = server.request("GET", "/v1/kv", &[], b"").await;
     assert_eq!(everything.json()["keys"].as_array().map(Vec::len), Some(5));
     let zero = server.request("GET", "/v1/kv?limit=0", &[], b"").await;

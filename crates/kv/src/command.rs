@@ -81,6 +81,8 @@ pub enum Reply {
 pub struct ListedKey {
     pub key: String,
     pub modified_index: Index,
+    /// The value's length in bytes.
+    pub size_bytes: u64,
 }
 
 /// Why a command was not executed. All are deterministic functions of the command and the replicated state.

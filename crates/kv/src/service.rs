@@ -14,8 +14,8 @@ use crate::limits::{
 };
 use crate::snapshot::{self, RestoreError, Stored};
 
-/// Bytes a listed key costs against `LIST_REPLY_BYTES_MAX` beyond its own length (its index).
-const LISTED_KEY_OVERHEAD_BYTES: usize = 8;
+/// Bytes a listed key costs against `LIST_REPLY_BYTES_MAX` beyond its own length (its index and size).
+const LISTED_KEY_OVERHEAD_BYTES: usize = 16;
 
 /// The key/value service. Run it inside a `keel_replica::Replica`; propose [`Command::encode`]d commands.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -126,7 +126,8 @@ impl KvService {
                 break;
             }
             reply_bytes += key_bytes;
-            keys.push(ListedKey { key: (*key).clone(), modified_index: stored.modified_index });
+            let size_bytes = stored.value.len() as u64;
+            keys.push(ListedKey { key: (*key).clone(), modified_index: stored.modified_index, size_bytes });
             matching.next();
         }
         Reply::Listed { keys, more: matching.peek().is_some() }

@@ -75,12 +75,15 @@ fn compare_and_set_by_last_modified_index() {
 #[test]
 fn list_is_sorted_prefixed_limited_and_pages() {
     let mut kv = KvService::new();
-    let puts = ["b/2", "a", "b/1", "b/3", "c", "b"].iter().map(|k| Op::Put { key: key(k), value: String::new() });
+    let puts = ["b/2", "a", "b/1", "b/3", "c", "b"].iter().map(|k| Op::Put { key: key(k), value: k.repeat(2) });
     run(&mut kv, puts.collect());
     let list =
         |start_after: Option<&str>, limit| Op::List { prefix: key("b/"), start_after: start_after.map(key), limit };
     let listed = |keys: &[(&str, u64)], more| Reply::Listed {
-        keys: keys.iter().map(|(k, i)| ListedKey { key: key(k), modified_index: *i }).collect(),
+        keys: keys
+            .iter()
+            .map(|(k, i)| ListedKey { key: key(k), modified_index: *i, size_bytes: 2 * k.len() as u64 })
+            .collect(),
         more,
     };
     let replies = run(&mut kv, vec![list(None, 2), list(Some("b/2"), 2), list(None, 0), list(Some("a"), 10)]);

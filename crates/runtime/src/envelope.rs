@@ -5,7 +5,7 @@
 //! command to the leader it knows, the leader proposes it as if a client had asked it directly, and answers with
 //! the outcome once it has applied the entry. The follower then waits until it has applied that index itself
 //! before it answers its client, so a client that next reads from the same follower sees its own write.
-use keel_raft::{Index, Message, NodeId};
+use keel_raft::{Index, Message, MessageBody, NodeId};
 use serde::{Deserialize, Serialize};
 
 /// One message between two replicas. `O` is the service's output (the reply to a command).
@@ -18,6 +18,26 @@ pub enum PeerMessage<O> {
     Forward { request_id: u64, command: Vec<u8> },
     /// The answer to a `Forward`.
     Forwarded { request_id: u64, result: ForwardResult<O> },
+}
+
+impl<O> PeerMessage<O> {
+    /// Roughly how many bytes it takes on the wire: the payloads it carries (entries, a snapshot, a command) plus
+    /// a fixed allowance. A transport bounds its queues by this, so a dead peer cannot pin gigabytes of snapshots.
+    pub fn size_hint_bytes(&self) -> u64 {
+        const FIXED_BYTES: u64 = 64;
+        let payload = match self {
+            PeerMessage::Raft(message) => match &message.body {
+                MessageBody::AppendEntries { entries, .. } => {
+                    entries.iter().map(|e| e.data.len() as u64 + 24).sum::<u64>()
+                }
+                MessageBody::InstallSnapshot { data, .. } => data.len() as u64,
+                _ => 0,
+            },
+            PeerMessage::Forward { command, .. } => command.len() as u64,
+            PeerMessage::Forwarded { .. } => 0,
+        };
+        FIXED_BYTES + payload
+    }
 }
 
 /// How a forwarded command ended, as far as the leader knows.
