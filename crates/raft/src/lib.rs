@@ -4,6 +4,7 @@
 //! threads belong to the driver: inputs are ticks, peer messages, proposals and service snapshots; outputs are
 //! collected in a [`Ready`]: state to persist, messages to send, committed entries to apply. [`Ready`] documents
 //! the persistence contract. Given the same inputs and seed, a node produces the same outputs, byte for byte.
+mod bytes_serde;
 mod config;
 mod error;
 mod log;

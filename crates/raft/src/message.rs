@@ -40,6 +40,7 @@ pub enum MessageBody {
     AppendEntriesReply(AppendReply),
     InstallSnapshot {
         meta: SnapshotMeta,
+        #[serde(with = "crate::bytes_serde")]
         data: Vec<u8>,
     },
     InstallSnapshotReply {

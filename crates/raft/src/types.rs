@@ -23,6 +23,7 @@ pub const INDEX_LIMIT: Index = 1 << 62;
 pub struct Entry {
     pub index: Index,
     pub term: Term,
+    #[serde(with = "crate::bytes_serde")]
     pub data: Vec<u8>,
 }
 
@@ -50,6 +51,7 @@ pub struct SnapshotMeta {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
     pub meta: SnapshotMeta,
+    #[serde(with = "crate::bytes_serde")]
     pub data: Vec<u8>,
 }
 
