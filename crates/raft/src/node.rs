@@ -234,8 +234,8 @@ impl RaftNode {
             return;
         }
         self.durable_index = index;
-        if self.role == Role::Leader {
-            self.maybe_commit();
+        if self.role == Role::Leader && self.maybe_commit() {
+            self.broadcast_append(false); // followers learn the commit at once
         }
         self.assert_invariants();
     }
@@ -732,7 +732,13 @@ impl RaftNode {
                 }
                 progress.record_match(match_index);
                 send_now = progress.is_idle();
-                self.maybe_commit();
+                if self.maybe_commit() {
+                    // Followers learn the new commit index now, not at the next heartbeat (etcd's bcastAppend
+                    // after maybeCommit): a follower answering a forwarded request waits until it applied it.
+                    // Every idle follower gets one AppendEntries (this one included: entries or empty).
+                    self.broadcast_append(false);
+                    return Ok(());
+                }
             }
             AppendReply::Reject { prev_log_index, conflict_term, conflict_first_index, last_log_index } => {
                 let hinted = match conflict_term {
@@ -747,7 +753,10 @@ impl RaftNode {
                 }
             }
         }
-        if send_now && self.progress.get(&from).is_some_and(|p| p.next_index <= last_index) {
+        // More entries to send, or a commit this follower has not heard of (another follower's answer made it):
+        // the follower would otherwise learn it only at the next heartbeat.
+        let commit = self.commit_index;
+        if send_now && self.progress.get(&from).is_some_and(|p| p.next_index <= last_index || p.lags_commit(commit)) {
             self.send_append(from);
         }
         Ok(())
@@ -767,7 +776,10 @@ impl RaftNode {
         let Some(progress) = self.progress.get_mut(&from) else { return Ok(()) };
         progress.record_match(index);
         let more = progress.is_idle() && progress.next_index <= last_index;
-        self.maybe_commit();
+        if self.maybe_commit() {
+            self.broadcast_append(false); // as after an AppendEntries success
+            return Ok(());
+        }
         if more {
             self.send_append(from);
         }
@@ -811,8 +823,9 @@ impl RaftNode {
                 return;
             }
         };
+        let commit = self.commit_index;
         if let Some(progress) = self.progress.get_mut(&to) {
-            progress.sent(prev_log_index, last_index);
+            progress.sent(prev_log_index, last_index, commit);
         }
         self.send(to, body);
     }
@@ -820,7 +833,8 @@ impl RaftNode {
     /// Advances the commit index to the highest index a majority holds durably, but only through an entry of the
     /// current term (Figure 8: older entries commit indirectly, never by counting replicas). The leader counts
     /// itself through its durable index, not its last index: it sends entries before its own fsync ends.
-    fn maybe_commit(&mut self) {
+    /// Returns whether the commit index moved.
+    fn maybe_commit(&mut self) -> bool {
         let mut matches: Vec<Index> =
             self.config
                 .members
@@ -832,7 +846,9 @@ impl RaftNode {
         let majority_index = quorum::committed_index(&mut matches);
         if majority_index > self.commit_index && self.log.term_at(majority_index) == Some(self.term()) {
             self.commit_index = majority_index;
+            return true;
         }
+        false
     }
 
     // ----- Helpers ---------------------------------------------------------------------------------------------

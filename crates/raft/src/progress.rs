@@ -19,11 +19,13 @@ pub struct Progress {
     /// which retransmits whatever may have been lost) lets the leader send again. If any answer reopened the
     /// window, every heartbeat would start another self-sustaining chain of messages repeating the same entries.
     outstanding: Option<Outstanding>,
+    /// The commit index the last message to this follower carried: the follower may not know of a newer one.
+    pub commit_sent: Index,
 }
 
 impl Progress {
     pub fn new(last_index: Index) -> Progress {
-        Progress { next_index: last_index + 1, match_index: 0, outstanding: None }
+        Progress { next_index: last_index + 1, match_index: 0, outstanding: None, commit_sent: 0 }
     }
 
     /// Nothing is in flight: new entries may be sent now.
@@ -31,8 +33,15 @@ impl Progress {
         self.outstanding.is_none()
     }
 
-    pub fn sent(&mut self, prev_log_index: Index, last_index: Index) {
+    pub fn sent(&mut self, prev_log_index: Index, last_index: Index, commit: Index) {
         self.outstanding = Some(Outstanding { prev_log_index, last_index });
+        self.commit_sent = commit;
+    }
+
+    /// Whether telling this follower `commit` would let it commit more: it holds entries past the commit index it
+    /// was last sent (etcd's `CanBumpCommit`).
+    pub fn lags_commit(&self, commit: Index) -> bool {
+        self.commit_sent < commit.min(self.match_index)
     }
 
     /// A heartbeat is due: whatever is in flight may be lost, so the heartbeat takes its place.
@@ -69,7 +78,7 @@ mod tests {
     #[test]
     fn only_the_answer_to_the_latest_message_reopens_the_window() {
         let mut p = Progress::new(10);
-        p.sent(10, 15);
+        p.sent(10, 15, 0);
         p.record_match(12); // an older, shorter message's answer
         assert!(!p.is_idle());
         assert_eq!((p.match_index, p.next_index), (12, 13));
@@ -77,7 +86,7 @@ mod tests {
         assert!(p.is_idle());
         p.record_match(13); // a duplicate of an older answer, delivered late
         assert_eq!((p.match_index, p.next_index), (15, 16), "a late answer never moves the match back");
-        p.sent(15, 20);
+        p.sent(15, 20, 0);
         assert!(!p.record_rejection(9, 3), "a stale rejection does not answer the message in flight");
         assert_eq!(p.next_index, 16, "and cannot move next below the match");
         assert!(p.record_rejection(15, 14));

@@ -726,3 +726,43 @@ fn votes_wait_for_the_persist_of_the_term_and_vote() {
     assert!(ready.persist.as_ref().is_some_and(|u| u.hard_state.is_some()));
     assert!(matches!(ready.messages[0].body, MessageBody::RequestVoteReply { granted: true }));
 }
+
+/// A follower learns a new commit index at once, not at the next heartbeat (etcd's bcastAppend after a commit):
+/// a follower answering a forwarded request waits until it has applied it.
+#[test]
+fn followers_hear_of_a_commit_at_once() {
+    let mut leader = node(0, 3);
+    elect(&mut leader, 3);
+    let term = leader.term();
+    for follower in [1, 2] {
+        leader
+            .step(msg(follower, 0, term, MessageBody::AppendEntriesReply(AppendReply::Success { match_index: 0 })))
+            .unwrap();
+    }
+    let (index, _) = leader.propose(vec![1]).unwrap();
+    leader.take_ready();
+    leader.persisted(index, term);
+    leader.step(msg(1, 0, term, MessageBody::AppendEntriesReply(AppendReply::Success { match_index: index }))).unwrap();
+    assert_eq!(leader.commit_index(), index);
+    let ready = leader.take_ready();
+    let commits: Vec<(u64, u64)> = ready
+        .early_messages
+        .iter()
+        .chain(&ready.messages)
+        .filter_map(|m| match m.body {
+            MessageBody::AppendEntries { leader_commit, .. } => Some((m.to, leader_commit)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(commits, vec![(1, index)], "the idle follower hears of the commit; node 2's append is still in flight");
+    // Node 2's answer comes after the commit: it is told of it at once too.
+    leader.step(msg(2, 0, term, MessageBody::AppendEntriesReply(AppendReply::Success { match_index: index }))).unwrap();
+    let ready = leader.take_ready();
+    let told = ready.early_messages.iter().chain(&ready.messages).any(|m| {
+        m.to == 2 && matches!(m.body, MessageBody::AppendEntries { leader_commit, .. } if leader_commit == index)
+    });
+    assert!(told, "a follower whose answer came after the commit hears of it without waiting for a heartbeat");
+    // And nobody is told twice.
+    leader.step(msg(2, 0, term, MessageBody::AppendEntriesReply(AppendReply::Success { match_index: index }))).unwrap();
+    assert!(leader.take_ready().messages.is_empty());
+}
