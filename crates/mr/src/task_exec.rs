@@ -75,11 +75,25 @@ pub fn run_map_code(
     attempt: AttemptId,
     split: &InputSplit,
 ) -> Result<TaskStats, TaskFailure> {
+    let contents = read_split(split).map_err(|e| TaskFailure { permanent: true, error: e.to_string() })?;
+    run_map_text(code, job, layout, attempt, &split.name, contents)
+}
+
+/// Runs a map attempt on a split already read (from a path, or from the coordinator by a worker that shares
+/// nothing with it) and writes its one output file, `layout.attempt_map_file(attempt)`.
+pub fn run_map_text(
+    code: TaskCode<'_>,
+    job: &JobSpec,
+    layout: &Layout,
+    attempt: AttemptId,
+    name: &str,
+    contents: String,
+) -> Result<TaskStats, TaskFailure> {
     // Spills (rare) go into the attempt's scratch directory, made only if needed. Its output file is
     // created in the work directory without `create_dir_all`: if the work directory is gone the job is
     // over, and a late attempt must not bring it back.
     let scratch = layout.attempt_dir(attempt);
-    let result = map_into(code, job, layout, attempt, split, &scratch);
+    let result = map_into(code, job, layout, attempt, name, contents, &scratch);
     let _ = fs::remove_dir_all(&scratch);
     if result.is_err() {
         // A failed attempt is never committed, and nobody else knows of its file until the job ends.
@@ -93,17 +107,17 @@ fn map_into(
     job: &JobSpec,
     layout: &Layout,
     attempt: AttemptId,
-    split: &InputSplit,
+    name: &str,
+    contents: String,
     dir: &std::path::Path,
 ) -> Result<TaskStats, TaskFailure> {
-    let contents = read_split(split).map_err(|e| TaskFailure { permanent: true, error: e.to_string() })?;
     let input_bytes = contents.len() as u64;
     let budget = usize::try_from(job.memory_budget_bytes).unwrap_or(usize::MAX);
     let mut output = MapOutput::new(job.reduce_tasks, code.combiner(), budget, dir);
     let mut counters = Counters::new();
     match code {
         TaskCode::App(app) => catch_unwind(AssertUnwindSafe(|| {
-            app.map_with_counters(&split.name, &contents, &mut |k, v| output.emit(k, v), &mut counters)
+            app.map_with_counters(name, &contents, &mut |k, v| output.emit(k, v), &mut counters)
         }))
         .map_err(|panic| {
             TaskFailure::retryable(format!("app {:?} panicked in map: {}", job.app, panic_message(&panic)))
@@ -112,7 +126,7 @@ fn map_into(
             let program = Program {
                 role: "mapper",
                 command: &spec.mapper,
-                env: vec![("KEEL_MR_INPUT", split.name.clone())],
+                env: vec![("KEEL_MR_INPUT", name.to_string())],
                 timeout,
             };
             counters = run_mapper(&program, contents.as_bytes(), &mut |k, v| output.emit(k, v))
@@ -177,14 +191,33 @@ pub fn run_reduce_code(
     // Every map's index is read and checked before any merging starts, so a missing or damaged map output
     // fails the attempt at once, naming the file, and the runs' sizes are known to the merge.
     let mut inputs = Vec::with_capacity(job.map_tasks as usize);
-    let mut input_bytes = 0;
     for m in 0..job.map_tasks {
         let path = layout.map_file(m);
         let (_, segment) = locate_partition(&path, reduce, job.reduce_tasks)
             .map_err(|e| TaskFailure::retryable(format!("reduce input: {e}")))?;
-        input_bytes += segment.len_bytes;
         inputs.push(Run::Segment { path, segment });
     }
+    run_reduce_runs(code, job, layout, attempt, reduce, inputs)
+}
+
+/// Runs a reduce attempt over its partition's runs (`Run::Segment`s, one per map: in the shared map files,
+/// or fetched into the reducer's scratch) and writes `layout.reduce_attempt_output(attempt, reduce)`,
+/// fsynced.
+pub fn run_reduce_runs(
+    code: TaskCode<'_>,
+    job: &JobSpec,
+    layout: &Layout,
+    attempt: AttemptId,
+    reduce: u32,
+    inputs: Vec<Run>,
+) -> Result<TaskStats, TaskFailure> {
+    let input_bytes = inputs
+        .iter()
+        .map(|run| match run {
+            Run::Segment { segment, .. } => segment.len_bytes,
+            Run::File(_) | Run::Partition { .. } => 0,
+        })
+        .sum();
     let scratch = layout.attempt_dir(attempt);
     let runs = if !fits_one_merge(&inputs, MERGE_OPEN_RUNS_MAX) {
         fs::create_dir(&scratch).map_err(|e| TaskFailure::retryable(format!("creating {}: {e}", scratch.display())))?;
