@@ -151,11 +151,14 @@ struct Connection {
 
 /// Where a committed map output lives when workers share nothing: on the worker of connection
 /// `connection`, serving at `address`. The task table's `Done { attempt }` says which attempt is official.
+/// `stats` are what its commit added to the job's totals, taken back if it is lost (its map's next commit
+/// adds them again).
 #[derive(Clone, Debug)]
 struct MapHome {
     attempt: AttemptId,
     connection: u64,
     address: String,
+    stats: TaskStats,
 }
 
 /// What the status page shows of one worker.
@@ -1122,11 +1125,11 @@ fn handle_report(shared: &Shared, report: Report, connection: u64, peer: SocketA
             }
             let mut state = shared.lock();
             if result.is_ok()
-                && let Some(stats) = stats
+                && let Some(stats) = &stats
             {
                 // The only place counters enter the totals: the attempt being committed, once (or its
                 // journal record, once, when a resumed coordinator keeps it).
-                if let Err(e) = add_committed_stats(&mut state.totals, task, &stats) {
+                if let Err(e) = add_committed_stats(&mut state.totals, task, stats) {
                     state.table.fail(format!("{task} {attempt}: {e}"));
                 }
                 if let Some(worker) = state.connections.get_mut(&connection).and_then(|c| c.worker.as_mut()) {
@@ -1137,7 +1140,8 @@ fn handle_report(shared: &Shared, report: Report, connection: u64, peer: SocketA
             if let (Ok(()), TaskId::Map(m), Some(address)) = (&result, task, &data_address)
                 && let Some(home) = state.map_homes.get_mut(m as usize)
             {
-                *home = Some(MapHome { attempt, connection, address: address.clone() });
+                let stats = stats.clone().unwrap_or_default();
+                *home = Some(MapHome { attempt, connection, address: address.clone(), stats });
             }
             state.table.commit_finished(task, attempt, result);
             debug!("{task} {attempt} committed");
@@ -1207,8 +1211,9 @@ fn lose_map_output(
     if !state.table.map_output_lost(map, attempt, cause) {
         return;
     }
-    if let Some(home) = state.map_homes.get_mut(map as usize) {
-        *home = None;
+    if let Some(home) = state.map_homes.get_mut(map as usize).and_then(Option::take) {
+        // The totals count each task's committed attempt once: the map's next commit adds its figures again.
+        subtract_committed_stats(&mut state.totals, &home.stats);
     }
     warn!("map task {map}'s output ({attempt}) is lost: {detail}; running the map again");
     let event =
@@ -1262,13 +1267,16 @@ fn register_worker(shared: &Shared, id: u64, peer: SocketAddr, registration: Reg
             drop.push(output);
             continue;
         }
-        let Some((_, stats)) = state.unclaimed.remove(&m) else { continue };
+        let Some((_, stats)) = state.unclaimed.remove(&m) else {
+            drop.push(output);
+            continue;
+        };
         if let Err(e) = add_committed_stats(&mut state.totals, TaskId::Map(m), &stats) {
             state.table.fail(format!("the journal's record of map task {m}: {e}"));
         }
         state.totals.restored_tasks += 1;
-        state.map_homes[m as usize] =
-            Some(MapHome { attempt: output.attempt, connection: id, address: address.clone() });
+        let home = MapHome { attempt: output.attempt, connection: id, address: address.clone(), stats };
+        state.map_homes[m as usize] = Some(home);
         info!(
             "map task {m}: keeping {} held by worker {peer} (committed before the coordinator restarted)",
             output.attempt
@@ -1426,6 +1434,14 @@ fn add_committed_stats(
     totals.spills += stats.spills;
     totals.worker_peak_rss_bytes = totals.worker_peak_rss_bytes.max(stats.worker_peak_rss_bytes);
     totals.counters.add_all(&stats.counters)
+}
+
+/// Takes a lost map output's figures back out of the job's totals (see [`MapHome`]).
+fn subtract_committed_stats(totals: &mut JobSummary, stats: &TaskStats) {
+    totals.input_bytes = totals.input_bytes.saturating_sub(stats.input_bytes);
+    totals.intermediate_bytes = totals.intermediate_bytes.saturating_sub(stats.output_bytes);
+    totals.spills = totals.spills.saturating_sub(stats.spills);
+    totals.counters.subtract_all(&stats.counters);
 }
 
 /// Records the commit durably before anyone hears of it: a coordinator restarted after a crash keeps it.

@@ -46,11 +46,17 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// A server that sends nothing for this long is hung or gone; a reducer idle this long between requests is
 /// dropped.
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
-/// The test suite's way to damage data in transit: `KEEL_MR_WORKER_FAILPOINT=corrupt-first-chunk` makes a
-/// server flip one bit of the first chunk it serves, after its checksum was computed (a bad NIC, a bad
-/// cable). The reducer must notice, never use the data.
+/// The test suite's fail points in workers, a comma-separated list in this variable (like the
+/// coordinator's `KEEL_MR_FAILPOINT`).
 const FAILPOINT_ENV: &str = "KEEL_MR_WORKER_FAILPOINT";
+/// Damage in transit: the server flips one bit of the first chunk it serves, after its checksum was
+/// computed (a bad NIC, a bad cable). The reducer must notice, never use the data.
 const FAILPOINT_CORRUPT_FIRST_CHUNK: &str = "corrupt-first-chunk";
+
+/// Whether the worker fail point `name` is set.
+pub(crate) fn worker_failpoint(name: &str) -> bool {
+    std::env::var(FAILPOINT_ENV).is_ok_and(|v| v.split(',').any(|point| point == name))
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FetchRequest {
@@ -160,7 +166,7 @@ fn serve(stream: TcpStream, job: JobId, scratch: &Path, servable: &Servable) -> 
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut writer = BufWriter::with_capacity(CHUNK_BYTES_MAX + 64 * 1024, stream);
-    let corrupt = std::env::var(FAILPOINT_ENV).is_ok_and(|v| v == FAILPOINT_CORRUPT_FIRST_CHUNK);
+    let corrupt = worker_failpoint(FAILPOINT_CORRUPT_FIRST_CHUNK);
     loop {
         let request: FetchRequest = wire::receive(&mut reader)?;
         if let Some(reason) = refusal(&request, job) {
@@ -345,3 +351,6 @@ fn receive_run(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

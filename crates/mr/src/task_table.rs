@@ -427,6 +427,12 @@ impl TaskTable {
         if self.live.get(&attempt) != Some(&task) || self.is_over() {
             return;
         }
+        if let Some(TaskState::Committing { attempt: committing }) = self.state(task)
+            && committing == attempt
+        {
+            // It reported success already; its files are being committed: too late to give up.
+            return;
+        }
         self.end_attempt(task, attempt);
         if let Some(TaskState::InProgress { attempt: on_record, .. }) = self.state(task)
             && on_record == attempt

@@ -29,7 +29,7 @@ use crate::protocol::{
     Assignment, CHUNK_BYTES_MAX, Chunk, HeldOutput, Hello, HelloReply, JobId, JobSpec, MapOutputAt, PROTOCOL_MAGIC,
     PROTOCOL_VERSION, Registration, Reply, Report, ReportedOutcome, Request, TaskStats,
 };
-use crate::shuffle::{Servable, ShuffleServer, fetch_partitions, map_output_path};
+use crate::shuffle::{Servable, ShuffleServer, fetch_partitions, map_output_path, worker_failpoint};
 use crate::streaming::StreamingSpec;
 use crate::task_exec::{TaskCode, TaskFailure, run_map_code, run_map_text, run_reduce_code, run_reduce_runs};
 use crate::task_table::{AttemptId, TaskId};
@@ -49,6 +49,9 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest error message sent to the coordinator; a panic message can be arbitrarily long, and the whole
 /// report must fit in one frame.
 const ERROR_MESSAGE_BYTES_MAX: usize = 16 * 1024;
+/// Worker fail point (see [`crate::shuffle`]): the worker stops itself (SIGSTOP) before its first reduce
+/// attempt, so a test can kill it at a moment when its maps are committed and no reducer has fetched them.
+const FAILPOINT_STOP_BEFORE_REDUCE: &str = "stop-before-reduce";
 /// Pause after a `Wait` answer, in case the coordinator answers without holding the request.
 const WAIT_PAUSE: Duration = Duration::from_millis(20);
 
@@ -101,9 +104,31 @@ impl ScratchDir {
         // Unique per process and per worker in it (a program may run several worker loops).
         static WORKERS_STARTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = WORKERS_STARTED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let dir = parent.join(format!("keel-mr-worker-{job}-{}-{n}", std::process::id()));
+        remove_dead_workers_scratch(&parent);
+        let dir = parent.join(format!("{SCRATCH_PREFIX}{job}-{}-{n}", std::process::id()));
         fs::create_dir_all(&dir).with_context(|| format!("creating the scratch directory {}", dir.display()))?;
         Ok(ScratchDir(dir))
+    }
+}
+
+/// Names of worker scratch directories: `keel-mr-worker-<job>-<pid>-<n>`.
+const SCRATCH_PREFIX: &str = "keel-mr-worker-";
+
+/// Removes scratch directories in `parent` left by workers that were killed (SIGKILL leaves no chance to
+/// clean up): those whose pid is no longer running. One whose pid was reused by another process stays until
+/// a later worker finds that pid gone.
+fn remove_dead_workers_scratch(parent: &Path) {
+    let Ok(entries) = fs::read_dir(parent) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(SCRATCH_PREFIX) else { continue };
+        let pid = rest.split('-').nth(1).and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && !Path::new(&format!("/proc/{pid}")).exists()
+        {
+            debug!("removing {}, the scratch directory of a worker that is gone", entry.path().display());
+            let _ = fs::remove_dir_all(entry.path());
+        }
     }
 }
 
@@ -169,6 +194,7 @@ pub fn run_worker(options: &WorkerOptions, apps: &AppRegistry) -> anyhow::Result
         None => Layout { work_dir: PathBuf::from(&job.work_dir), staging_dir: PathBuf::from(&job.staging_dir) },
     };
     let mut pending: Option<Request> = None;
+    let mut stopped_once = false;
     loop {
         let request = pending.take().unwrap_or(Request::GetTask);
         let reply = match session.call(&request) {
@@ -200,6 +226,15 @@ pub fn run_worker(options: &WorkerOptions, apps: &AppRegistry) -> anyhow::Result
         };
         match reply {
             Reply::Run(assignment) => {
+                if matches!(assignment.task, TaskId::Reduce(_))
+                    && !stopped_once
+                    && worker_failpoint(FAILPOINT_STOP_BEFORE_REDUCE)
+                {
+                    stopped_once = true;
+                    info!("fail point {FAILPOINT_STOP_BEFORE_REDUCE}: stopping before {}", assignment.task);
+                    // SAFETY: raise has no memory-safety preconditions.
+                    unsafe { libc::raise(libc::SIGSTOP) };
+                }
                 let timeout = Duration::from_millis(assignment.timeout_ms);
                 let code = match &code {
                     JobCode::App(app) => TaskCode::App(app.as_ref()),
