@@ -31,7 +31,9 @@ use crate::protocol::{
 };
 use crate::shuffle::{Servable, ShuffleServer, fetch_partitions, map_output_path, worker_failpoint};
 use crate::streaming::StreamingSpec;
-use crate::task_exec::{TaskCode, TaskFailure, run_map_code, run_map_text, run_reduce_code, run_reduce_runs};
+use crate::task_exec::{
+    TaskCode, TaskFailure, reduce_input_run, run_map_code, run_map_text, run_reduce_code, run_reduce_runs,
+};
 use crate::task_table::{AttemptId, TaskId};
 use crate::wire::{self, WireError};
 
@@ -498,8 +500,15 @@ fn reduce_sharing_nothing(
     }
     let input_path = layout.work_dir.join(format!("attempt-{}.in", attempt.0));
     let outcome = (|| -> Result<Result<Vec<Run>, Done>, TaskFailure> {
-        let mut input =
-            File::create(&input_path).map_err(|e| retry(format!("creating {}: {e}", input_path.display())))?;
+        // Read back (small runs into memory) once fetched.
+        let mut input = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&input_path)
+            .map_err(|e| retry(format!("creating {}: {e}", input_path.display())))?;
+        let mut in_memory_bytes = 0u64;
         let mut position = 0u64;
         let mut runs: Vec<(u32, Run)> = Vec::with_capacity(locations.len());
         for (address, maps) in &by_worker {
@@ -507,8 +516,13 @@ fn reduce_sharing_nothing(
                 // Held here: read in place, no copy.
                 for output in maps {
                     let path = map_output_path(&local.scratch.0, output.attempt);
-                    match locate_partition(&path, reduce, job.reduce_tasks) {
-                        Ok((_, segment)) => runs.push((output.map, Run::Segment { path, segment })),
+                    let located = locate_partition(&path, reduce, job.reduce_tasks)
+                        .map_err(|e| e.to_string())
+                        .and_then(|(file, segment)| {
+                            reduce_input_run(&file, path, segment, &mut in_memory_bytes).map_err(|e| e.to_string())
+                        });
+                    match located {
+                        Ok(run) => runs.push((output.map, run)),
                         Err(e) => {
                             let reason = format!("this worker's own copy: {e}");
                             return Ok(Err(Done::InputLost { map: output.map, map_attempt: output.attempt, reason }));
@@ -518,9 +532,13 @@ fn reduce_sharing_nothing(
                 continue;
             }
             match fetch_partitions(address, job.job, reduce, job.reduce_tasks, maps, &mut input, &mut position) {
-                Ok(fetched) => runs.extend(
-                    fetched.into_iter().map(|(m, segment)| (m, Run::Segment { path: input_path.clone(), segment })),
-                ),
+                Ok(fetched) => {
+                    for (m, segment) in fetched {
+                        let run = reduce_input_run(&input, input_path.clone(), segment, &mut in_memory_bytes)
+                            .map_err(|e| retry(format!("reading fetched data back: {e}")))?;
+                        runs.push((m, run));
+                    }
+                }
                 Err(failure) => {
                     let done =
                         Done::InputLost { map: failure.map, map_attempt: failure.attempt, reason: failure.reason };
