@@ -120,8 +120,10 @@ fn main() -> anyhow::Result<()> {
 
     let baseline_out = runs.join("baseline.txt");
     let started = Instant::now();
+    let cpu_before = own_cpu();
     baseline_word_count(&inputs, &baseline_out)?;
     let baseline = started.elapsed();
+    let baseline_cpu = own_cpu() - cpu_before;
     let baseline_rss = own_peak_rss_bytes();
 
     let out_dir = runs.join("mr-run");
@@ -135,7 +137,9 @@ fn main() -> anyhow::Result<()> {
     args.push("--stats-file".into());
     args.push(stats_file.display().to_string());
     args.extend(inputs.iter().map(|p| p.display().to_string()));
+    let cpu_before = children_cpu();
     let (mr_time, coordinator_rss) = timed(&options.keel, &args)?;
+    let mr_cpu = children_cpu() - cpu_before;
     let stats = fs::read_to_string(&stats_file)?;
     let worker_rss: u64 = stats
         .lines()
@@ -144,7 +148,9 @@ fn main() -> anyhow::Result<()> {
         .context("no worker peak in the stats file")?;
 
     let nothing_out = runs.join("mr-shared-nothing");
+    let cpu_before = children_cpu();
     let nothing = shared_nothing(options.workers, &options.keel, &runs, &nothing_out, &[], &inputs)?;
+    let nothing_cpu = children_cpu() - cpu_before;
 
     let seq_out = runs.join("seq.txt");
     let mut args: Vec<String> = ["mr", "seq", "--app", "wc", "--output"].iter().map(|s| s.to_string()).collect();
@@ -198,9 +204,20 @@ fn main() -> anyhow::Result<()> {
         format_bytes(nothing.coordinator_rss_bytes)
     );
     println!(
-        "network path: {:.2} s more than mr run ({:+.0}%), for {} of input and {} of map output over TCP",
+        "CPU s (user + system, all processes): baseline {:.2}, mr run {:.2}, sharing nothing {:.2}",
+        baseline_cpu.as_secs_f64(),
+        mr_cpu.as_secs_f64(),
+        nothing_cpu.as_secs_f64()
+    );
+    println!(
+        "network path: {:+.2} s wall ({:+.0}%) and {:+.2} CPU s ({:.2} vs {:.2}; {:+.0}%) against mr run, for {} of \
+         input and {} of map output over TCP",
         nothing.wall.as_secs_f64() - mr_time.as_secs_f64(),
         (nothing.wall.as_secs_f64() / mr_time.as_secs_f64() - 1.0) * 100.0,
+        nothing_cpu.as_secs_f64() - mr_cpu.as_secs_f64(),
+        nothing_cpu.as_secs_f64(),
+        mr_cpu.as_secs_f64(),
+        (nothing_cpu.as_secs_f64() / mr_cpu.as_secs_f64() - 1.0) * 100.0,
         format_bytes(stat_of(&nothing.stats, "input_bytes")),
         format_bytes(stat_of(&nothing.stats, "intermediate_bytes"))
     );
@@ -322,7 +339,9 @@ fn small_files(options: &Options) -> anyhow::Result<()> {
     args.push("--output".into());
     args.push(out_dir.display().to_string());
     args.extend(inputs.iter().map(|p| p.display().to_string()));
+    let cpu_before = children_cpu();
     let (mr_time, _) = timed(&options.keel, &args)?;
+    let mr_cpu = children_cpu() - cpu_before;
     let seq_out = runs.join("seq.txt");
     let mut args: Vec<String> = ["mr", "seq", "--app", "wc", "--output"].iter().map(|s| s.to_string()).collect();
     args.push(seq_out.display().to_string());
@@ -330,7 +349,9 @@ fn small_files(options: &Options) -> anyhow::Result<()> {
     let (seq_time, _) = timed(&options.keel, &args)?;
     let nothing_out = runs.join("mr-shared-nothing");
     let extra = ["--reduces".to_string(), reduces.clone()];
+    let cpu_before = children_cpu();
     let nothing = shared_nothing(options.workers, &options.keel, &runs, &nothing_out, &extra, &inputs)?;
+    let nothing_cpu = children_cpu() - cpu_before;
     let reference = sorted_lines(&fs::read_to_string(&seq_out)?);
     ensure!(sorted_lines(&outputs_of(&out_dir)?) == reference, "keel mr run output differs from keel mr seq");
     ensure!(
@@ -343,15 +364,17 @@ fn small_files(options: &Options) -> anyhow::Result<()> {
         options.workers
     );
     println!(
-        "  keel mr run: {:.2} s ({:.2} ms per map task)",
+        "  keel mr run: {:.2} s ({:.2} ms per map task), {:.2} CPU s",
         mr_time.as_secs_f64(),
-        mr_time.as_secs_f64() * 1e3 / SMALL_FILES_COUNT as f64
+        mr_time.as_secs_f64() * 1e3 / SMALL_FILES_COUNT as f64,
+        mr_cpu.as_secs_f64()
     );
     println!(
-        "  sharing nothing ({} workers, coordinator + worker processes): {:.2} s ({:.2} ms per map task)",
+        "  sharing nothing ({} workers, coordinator + worker processes): {:.2} s ({:.2} ms per map task), {:.2} CPU s",
         options.workers,
         nothing.wall.as_secs_f64(),
-        nothing.wall.as_secs_f64() * 1e3 / SMALL_FILES_COUNT as f64
+        nothing.wall.as_secs_f64() * 1e3 / SMALL_FILES_COUNT as f64,
+        nothing_cpu.as_secs_f64()
     );
     println!("  keel mr seq: {:.2} s", seq_time.as_secs_f64());
     let met = mr_time <= SMALL_FILES_TARGET;
@@ -503,6 +526,28 @@ fn timed(keel: &Path, args: &[String]) -> anyhow::Result<(Duration, u64)> {
         thread::sleep(SAMPLE_EVERY);
     }
     Ok((started.elapsed(), peak))
+}
+
+/// CPU time (user + system) of every child process this program has waited for, and their waited-for
+/// descendants: the difference around a run is what that run's processes burnt, a figure a busy machine
+/// disturbs far less than wall time.
+fn children_cpu() -> Duration {
+    cpu_of(libc::RUSAGE_CHILDREN)
+}
+
+/// CPU time of this process so far (the baseline runs in it).
+fn own_cpu() -> Duration {
+    cpu_of(libc::RUSAGE_SELF)
+}
+
+fn cpu_of(who: libc::c_int) -> Duration {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(who, &mut usage) } != 0 {
+        return Duration::ZERO;
+    }
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    time(usage.ru_utime) + time(usage.ru_stime)
 }
 
 fn sorted_lines(text: &str) -> Vec<String> {

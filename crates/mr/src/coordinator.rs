@@ -3,8 +3,9 @@
 //! One thread accepts connections, one thread per worker connection answers its requests, and the caller's
 //! thread ([`Coordinator::run`]) waits for the job to end, publishes the output and cleans up. All decisions
 //! are the task table's; this file only does the I/O they call for:
-//! - `Verdict::Commit`: rename the attempt's files into their committed place and fsync the directory
-//!   (outside the lock), then tell the table how it went.
+//! - `Verdict::Commit`: rename the attempt's files into their committed place (or, for a map held by a
+//!   worker that shares nothing, record where it is) and journal it (outside the lock), then tell the table
+//!   how it went.
 //! - `Verdict::Retry` / `JobFailed`, and `Verdict::Ignore` when its reason says so: remove that attempt's
 //!   files (never those of the attempt being committed).
 //! - an attempt timed out: warn the user (the table doubles the task's timeout, and fails the job when one
@@ -30,7 +31,7 @@ use crate::app::AppRegistry;
 use crate::counters::Counters;
 use crate::input::{InputSplit, plan_splits};
 use crate::journal::{Journal, JournalRecord, JournaledJob, journal_path};
-use crate::layout::{Layout, output_name, sync_dir};
+use crate::layout::{Layout, output_name};
 use crate::map_file::locate_partition;
 use crate::output_lock::{LOCK_FILE_NAME, OutputLock};
 use crate::protocol::{
@@ -1404,15 +1405,20 @@ fn commit(
         TaskId::Reduce(r) => {
             let (from, to) = (layout.reduce_attempt_output(attempt, r), layout.reduce_committed(r));
             // Whole, and durable before its name is: a worker that shares nothing sent it in pieces and left
-            // the fsync to the coordinator (one that shares the file system fsynced it; this is then cheap).
+            // the fsync to the coordinator; one that shares the file system fsynced it.
             let file = fs::File::open(&from).with_context(|| format!("opening {}", from.display()))?;
             let len = file.metadata().with_context(|| format!("reading {}", from.display()))?.len();
             if len != stats.output_bytes {
                 bail!("{} holds {len} bytes, but the worker reported {}", from.display(), stats.output_bytes);
             }
-            file.sync_all().with_context(|| format!("syncing {}", from.display()))?;
+            if shares_nothing {
+                file.sync_all().with_context(|| format!("syncing {}", from.display()))?;
+            }
+            // The rename is not fsynced on its own: the commit's journal record is (on ext4 that commits the
+            // rename along), and if a power cut still loses it, the resumed coordinator finds the output
+            // missing and runs the reduce again; the publish fsyncs the names users see. One fsync fewer per
+            // reduce, each several milliseconds on a busy disk, in every reduce's critical path.
             fs::rename(&from, &to).with_context(|| format!("renaming {} to {}", from.display(), to.display()))?;
-            sync_dir(&layout.staging_dir).with_context(|| format!("syncing {}", layout.staging_dir.display()))?;
         }
     }
     Ok(())
