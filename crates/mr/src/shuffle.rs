@@ -39,7 +39,7 @@ pub const SHUFFLE_MAGIC: [u8; 8] = *b"KEELMRS\n";
 /// Most maps named in one `FetchRequest` (about 12 bytes each): far below the frame limit, and one round
 /// trip per this many maps of one worker.
 pub const FETCH_MAPS_PER_REQUEST_MAX: usize = 4096;
-/// Most reducer connections a server handles at once; each costs a thread.
+/// Most reducer connections a server handles at once; each costs a thread. More wait to be accepted.
 const CONNECTIONS_MAX: usize = 64;
 const ACCEPT_POLL: Duration = Duration::from_millis(20);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -127,12 +127,14 @@ impl Drop for ShuffleServer {
 fn accept_loop(listener: &TcpListener, stop: &AtomicBool, job: JobId, scratch: &Path, servable: &Servable) {
     let connections = Arc::new(AtomicUsize::new(0));
     while !stop.load(Ordering::SeqCst) {
+        // At the limit, reducers wait in the listen backlog until a connection ends: one turned away would
+        // take the map output for lost and have the map run again.
+        if connections.load(Ordering::SeqCst) >= CONNECTIONS_MAX {
+            thread::sleep(ACCEPT_POLL);
+            continue;
+        }
         match listener.accept() {
             Ok((stream, peer)) => {
-                if connections.load(Ordering::SeqCst) >= CONNECTIONS_MAX {
-                    debug!("refusing reducer {peer}: {CONNECTIONS_MAX} connections already");
-                    continue;
-                }
                 connections.fetch_add(1, Ordering::SeqCst);
                 let (connections, scratch, servable) =
                     (Arc::clone(&connections), scratch.to_path_buf(), Arc::clone(servable));
