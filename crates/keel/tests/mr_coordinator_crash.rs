@@ -3,7 +3,9 @@
 //! then started again with the same command. The job resumes from the journal in the output directory: the
 //! output is identical to `keel mr seq`, every task committed before the crash is kept (counted from the
 //! journal as the crash left it) and never handed out again, and the workers, which waited for the
-//! coordinator to come back, finish the job.
+//! coordinator to come back, finish the job. The workers share nothing with the coordinator (the default),
+//! so committed map outputs live on them: the resumed coordinator keeps those that the workers, registering
+//! again, say they still hold (and that the journal has on record), instead of running those maps again.
 mod mr_support;
 
 use std::collections::BTreeSet;
@@ -74,6 +76,12 @@ fn crash_and_resume(failpoint: &str, committed_before_crash_min: usize) {
     assert_eq!(stat(&stats, "counter.words"), wc_totals(&reference).0, "{stats}");
     // No task committed before the crash was handed out by the resumed coordinator.
     let logs = scratch.logs();
+    let maps_committed = committed.iter().filter(|t| matches!(t, TaskId::Map(_))).count();
+    if committed.len() - maps_committed < REDUCES.parse::<usize>().unwrap() {
+        // The job still needs them: every committed map output was taken over from the worker holding it.
+        let kept = logs.lines().filter(|l| l.contains("held by worker")).count();
+        assert_eq!(kept, maps_committed, "map outputs held by live workers were not reused\n{logs}");
+    }
     for line in logs.lines().filter(|l| l.contains("running ")) {
         let Some(rest) = line.split("running ").nth(1) else { continue };
         let words: Vec<&str> = rest.split_whitespace().collect();

@@ -8,6 +8,11 @@
 //! ```
 //! The corpus (deterministic, Zipf-distributed words) is generated once into `--dir` and reused.
 //!
+//! Each job also runs with workers that share nothing with the coordinator: `keel mr coordinator` plus
+//! `--workers` `keel mr worker` processes without `--shared-fs`, each in a directory of its own, so inputs,
+//! map outputs and reduce outputs all cross TCP (loopback here) exactly as between machines. Its cost
+//! against `keel mr run` (shared paths) is the network path's.
+//!
 //! `--streaming` adds streaming word counts (`--mapper` / `--reducer`, Python 3 programs) against the
 //! built-in `wc` on the same corpus: one mapper line per word (the textbook program), and one that counts
 //! its split in a dictionary first (in-mapper combining, what a careful user writes).
@@ -22,9 +27,10 @@
 //! ```
 use std::collections::HashMap;
 use std::fs::{self, File};
+use std::io::{BufRead, BufReader};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -114,8 +120,10 @@ fn main() -> anyhow::Result<()> {
 
     let baseline_out = runs.join("baseline.txt");
     let started = Instant::now();
+    let cpu_before = own_cpu();
     baseline_word_count(&inputs, &baseline_out)?;
     let baseline = started.elapsed();
+    let baseline_cpu = own_cpu() - cpu_before;
     let baseline_rss = own_peak_rss_bytes();
 
     let out_dir = runs.join("mr-run");
@@ -129,13 +137,20 @@ fn main() -> anyhow::Result<()> {
     args.push("--stats-file".into());
     args.push(stats_file.display().to_string());
     args.extend(inputs.iter().map(|p| p.display().to_string()));
+    let cpu_before = children_cpu();
     let (mr_time, coordinator_rss) = timed(&options.keel, &args)?;
+    let mr_cpu = children_cpu() - cpu_before;
     let stats = fs::read_to_string(&stats_file)?;
     let worker_rss: u64 = stats
         .lines()
         .find_map(|l| l.strip_prefix("worker_peak_rss_bytes "))
         .and_then(|v| v.trim().parse().ok())
         .context("no worker peak in the stats file")?;
+
+    let nothing_out = runs.join("mr-shared-nothing");
+    let cpu_before = children_cpu();
+    let nothing = shared_nothing(options.workers, &options.keel, &runs, &nothing_out, &[], &inputs)?;
+    let nothing_cpu = children_cpu() - cpu_before;
 
     let seq_out = runs.join("seq.txt");
     let mut args: Vec<String> = ["mr", "seq", "--app", "wc", "--output"].iter().map(|s| s.to_string()).collect();
@@ -151,6 +166,10 @@ fn main() -> anyhow::Result<()> {
         mr_text.push_str(&fs::read_to_string(entry?.path())?);
     }
     ensure!(sorted_lines(&mr_text) == reference, "keel mr run output differs from the baseline");
+    ensure!(
+        sorted_lines(&outputs_of(&nothing_out)?) == reference,
+        "the shared-nothing output differs from the baseline"
+    );
 
     let ratio = |d: Duration| d.as_secs_f64() / baseline.as_secs_f64();
     println!("outputs identical: yes ({} distinct words)", reference.len());
@@ -170,6 +189,38 @@ fn main() -> anyhow::Result<()> {
         format!("{} worker", format_bytes(worker_rss))
     );
     println!("{:<34} {:>9} {:>9} {:>14}", "  (coordinator process)", "", "", format_bytes(coordinator_rss));
+    println!(
+        "{:<34} {:>9.2} {:>9.2} {:>14}",
+        format!("sharing nothing, {} workers", options.workers),
+        nothing.wall.as_secs_f64(),
+        ratio(nothing.wall),
+        format!("{} worker", format_bytes(nothing.worker_rss_bytes))
+    );
+    println!(
+        "{:<34} {:>9} {:>9} {:>14}",
+        "  (coordinator process)",
+        "",
+        "",
+        format_bytes(nothing.coordinator_rss_bytes)
+    );
+    println!(
+        "CPU s (user + system, all processes): baseline {:.2}, mr run {:.2}, sharing nothing {:.2}",
+        baseline_cpu.as_secs_f64(),
+        mr_cpu.as_secs_f64(),
+        nothing_cpu.as_secs_f64()
+    );
+    println!(
+        "network path: {:+.2} s wall ({:+.0}%) and {:+.2} CPU s ({:.2} vs {:.2}; {:+.0}%) against mr run, for {} of \
+         input and {} of map output over TCP",
+        nothing.wall.as_secs_f64() - mr_time.as_secs_f64(),
+        (nothing.wall.as_secs_f64() / mr_time.as_secs_f64() - 1.0) * 100.0,
+        nothing_cpu.as_secs_f64() - mr_cpu.as_secs_f64(),
+        nothing_cpu.as_secs_f64(),
+        mr_cpu.as_secs_f64(),
+        (nothing_cpu.as_secs_f64() / mr_cpu.as_secs_f64() - 1.0) * 100.0,
+        format_bytes(stat_of(&nothing.stats, "input_bytes")),
+        format_bytes(stat_of(&nothing.stats, "intermediate_bytes"))
+    );
     println!(
         "{:<34} {:>9.2} {:>9.2} {:>14}",
         "keel mr seq --app wc",
@@ -288,19 +339,24 @@ fn small_files(options: &Options) -> anyhow::Result<()> {
     args.push("--output".into());
     args.push(out_dir.display().to_string());
     args.extend(inputs.iter().map(|p| p.display().to_string()));
+    let cpu_before = children_cpu();
     let (mr_time, _) = timed(&options.keel, &args)?;
+    let mr_cpu = children_cpu() - cpu_before;
     let seq_out = runs.join("seq.txt");
     let mut args: Vec<String> = ["mr", "seq", "--app", "wc", "--output"].iter().map(|s| s.to_string()).collect();
     args.push(seq_out.display().to_string());
     args.extend(inputs.iter().map(|p| p.display().to_string()));
     let (seq_time, _) = timed(&options.keel, &args)?;
-    let mut mr_text = String::new();
-    for entry in fs::read_dir(&out_dir)? {
-        mr_text.push_str(&fs::read_to_string(entry?.path())?);
-    }
+    let nothing_out = runs.join("mr-shared-nothing");
+    let extra = ["--reduces".to_string(), reduces.clone()];
+    let cpu_before = children_cpu();
+    let nothing = shared_nothing(options.workers, &options.keel, &runs, &nothing_out, &extra, &inputs)?;
+    let nothing_cpu = children_cpu() - cpu_before;
+    let reference = sorted_lines(&fs::read_to_string(&seq_out)?);
+    ensure!(sorted_lines(&outputs_of(&out_dir)?) == reference, "keel mr run output differs from keel mr seq");
     ensure!(
-        sorted_lines(&mr_text) == sorted_lines(&fs::read_to_string(&seq_out)?),
-        "keel mr run output differs from keel mr seq"
+        sorted_lines(&outputs_of(&nothing_out)?) == reference,
+        "the shared-nothing output differs from keel mr seq"
     );
     println!(
         "small files: {SMALL_FILES_COUNT} files of {} , {SMALL_FILES_REDUCES} reduces, {} workers; outputs identical",
@@ -308,14 +364,105 @@ fn small_files(options: &Options) -> anyhow::Result<()> {
         options.workers
     );
     println!(
-        "  keel mr run: {:.2} s ({:.2} ms per map task)",
+        "  keel mr run: {:.2} s ({:.2} ms per map task), {:.2} CPU s",
         mr_time.as_secs_f64(),
-        mr_time.as_secs_f64() * 1e3 / SMALL_FILES_COUNT as f64
+        mr_time.as_secs_f64() * 1e3 / SMALL_FILES_COUNT as f64,
+        mr_cpu.as_secs_f64()
+    );
+    println!(
+        "  sharing nothing ({} workers, coordinator + worker processes): {:.2} s ({:.2} ms per map task), {:.2} CPU s",
+        options.workers,
+        nothing.wall.as_secs_f64(),
+        nothing.wall.as_secs_f64() * 1e3 / SMALL_FILES_COUNT as f64,
+        nothing_cpu.as_secs_f64()
     );
     println!("  keel mr seq: {:.2} s", seq_time.as_secs_f64());
     let met = mr_time <= SMALL_FILES_TARGET;
     println!("target (mr run <= {:.0} s): {}", SMALL_FILES_TARGET.as_secs_f64(), if met { "met" } else { "MISSED" });
     Ok(())
+}
+
+/// What a shared-nothing run measured.
+struct SharedNothing {
+    wall: Duration,
+    coordinator_rss_bytes: u64,
+    worker_rss_bytes: u64,
+    stats: String,
+}
+
+/// Runs the wc job as `keel mr coordinator` plus `workers` `keel mr worker` processes that share nothing with
+/// it (no `--shared-fs`), each started in a directory of its own under `runs` (their scratch there too).
+/// Timed from the coordinator's start to its exit, as `mr run` is.
+fn shared_nothing(
+    workers: usize,
+    keel: &Path,
+    runs: &Path,
+    out_dir: &Path,
+    extra: &[String],
+    inputs: &[PathBuf],
+) -> anyhow::Result<SharedNothing> {
+    let stats_file = runs.join("shared-nothing-stats.txt");
+    let started = Instant::now();
+    let mut coordinator = Command::new(keel)
+        .args(["mr", "coordinator", "--listen", "127.0.0.1:0", "--app", "wc", "--output"])
+        .arg(out_dir)
+        .arg("--stats-file")
+        .arg(&stats_file)
+        .args(extra)
+        .args(inputs)
+        .env("KEEL_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let stdout = coordinator.stdout.take().context("the coordinator's stdout")?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    let address = line.split_whitespace().skip_while(|w| *w != "on").nth(1).context("no address announced")?;
+    let mut children: Vec<Child> = Vec::new();
+    for w in 0..workers {
+        let dir = runs.join(format!("worker-{w}"));
+        fs::create_dir_all(&dir)?;
+        children.push(
+            Command::new(keel)
+                .args(["mr", "worker", "--coordinator", address, "--scratch-dir"])
+                .arg(&dir)
+                .current_dir(&dir)
+                .env("KEEL_LOG", "warn")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .spawn()?,
+        );
+    }
+    let (mut coordinator_rss, mut worker_rss) = (0, 0);
+    loop {
+        if let Some(status) = coordinator.try_wait()? {
+            ensure!(status.success(), "the shared-nothing coordinator failed: {status}");
+            break;
+        }
+        coordinator_rss = coordinator_rss.max(peak_rss_bytes_of(coordinator.id()).unwrap_or(0));
+        for child in &children {
+            worker_rss = worker_rss.max(peak_rss_bytes_of(child.id()).unwrap_or(0));
+        }
+        thread::sleep(SAMPLE_EVERY);
+    }
+    let wall = started.elapsed();
+    for mut child in children {
+        let _ = child.wait();
+    }
+    let stats = fs::read_to_string(&stats_file)?;
+    Ok(SharedNothing { wall, coordinator_rss_bytes: coordinator_rss, worker_rss_bytes: worker_rss, stats })
+}
+
+fn outputs_of(dir: &Path) -> anyhow::Result<String> {
+    let mut text = String::new();
+    for entry in fs::read_dir(dir)? {
+        text.push_str(&fs::read_to_string(entry?.path())?);
+    }
+    Ok(text)
+}
+
+fn stat_of(stats: &str, key: &str) -> u64 {
+    stats.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok()).unwrap_or(0)
 }
 
 /// Generates the corpus unless a previous run left the same one.
@@ -379,6 +526,28 @@ fn timed(keel: &Path, args: &[String]) -> anyhow::Result<(Duration, u64)> {
         thread::sleep(SAMPLE_EVERY);
     }
     Ok((started.elapsed(), peak))
+}
+
+/// CPU time (user + system) of every child process this program has waited for, and their waited-for
+/// descendants: the difference around a run is what that run's processes burnt, a figure a busy machine
+/// disturbs far less than wall time.
+fn children_cpu() -> Duration {
+    cpu_of(libc::RUSAGE_CHILDREN)
+}
+
+/// CPU time of this process so far (the baseline runs in it).
+fn own_cpu() -> Duration {
+    cpu_of(libc::RUSAGE_SELF)
+}
+
+fn cpu_of(who: libc::c_int) -> Duration {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(who, &mut usage) } != 0 {
+        return Duration::ZERO;
+    }
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    time(usage.ru_utime) + time(usage.ru_stime)
 }
 
 fn sorted_lines(text: &str) -> Vec<String> {

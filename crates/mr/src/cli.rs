@@ -148,6 +148,20 @@ pub struct WorkerArgs {
     /// Only work for this job (the id the coordinator prints).
     #[arg(long)]
     pub job: Option<JobId>,
+    /// This worker sees the coordinator's files (inputs, work and output directories) at the same paths,
+    /// as `mr run`'s workers do: read and write them directly. Without it the worker shares nothing with
+    /// the coordinator: it reads inputs from the coordinator, keeps map outputs in its scratch directory and
+    /// serves them to reducers, and sends reduce output back to the coordinator.
+    #[arg(long)]
+    pub shared_fs: bool,
+    /// Without --shared-fs: where this worker keeps map outputs and fetched reduce inputs (a directory of
+    /// its own is made inside and removed when it exits). Default: the system's temporary directory.
+    #[arg(long, value_name = "DIR")]
+    pub scratch_dir: Option<PathBuf>,
+    /// Without --shared-fs: the address to serve map outputs to reducers on, announced to the coordinator.
+    /// Default: this machine's address towards the coordinator, a free port.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub data_listen: Option<String>,
     /// Set by `mr run` for the workers it starts: a failed job's reason is printed once, by `mr run`, not
     /// again by every worker.
     #[arg(long, hide = true)]
@@ -231,7 +245,13 @@ pub fn run_with_apps(command: MrCommand, apps: &AppRegistry, worker_command: &[&
         }
         MrCommand::Worker(args) => {
             init_logging("info");
-            let options = WorkerOptions { coordinator: args.coordinator, job: args.job };
+            let options = WorkerOptions {
+                coordinator: args.coordinator,
+                job: args.job,
+                shared_fs: args.shared_fs,
+                scratch_dir: args.scratch_dir,
+                data_listen: args.data_listen,
+            };
             match run_worker(&options, apps)? {
                 WorkerExit::JobDone | WorkerExit::CoordinatorGone => Ok(()),
                 WorkerExit::JobFailed(_) if args.supervised => Ok(()),

@@ -3,8 +3,9 @@
 //! One thread accepts connections, one thread per worker connection answers its requests, and the caller's
 //! thread ([`Coordinator::run`]) waits for the job to end, publishes the output and cleans up. All decisions
 //! are the task table's; this file only does the I/O they call for:
-//! - `Verdict::Commit`: rename the attempt's files into their committed place and fsync the directory
-//!   (outside the lock), then tell the table how it went.
+//! - `Verdict::Commit`: rename the attempt's files into their committed place (or, for a map held by a
+//!   worker that shares nothing, record where it is) and journal it (outside the lock), then tell the table
+//!   how it went.
 //! - `Verdict::Retry` / `JobFailed`, and `Verdict::Ignore` when its reason says so: remove that attempt's
 //!   files (never those of the attempt being committed).
 //! - an attempt timed out: warn the user (the table doubles the task's timeout, and fails the job when one
@@ -30,12 +31,13 @@ use crate::app::AppRegistry;
 use crate::counters::Counters;
 use crate::input::{InputSplit, plan_splits};
 use crate::journal::{Journal, JournalRecord, JournaledJob, journal_path};
-use crate::layout::{Layout, output_name, sync_dir};
+use crate::layout::{Layout, output_name};
 use crate::map_file::locate_partition;
 use crate::output_lock::{LOCK_FILE_NAME, OutputLock};
 use crate::protocol::{
-    Assignment, Hello, HelloReply, JobId, JobSpec, PROTOCOL_MAGIC, PROTOCOL_VERSION, Reply, Report, ReportedOutcome,
-    Request, SplitSpec,
+    Assignment, CHUNK_BYTES_MAX, Chunk, HELD_OUTPUTS_PER_REGISTER_MAX, Hello, HelloReply, JobId, JobSpec,
+    MAP_OUTPUTS_PER_REPLY_MAX, MapOutputAt, PROTOCOL_MAGIC, PROTOCOL_VERSION, Registration, Reply, Report,
+    ReportedOutcome, Request, SplitSpec, TaskStats,
 };
 use crate::publish::publish_outputs;
 use crate::status::{
@@ -45,8 +47,8 @@ use crate::status::{
 use crate::status_http::StatusServer;
 use crate::streaming::StreamingSpec;
 use crate::task_table::{
-    AttemptId, BACKUP_SLOWER_THAN_MEDIAN_FACTOR, JobStatus, Next, Outcome, TIMEOUTS_PER_TASK_MAX, TaskCounts, TaskId,
-    TaskState, TaskTable, Verdict,
+    AttemptId, BACKUP_SLOWER_THAN_MEDIAN_FACTOR, JobStatus, LossCause, Next, Outcome, TIMEOUTS_PER_TASK_MAX,
+    TaskCounts, TaskId, TaskState, TaskTable, Verdict,
 };
 use crate::units::format_bytes;
 use crate::wire::{self, WireError};
@@ -84,6 +86,10 @@ pub const SPLIT_SIZE_BYTES_MAX: u64 = 1 << 30;
 const FAILPOINT_ENV: &str = "KEEL_MR_FAILPOINT";
 const FAILPOINT_ABORT_BEFORE_PUBLISH: &str = "abort-before-publish";
 const FAILPOINT_ABORT_AFTER_COMMITS: &str = "abort-after-commits=";
+/// A resumed coordinator whose journal lists map outputs held by workers (that share nothing) hands out no
+/// task for this long after it starts, so that those workers, which reconnect every 100 ms, can announce
+/// what they hold before the maps would be run again.
+const CLAIM_GRACE: Duration = Duration::from_secs(2);
 /// Name prefix of the job's scratch directories inside the output directory.
 const SCRATCH_PREFIX: &str = ".keel-";
 
@@ -139,6 +145,21 @@ struct Connection {
     running: Option<(TaskId, AttemptId)>,
     /// For the status page; `None` until the peer's handshake made it a worker.
     worker: Option<WorkerRecord>,
+    /// Where a worker that shares nothing serves its map outputs (from its `Register`); `None` for a
+    /// shared-file-system worker.
+    data_address: Option<String>,
+}
+
+/// Where a committed map output lives when workers share nothing: on the worker of connection
+/// `connection`, serving at `address`. The task table's `Done { attempt }` says which attempt is official.
+/// `stats` are what its commit added to the job's totals, taken back if it is lost (its map's next commit
+/// adds them again).
+#[derive(Clone, Debug)]
+struct MapHome {
+    attempt: AttemptId,
+    connection: u64,
+    address: String,
+    stats: TaskStats,
 }
 
 /// What the status page shows of one worker.
@@ -179,6 +200,15 @@ struct State {
     departed: Recent<WorkerRecord>,
     reexecution_log: Recent<ReexecutionEvent>,
     history: History,
+    /// Whether the job's workers share nothing (`Some(true)`) or the file system (`Some(false)`): fixed by
+    /// the first worker to register, since a reducer of one kind cannot read the other kind's map outputs.
+    shares_nothing: Option<bool>,
+    /// Per map: where its committed output is, when workers share nothing.
+    map_homes: Vec<Option<MapHome>>,
+    /// A resumed job's map commits (from the journal) whose outputs are not in the work directory: held by
+    /// workers that share nothing, if they are still alive. Kept when such a worker announces it holds that
+    /// very attempt; run again otherwise.
+    unclaimed: HashMap<u32, (AttemptId, TaskStats)>,
 }
 
 struct Shared {
@@ -417,6 +447,7 @@ impl Coordinator {
         table.start_run(run);
         let layout = Layout { work_dir: work_dir.clone(), staging_dir: staging_dir.clone() };
         let mut restored = 0;
+        let mut unclaimed = HashMap::new();
         for record in committed {
             let JournalRecord::Committed { task, attempt, stats } = record else { continue };
             let kept = match task {
@@ -425,6 +456,11 @@ impl Coordinator {
                 }
                 TaskId::Reduce(r) => layout.reduce_committed(r).is_file(),
             };
+            if let (false, TaskId::Map(m)) = (kept, task) {
+                // Perhaps on a worker that shares nothing: kept if it says it holds it (see `register_worker`).
+                unclaimed.insert(m, (attempt, stats));
+                continue;
+            }
             if !kept {
                 warn!(
                     "{task} was committed before the coordinator restarted, but its output is gone; running it again"
@@ -435,6 +471,15 @@ impl Coordinator {
                 table.restore_done(task, attempt);
                 add_committed_stats(&mut totals, task, &stats)
                     .with_context(|| format!("the journal's record of {task}"))?;
+                restored += 1;
+            }
+        }
+        if *table.status() == JobStatus::Succeeded {
+            // Every reduce is committed: the map outputs, wherever they are, are needed no more.
+            for (m, (attempt, stats)) in std::mem::take(&mut unclaimed) {
+                table.restore_done(TaskId::Map(m), attempt);
+                add_committed_stats(&mut totals, TaskId::Map(m), &stats)
+                    .with_context(|| format!("the journal's record of map task {m}"))?;
                 restored += 1;
             }
         }
@@ -453,6 +498,9 @@ impl Coordinator {
                 departed: Recent::new(DEPARTED_WORKERS_SHOWN_MAX),
                 reexecution_log: Recent::new(REEXECUTIONS_SHOWN_MAX),
                 history: History::default(),
+                shares_nothing: None,
+                map_homes: vec![None; map_tasks as usize],
+                unclaimed,
             }),
             changed: Condvar::new(),
             started: Instant::now(),
@@ -609,6 +657,7 @@ fn status_of(shared: &Shared, state: &State) -> StatusSnapshot {
             failed_attempts: counts.failed_attempts,
             backups: counts.backups,
             backup_wins: counts.backup_wins,
+            lost_map_outputs: counts.lost_map_outputs,
         },
         recent_reexecutions: state.reexecution_log.to_vec(),
         input_bytes_total: shared.total_input_bytes,
@@ -843,6 +892,19 @@ fn serve(shared: &Shared, stream: TcpStream, peer: SocketAddr) {
                 state.reexecution_log.push(event);
             }
         }
+        if let Some(address) = &connection.data_address {
+            // Its map outputs went with it (the paper's section 3.3): run those maps again.
+            let held: Vec<(u32, AttemptId)> = state
+                .map_homes
+                .iter()
+                .enumerate()
+                .filter_map(|(m, home)| home.as_ref().filter(|h| h.connection == id).map(|h| (m as u32, h.attempt)))
+                .collect();
+            for (map, attempt) in held {
+                let detail = format!("worker {peer}, which served it at {address}, disconnected");
+                lose_map_output(shared, &mut state, (map, attempt), LossCause::WorkerGone, detail);
+            }
+        }
         if let Some(mut worker) = connection.worker {
             worker.left = Some(now);
             state.departed.push(worker);
@@ -858,7 +920,8 @@ fn register(shared: &Shared, stream: &TcpStream) -> io::Result<u64> {
     let mut state = shared.lock();
     let id = state.next_connection;
     state.next_connection += 1;
-    state.connections.insert(id, Connection { stream: clone, told_to_exit: false, running: None, worker: None });
+    let connection = Connection { stream: clone, told_to_exit: false, running: None, worker: None, data_address: None };
+    state.connections.insert(id, connection);
     Ok(id)
 }
 
@@ -897,9 +960,12 @@ fn serve_connection(shared: &Shared, id: u64, stream: TcpStream, peer: SocketAdd
             }
             Request::Report(report) => {
                 set_running(shared, id, None);
-                handle_report(shared, report, id, peer);
-                Reply::Ack
+                handle_report(shared, report, id, peer)
             }
+            Request::Register(registration) => register_worker(shared, id, peer, registration),
+            Request::ReadInput { task, attempt, offset } => read_input(shared, task, attempt, offset),
+            Request::MapOutputs { first_map } => map_outputs(shared, first_map),
+            Request::PutOutput { task, attempt, chunk } => put_output(shared, id, task, attempt, &chunk),
         };
         wire::send(&mut writer, &reply)?;
         if let Reply::Exit { .. } = reply {
@@ -951,7 +1017,9 @@ fn next_task(shared: &Shared, peer: SocketAddr) -> Reply {
             return Reply::Exit { failure: finished.clone().err() };
         }
         tick(shared, &mut state);
-        match state.table.request(shared.now()) {
+        let claims_pending = !state.unclaimed.is_empty() && shared.now() < CLAIM_GRACE;
+        let next = if claims_pending { Next::Wait } else { state.table.request(shared.now()) };
+        match next {
             Next::Run { task, attempt } => {
                 let input = match task {
                     TaskId::Map(m) => state.splits.get(m as usize).map(split_spec),
@@ -998,8 +1066,15 @@ fn split_spec(split: &InputSplit) -> SplitSpec {
     }
 }
 
-fn handle_report(shared: &Shared, report: Report, connection: u64, peer: SocketAddr) {
+/// Takes a report in; the answer is `Ack` for a shared-file-system worker, and for one that shares nothing
+/// whether its attempt is the committed one (a map worker then serves its output, or deletes it).
+fn handle_report(shared: &Shared, report: Report, connection: u64, peer: SocketAddr) -> Reply {
     let Report { task, attempt, outcome } = report;
+    let data_address = shared.lock().connections.get(&connection).and_then(|c| c.data_address.clone());
+    if let ReportedOutcome::InputLost { map, map_attempt, reason } = &outcome {
+        input_lost(shared, task, attempt, (*map, *map_attempt), reason, peer);
+        return Reply::Ack;
+    }
     let (stats, outcome) = match outcome {
         ReportedOutcome::Succeeded(stats) => match stats.counters.validate() {
             Ok(()) => (Some(stats), Outcome::Succeeded),
@@ -1008,6 +1083,7 @@ fn handle_report(shared: &Shared, report: Report, connection: u64, peer: SocketA
             Err(e) => (None, Outcome::Failed { permanent: true, error: format!("reported counters: {e}") }),
         },
         ReportedOutcome::Failed { permanent, error } => (None, Outcome::Failed { permanent, error }),
+        ReportedOutcome::InputLost { .. } => unreachable!("handled above"),
     };
     let failure = match &outcome {
         Outcome::Failed { error, .. } => Some(error.clone()),
@@ -1041,7 +1117,7 @@ fn handle_report(shared: &Shared, report: Report, connection: u64, peer: SocketA
     match verdict {
         Verdict::Commit { task } => {
             let journaled = stats.clone().unwrap_or_default();
-            let result = commit(shared, task, attempt)
+            let result = commit(shared, task, attempt, data_address.is_some(), &journaled)
                 .and_then(|()| journal_commit(shared, task, attempt, journaled))
                 .map_err(|e| format!("{e:#}"));
             if let Err(e) = &result {
@@ -1050,17 +1126,23 @@ fn handle_report(shared: &Shared, report: Report, connection: u64, peer: SocketA
             }
             let mut state = shared.lock();
             if result.is_ok()
-                && let Some(stats) = stats
+                && let Some(stats) = &stats
             {
                 // The only place counters enter the totals: the attempt being committed, once (or its
                 // journal record, once, when a resumed coordinator keeps it).
-                if let Err(e) = add_committed_stats(&mut state.totals, task, &stats) {
+                if let Err(e) = add_committed_stats(&mut state.totals, task, stats) {
                     state.table.fail(format!("{task} {attempt}: {e}"));
                 }
                 if let Some(worker) = state.connections.get_mut(&connection).and_then(|c| c.worker.as_mut()) {
                     worker.tasks_done += 1;
                     worker.input_bytes += stats.input_bytes;
                 }
+            }
+            if let (Ok(()), TaskId::Map(m), Some(address)) = (&result, task, &data_address)
+                && let Some(home) = state.map_homes.get_mut(m as usize)
+            {
+                let stats = stats.clone().unwrap_or_default();
+                *home = Some(MapHome { attempt, connection, address: address.clone(), stats });
             }
             state.table.commit_finished(task, attempt, result);
             debug!("{task} {attempt} committed");
@@ -1077,6 +1159,222 @@ fn handle_report(shared: &Shared, report: Report, connection: u64, peer: SocketA
         Verdict::Retry { .. } | Verdict::JobFailed { .. } => remove_attempt_files(shared, task, attempt),
     }
     shared.changed.notify_all();
+    if data_address.is_none() {
+        return Reply::Ack;
+    }
+    let committed = matches!(
+        shared.lock().table.state(task),
+        Some(TaskState::Done { attempt: a } | TaskState::Committing { attempt: a }) if a == attempt
+    );
+    Reply::Reported { committed }
+}
+
+/// A reducer could not fetch map `map`'s output (`map_attempt`'s): if that is still the map's official
+/// output, the map runs again. The reduce attempt is released either way (it will run again once every map
+/// output is back), not failed.
+fn input_lost(
+    shared: &Shared,
+    task: TaskId,
+    attempt: AttemptId,
+    (map, map_attempt): (u32, AttemptId),
+    reason: &str,
+    peer: SocketAddr,
+) {
+    if !matches!(task, TaskId::Reduce(_)) {
+        warn!("worker {peer} reported a lost input for {task} {attempt}, which is not a reduce; ignored");
+        return;
+    }
+    {
+        let mut state = shared.lock();
+        let detail = format!("reducer {peer} ({task} {attempt}) could not fetch it: {reason}");
+        // Its holder may have died a moment ago without the coordinator knowing yet; then the loss is the
+        // dead worker's, counted as such when its connection closes (this call changes nothing then).
+        let holder_alive = state.map_homes.get(map as usize).and_then(Option::as_ref).is_some_and(|home| {
+            state.connections.get(&home.connection).is_some_and(|c| c.data_address.as_deref() == Some(&home.address))
+        });
+        let cause = if holder_alive { LossCause::Unreadable } else { LossCause::WorkerGone };
+        lose_map_output(shared, &mut state, (map, map_attempt), cause, detail);
+        state.table.release(task, attempt);
+    }
+    remove_attempt_files(shared, task, attempt);
+    shared.changed.notify_all();
+}
+
+/// Map `map`'s official output, `attempt`'s, is gone: the task table makes the map idle again (unless that
+/// was known already, or it is not the official attempt), and the user and the status page hear why.
+fn lose_map_output(
+    shared: &Shared,
+    state: &mut State,
+    (map, attempt): (u32, AttemptId),
+    cause: LossCause,
+    detail: String,
+) {
+    if !state.table.map_output_lost(map, attempt, cause) {
+        return;
+    }
+    if let Some(home) = state.map_homes.get_mut(map as usize).and_then(Option::take) {
+        // The totals count each task's committed attempt once: the map's next commit adds its figures again.
+        subtract_committed_stats(&mut state.totals, &home.stats);
+    }
+    warn!("map task {map}'s output ({attempt}) is lost: {detail}; running the map again");
+    let event =
+        ReexecutionEvent::new(shared.now(), TaskId::Map(map).to_string(), attempt.to_string(), "lost output", detail);
+    state.reexecution_log.push(event);
+}
+
+/// A worker says how it works: sharing the file system or nothing (then where it serves map outputs, and
+/// which committed map outputs it holds, for a coordinator that was restarted). A held output is kept if the
+/// journal has that very attempt on record for its map and the map has not run again since; every other one
+/// is for the worker to delete.
+fn register_worker(shared: &Shared, id: u64, peer: SocketAddr, registration: Registration) -> Reply {
+    let Registration { data_address, held } = registration;
+    if held.len() > HELD_OUTPUTS_PER_REGISTER_MAX {
+        return Reply::Error {
+            reason: format!("{} held outputs announced, at most {HELD_OUTPUTS_PER_REGISTER_MAX}", held.len()),
+        };
+    }
+    let shares_nothing = data_address.is_some();
+    let mut state = shared.lock();
+    match state.shares_nothing {
+        None => state.shares_nothing = Some(shares_nothing),
+        Some(mode) if mode != shares_nothing => {
+            let (this, job) = if shares_nothing {
+                ("shares nothing (no --shared-fs)", "share the coordinator's file system (--shared-fs)")
+            } else {
+                ("shares the file system (--shared-fs)", "share nothing (started without --shared-fs)")
+            };
+            return Reply::Error {
+                reason: format!(
+                    "this worker {this}, but this job's workers {job}; a job's reducers read map outputs one way                      only: start every worker of a job the same way"
+                ),
+            };
+        }
+        Some(_) => {}
+    }
+    if let Some(connection) = state.connections.get_mut(&id) {
+        connection.data_address = data_address.clone();
+    }
+    let mut drop = Vec::new();
+    for output in held {
+        let m = output.map;
+        let claimable = state.unclaimed.get(&m).is_some_and(|(a, _)| *a == output.attempt)
+            && state.table.state(TaskId::Map(m)) == Some(TaskState::Idle);
+        let (Some(address), true) = (&data_address, claimable) else {
+            drop.push(output);
+            continue;
+        };
+        state.table.restore_done(TaskId::Map(m), output.attempt);
+        if state.table.state(TaskId::Map(m)) != Some(TaskState::Done { attempt: output.attempt }) {
+            drop.push(output);
+            continue;
+        }
+        let Some((_, stats)) = state.unclaimed.remove(&m) else {
+            drop.push(output);
+            continue;
+        };
+        if let Err(e) = add_committed_stats(&mut state.totals, TaskId::Map(m), &stats) {
+            state.table.fail(format!("the journal's record of map task {m}: {e}"));
+        }
+        state.totals.restored_tasks += 1;
+        let home = MapHome { attempt: output.attempt, connection: id, address: address.clone(), stats };
+        state.map_homes[m as usize] = Some(home);
+        info!(
+            "map task {m}: keeping {} held by worker {peer} (committed before the coordinator restarted)",
+            output.attempt
+        );
+    }
+    shared.changed.notify_all();
+    Reply::Registered { drop }
+}
+
+/// A chunk of a map attempt's split, for a worker that cannot read the input itself.
+fn read_input(shared: &Shared, task: TaskId, attempt: AttemptId, offset: u64) -> Reply {
+    let TaskId::Map(m) = task else {
+        return Reply::Stop { reason: format!("{task} has no input split") };
+    };
+    let split = {
+        let state = shared.lock();
+        if !state.table.is_live(task, attempt) {
+            return Reply::Stop { reason: format!("{task} {attempt} is no longer needed") };
+        }
+        match state.splits.get(m as usize) {
+            Some(split) => split.clone(),
+            None => return Reply::Stop { reason: format!("{task} does not exist") },
+        }
+    };
+    if offset >= split.len {
+        return Reply::Stop {
+            reason: format!("offset {offset} is past the end of {task}'s split ({} bytes)", split.len),
+        };
+    }
+    let n = (split.len - offset).min(CHUNK_BYTES_MAX as u64) as usize;
+    let mut data = vec![0u8; n];
+    let read = fs::File::open(&split.path).and_then(|file| {
+        use std::os::unix::fs::FileExt;
+        file.read_exact_at(&mut data, split.offset + offset)
+    });
+    match read {
+        Ok(()) => Reply::InputChunk(Chunk::new(offset, data)),
+        Err(e) => Reply::Stop {
+            reason: format!("the coordinator cannot read input {} at byte {}: {e}", split.name, split.offset + offset),
+        },
+    }
+}
+
+/// Where the map outputs from `first_map` on are (a page of them).
+fn map_outputs(shared: &Shared, first_map: u32) -> Reply {
+    let state = shared.lock();
+    let end = (first_map as usize).saturating_add(MAP_OUTPUTS_PER_REPLY_MAX).min(state.map_homes.len());
+    let outputs = (first_map as usize..end)
+        .map(|m| {
+            let location = match (state.table.state(TaskId::Map(m as u32)), &state.map_homes[m]) {
+                (Some(TaskState::Done { attempt }), Some(home)) if home.attempt == attempt => {
+                    Some((attempt, home.address.clone()))
+                }
+                _ => None,
+            };
+            MapOutputAt { map: m as u32, location }
+        })
+        .collect();
+    Reply::MapOutputs { outputs }
+}
+
+/// A piece of a reduce attempt's output from a worker that shares nothing: written into the staging
+/// directory under the attempt's name, exactly as a shared-file-system worker would have. Only the attempt
+/// this connection is running may write, and only in order.
+fn put_output(shared: &Shared, id: u64, task: TaskId, attempt: AttemptId, chunk: &Chunk) -> Reply {
+    use std::os::unix::fs::FileExt;
+    let TaskId::Reduce(r) = task else {
+        return Reply::Stop { reason: format!("{task} has no output to send") };
+    };
+    let running = shared.lock().connections.get(&id).and_then(|c| c.running);
+    if running != Some((task, attempt)) {
+        return Reply::Stop { reason: format!("{task} {attempt} is not this worker's current attempt") };
+    }
+    if let Err(e) = chunk.check() {
+        return Reply::Stop { reason: format!("{task} {attempt}'s output: {e}") };
+    }
+    let path = shared.layout.reduce_attempt_output(attempt, r);
+    let written = (|| -> io::Result<()> {
+        let file = if chunk.offset == 0 {
+            fs::File::create(&path)?
+        } else {
+            let file = fs::OpenOptions::new().write(true).open(&path)?;
+            let len = file.metadata()?.len();
+            if len != chunk.offset {
+                return Err(io::Error::other(format!(
+                    "chunk at offset {} but {len} bytes received so far",
+                    chunk.offset
+                )));
+            }
+            file
+        };
+        file.write_all_at(&chunk.data, chunk.offset)
+    })();
+    match written {
+        Ok(()) => Reply::Ack,
+        Err(e) => Reply::Stop { reason: format!("the coordinator cannot write {}: {e}", path.display()) },
+    }
 }
 
 /// Moves the attempt's files to their committed names with one rename per task. A map attempt's file must
@@ -1084,9 +1382,17 @@ fn handle_report(shared: &Shared, report: Report, connection: u64, peer: SocketA
 /// means a worker that reports success without its output cannot get a task marked done. A map's rename
 /// is not fsynced (its output is recomputable, see [`crate::map_file`]); a reduce's is, since its output
 /// is the job's result.
-fn commit(shared: &Shared, task: TaskId, attempt: AttemptId) -> anyhow::Result<()> {
+fn commit(
+    shared: &Shared,
+    task: TaskId,
+    attempt: AttemptId,
+    shares_nothing: bool,
+    stats: &TaskStats,
+) -> anyhow::Result<()> {
     let layout = &shared.layout;
     match task {
+        // The output stays on its worker, which serves it; the caller records where.
+        TaskId::Map(_) if shares_nothing => {}
         TaskId::Map(m) => {
             let file = layout.attempt_map_file(attempt);
             let partitions = shared.job.reduce_tasks;
@@ -1098,8 +1404,21 @@ fn commit(shared: &Shared, task: TaskId, attempt: AttemptId) -> anyhow::Result<(
         }
         TaskId::Reduce(r) => {
             let (from, to) = (layout.reduce_attempt_output(attempt, r), layout.reduce_committed(r));
+            // Whole, and durable before its name is: a worker that shares nothing sent it in pieces and left
+            // the fsync to the coordinator; one that shares the file system fsynced it.
+            let file = fs::File::open(&from).with_context(|| format!("opening {}", from.display()))?;
+            let len = file.metadata().with_context(|| format!("reading {}", from.display()))?.len();
+            if len != stats.output_bytes {
+                bail!("{} holds {len} bytes, but the worker reported {}", from.display(), stats.output_bytes);
+            }
+            if shares_nothing {
+                file.sync_all().with_context(|| format!("syncing {}", from.display()))?;
+            }
+            // The rename is not fsynced on its own: the commit's journal record is (on ext4 that commits the
+            // rename along), and if a power cut still loses it, the resumed coordinator finds the output
+            // missing and runs the reduce again; the publish fsyncs the names users see. One fsync fewer per
+            // reduce, each several milliseconds on a busy disk, in every reduce's critical path.
             fs::rename(&from, &to).with_context(|| format!("renaming {} to {}", from.display(), to.display()))?;
-            sync_dir(&layout.staging_dir).with_context(|| format!("syncing {}", layout.staging_dir.display()))?;
         }
     }
     Ok(())
@@ -1123,6 +1442,14 @@ fn add_committed_stats(
     totals.counters.add_all(&stats.counters)
 }
 
+/// Takes a lost map output's figures back out of the job's totals (see [`MapHome`]).
+fn subtract_committed_stats(totals: &mut JobSummary, stats: &TaskStats) {
+    totals.input_bytes = totals.input_bytes.saturating_sub(stats.input_bytes);
+    totals.intermediate_bytes = totals.intermediate_bytes.saturating_sub(stats.output_bytes);
+    totals.spills = totals.spills.saturating_sub(stats.spills);
+    totals.counters.subtract_all(&stats.counters);
+}
+
 /// Records the commit durably before anyone hears of it: a coordinator restarted after a crash keeps it.
 fn journal_commit(
     shared: &Shared,
@@ -1132,7 +1459,17 @@ fn journal_commit(
 ) -> anyhow::Result<()> {
     let mut journal = shared.journal.lock().unwrap_or_else(|p| p.into_inner());
     match journal.as_mut() {
-        Some(journal) => journal.append(&JournalRecord::Committed { task, attempt, stats })?,
+        // A map's commit is not fsynced, like its output: after a power loss the map runs again (the paper's
+        // rule for lost map outputs), while a coordinator killed any other way finds the record. A reduce's
+        // is, and with it every record before it. Thousands of small maps would otherwise wait for an fsync
+        // each (2,000 of about a millisecond on this machine, in every map's critical path).
+        Some(journal) => {
+            let record = JournalRecord::Committed { task, attempt, stats };
+            match task {
+                TaskId::Map(_) => journal.append_unsynced(&record)?,
+                TaskId::Reduce(_) => journal.append(&record)?,
+            }
+        }
         None => bail!("the job is over; {task} {attempt} is not committed"),
     }
     let commits = shared.commits_journaled.fetch_add(1, Ordering::SeqCst) + 1;

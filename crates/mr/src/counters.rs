@@ -125,6 +125,16 @@ impl Counters {
 
     /// Adds every counter of `other` to this set: how the coordinator folds a committed attempt into the
     /// job's totals. On an error nothing is changed.
+    /// Takes back what [`Counters::add_all`] added for `other` (a committed map output that was lost: its
+    /// re-executed map will add its counters again). Saturates at zero; a counter stays listed.
+    pub fn subtract_all(&mut self, other: &Counters) {
+        for (name, value) in other.iter() {
+            if let Some(current) = self.values.get_mut(name) {
+                *current = current.saturating_sub(value);
+            }
+        }
+    }
+
     pub fn add_all(&mut self, other: &Counters) -> Result<(), CounterError> {
         let mut sum = self.clone();
         for (name, value) in other.iter() {

@@ -142,7 +142,7 @@ pub fn read_whole(path: &Path) -> Result<String, InputError> {
     text(bytes, name, 0)
 }
 
-fn text(bytes: Vec<u8>, name: &str, offset: u64) -> Result<String, InputError> {
+pub fn text(bytes: Vec<u8>, name: &str, offset: u64) -> Result<String, InputError> {
     String::from_utf8(bytes).map_err(|e| InputError::NotUtf8 {
         name: name.to_string(),
         offset: offset + e.utf8_error().valid_up_to() as u64,

@@ -104,8 +104,17 @@ impl Journal {
         Ok((journal, records))
     }
 
-    /// Appends `record` and fsyncs: on return it survives a crash.
+    /// Appends `record` and fsyncs: on return it survives a crash, and so does every record before it.
     pub fn append(&mut self, record: &JournalRecord) -> Result<(), JournalError> {
+        self.append_unsynced(record)?;
+        self.file.sync_data().map_err(|source| JournalError::Io { path: self.path.clone(), source })
+    }
+
+    /// Appends `record` without an fsync: it survives the coordinator's death (the kernel has it) but not
+    /// the machine's, unless a later [`Journal::append`] syncs it along. For records whose loss only costs
+    /// work again, such as a map's commit (its output is not fsynced either). A power loss may then cut the
+    /// journal anywhere after the last synced record; the reader keeps the records before the first bad one.
+    pub fn append_unsynced(&mut self, record: &JournalRecord) -> Result<(), JournalError> {
         let body = postcard::to_allocvec(record)
             .map_err(|e| JournalError::Corrupt { path: self.path.clone(), what: format!("encoding: {e}") })?;
         if body.len() > RECORD_BYTES_MAX {
@@ -119,8 +128,7 @@ impl Journal {
         frame.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
         frame.extend_from_slice(&body);
         let io_err = |source| JournalError::Io { path: self.path.clone(), source };
-        self.file.write_all(&frame).map_err(io_err)?;
-        self.file.sync_data().map_err(io_err)
+        self.file.write_all(&frame).map_err(io_err)
     }
 
     pub fn path(&self) -> &Path {

@@ -25,6 +25,7 @@ pub mod protocol;
 pub mod publish;
 pub mod records;
 pub mod seq;
+pub mod shuffle;
 pub mod signals;
 pub mod status;
 pub mod status_http;

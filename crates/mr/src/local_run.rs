@@ -71,6 +71,8 @@ pub fn run_local(run: &LocalRun<'_>, apps: &AppRegistry) -> anyhow::Result<JobSu
     let spawn = || -> anyhow::Result<Child> {
         let mut command = Command::new(&exe);
         command.args(run.worker_command).args(["--coordinator", &address, "--job", &job, "--supervised"]);
+        // Everything is on this machine: reading and writing the job's files directly is the fast path.
+        command.arg("--shared-fs");
         if std::env::var_os("KEEL_LOG").is_none() {
             // Workers' info lines would tear the progress bar; warnings and errors still show.
             command.env("KEEL_LOG", "warn");

@@ -26,6 +26,8 @@ use crate::records::{RecordError, RecordWriter};
 pub const INDEX_MAGIC: [u8; 8] = *b"KEELMRX1";
 const ENTRY_BYTES: u64 = 20;
 const TRAILER_BYTES: u64 = 16;
+/// An entry and the trailer are read at once when at most this far apart (a page).
+const TAIL_READ_BYTES_MAX: u64 = 4096;
 /// Write buffer: one per map attempt, so generous.
 const WRITE_BUFFER_BYTES: usize = 256 * 1024;
 
@@ -131,8 +133,21 @@ pub fn locate_partition(path: &Path, partition: u32, partitions: u32) -> Result<
         return Err(RecordError::Truncated { path: path.to_path_buf() });
     };
     let trailer_offset = index_offset + index_bytes;
+    let entry_offset = index_offset + ENTRY_BYTES * u64::from(partition);
+    // The entry and the trailer in one read when they are close (a reduce reads one per map: at 2,000 maps
+    // and 50 reduces, 100,000 system calls saved), in two otherwise.
     let mut trailer = [0u8; TRAILER_BYTES as usize];
-    file.read_exact_at(&mut trailer, trailer_offset).map_err(io_err)?;
+    let mut entry = [0u8; ENTRY_BYTES as usize];
+    let tail_bytes = file_bytes - entry_offset;
+    if tail_bytes <= TAIL_READ_BYTES_MAX {
+        let mut tail = vec![0u8; tail_bytes as usize];
+        file.read_exact_at(&mut tail, entry_offset).map_err(io_err)?;
+        entry.copy_from_slice(&tail[..ENTRY_BYTES as usize]);
+        trailer.copy_from_slice(&tail[tail.len() - TRAILER_BYTES as usize..]);
+    } else {
+        file.read_exact_at(&mut trailer, trailer_offset).map_err(io_err)?;
+        file.read_exact_at(&mut entry, entry_offset).map_err(io_err)?;
+    }
     if trailer[8..] != INDEX_MAGIC {
         return Err(RecordError::BadMagic { path: path.to_path_buf() });
     }
@@ -143,9 +158,6 @@ pub fn locate_partition(path: &Path, partition: u32, partitions: u32) -> Result<
     if written_for != partitions {
         return Err(corrupt(trailer_offset, format!("written for {written_for} partitions, expected {partitions}")));
     }
-    let entry_offset = index_offset + ENTRY_BYTES * u64::from(partition);
-    let mut entry = [0u8; ENTRY_BYTES as usize];
-    file.read_exact_at(&mut entry, entry_offset).map_err(io_err)?;
     let crc = u32::from_le_bytes([entry[16], entry[17], entry[18], entry[19]]);
     if crc != entry_crc(&entry[..16], partition) {
         return Err(RecordError::Checksum { path: path.to_path_buf(), offset: entry_offset });

@@ -4,6 +4,7 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::app::Combiner;
 use crate::map_file::{Segment, locate_partition};
@@ -25,6 +26,13 @@ pub enum Run {
         path: PathBuf,
         segment: Segment,
     },
+    /// A small partition read into memory at once (`bytes` were at `offset_bytes` of `path`): opening it
+    /// again costs nothing, and it holds no file descriptor, so any number of them merge in one pass.
+    Memory {
+        path: PathBuf,
+        offset_bytes: u64,
+        bytes: std::sync::Arc<Vec<u8>>,
+    },
 }
 
 impl Run {
@@ -40,6 +48,9 @@ impl Run {
                     std::fs::File::open(path).map_err(|source| RecordError::Io { path: path.clone(), source })?;
                 RecordReader::from_segment(file, path, segment.offset_bytes, segment.len_bytes)
             }
+            Run::Memory { path, offset_bytes, bytes } => {
+                RecordReader::from_bytes(Arc::clone(bytes), path, *offset_bytes)
+            }
         }
     }
 
@@ -47,6 +58,8 @@ impl Run {
     fn open_bytes(&self) -> u64 {
         match self {
             Run::Segment { segment, .. } => 2 * segment.len_bytes.min(RUN_BUFFER_BYTES_MAX / 2) + RUN_OVERHEAD_BYTES,
+            // Its bytes are held already (counted by whoever read them); a reader adds a block buffer.
+            Run::Memory { bytes, .. } => (bytes.len() as u64).min(RUN_BUFFER_BYTES_MAX / 2) + RUN_OVERHEAD_BYTES,
             Run::File(_) | Run::Partition { .. } => RUN_BUFFER_BYTES_MAX + RUN_OVERHEAD_BYTES,
         }
     }
@@ -285,7 +298,9 @@ pub fn narrow_runs(
 
 /// Whether one merge may open all of `runs`: at most `fan_in` of them, within [`MERGE_BUFFER_BYTES_MAX`].
 pub fn fits_one_merge(runs: &[Run], fan_in: usize) -> bool {
-    runs.len() <= fan_in && runs.iter().map(Run::open_bytes).sum::<u64>() <= MERGE_BUFFER_BYTES_MAX
+    // Runs in memory need no file descriptor: the fan-in bounds the others.
+    let files = runs.iter().filter(|r| !matches!(r, Run::Memory { .. })).count();
+    files <= fan_in && runs.iter().map(Run::open_bytes).sum::<u64>() <= MERGE_BUFFER_BYTES_MAX
 }
 
 /// Cuts `runs` into consecutive groups that each fit one merge (every group has at least one run, and at

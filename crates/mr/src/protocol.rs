@@ -12,8 +12,18 @@ use crate::task_table::{AttemptId, TaskId};
 
 /// Starts every `Hello`, so the coordinator can tell a keel worker from anything else on the port.
 pub const PROTOCOL_MAGIC: [u8; 8] = *b"KEELMR\r\n";
-/// Bumped on any change to the messages after the handshake (2: user counters in `TaskStats`, streaming jobs, attempt timeouts).
-pub const PROTOCOL_VERSION: u32 = 2;
+/// Bumped on any change to the messages after the handshake (2: user counters in `TaskStats`, streaming jobs,
+/// attempt timeouts; 3: workers that share nothing: `Register`, input and output over the connection, map
+/// output locations, lost map outputs, and the worker-to-worker fetch protocol in `shuffle`).
+pub const PROTOCOL_VERSION: u32 = 3;
+/// Largest data chunk in one frame (an input chunk, a piece of reduce output, a piece of a fetched
+/// partition): well under [`crate::wire::MAX_FRAME_BYTES`] with room for the rest of the message, and
+/// large enough that a 64 MiB split is 256 round trips.
+pub const CHUNK_BYTES_MAX: usize = 256 * 1024;
+/// Most map output locations in one `MapOutputs` reply (about 30 bytes each): the 1 MiB frame bound.
+pub const MAP_OUTPUTS_PER_REPLY_MAX: usize = 16 * 1024;
+/// Most held map outputs a worker announces in one `Register`.
+pub const HELD_OUTPUTS_PER_REGISTER_MAX: usize = 16 * 1024;
 
 /// Names one job: chosen at random by the coordinator at start. A worker that was part of one job and
 /// reconnects to a coordinator running another is refused, so it cannot mix files of two jobs.
@@ -76,6 +86,89 @@ pub enum Request {
     /// Give me a task (the coordinator may hold the request a little while none is ready).
     GetTask,
     Report(Report),
+    /// Sent once after `Welcome` (and again after every reconnection) by workers of version 3. A worker
+    /// that never sends it is a shared-file-system worker.
+    Register(Registration),
+    /// A shared-nothing worker reads its map attempt's split from the coordinator, chunk by chunk: bytes
+    /// from `offset` (relative to the split's start). Answered `InputChunk` or `Stop`.
+    ReadInput {
+        task: TaskId,
+        attempt: AttemptId,
+        offset: u64,
+    },
+    /// A shared-nothing reducer asks where map outputs are, from map `first_map` on. Answered `MapOutputs`.
+    MapOutputs {
+        first_map: u32,
+    },
+    /// A shared-nothing reducer sends a piece of its attempt's output, in order, from offset 0 (a chunk at
+    /// offset 0 starts the file over). Answered `Ack` or `Stop`.
+    PutOutput {
+        task: TaskId,
+        attempt: AttemptId,
+        chunk: Chunk,
+    },
+}
+
+/// How a worker works and what it holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registration {
+    /// `None`: the worker sees the coordinator's files (`--shared-fs`). `Some(host:port)`: it shares
+    /// nothing, and serves its committed map outputs to reducers at this address.
+    pub data_address: Option<String>,
+    /// Committed map outputs this worker still holds (after a reconnection, say to a coordinator that was
+    /// restarted): the coordinator keeps those its journal has on record and tells it to drop the others.
+    pub held: Vec<HeldOutput>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldOutput {
+    pub map: u32,
+    pub attempt: AttemptId,
+}
+
+/// A piece of a file sent over a connection, checked end to end: `crc32c` is computed where the bytes are
+/// read from disk and checked where they are used, so damage anywhere between is an error, never data.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Chunk {
+    pub offset: u64,
+    pub data: Vec<u8>,
+    pub crc32c: u32,
+}
+
+impl Chunk {
+    pub fn new(offset: u64, data: Vec<u8>) -> Chunk {
+        let crc32c = crc32c::crc32c(&data);
+        Chunk { offset, data, crc32c }
+    }
+
+    /// `Ok` if the data is what the sender read.
+    pub fn check(&self) -> Result<(), String> {
+        if self.data.len() > CHUNK_BYTES_MAX {
+            return Err(format!(
+                "chunk at offset {} is {} bytes, over the limit of {CHUNK_BYTES_MAX}",
+                self.offset,
+                self.data.len()
+            ));
+        }
+        let actual = crc32c::crc32c(&self.data);
+        if actual != self.crc32c {
+            return Err(format!(
+                "checksum mismatch in the {}-byte chunk at offset {} (crc32c {actual:08x}, sent {:08x})",
+                self.data.len(),
+                self.offset,
+                self.crc32c
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Where map `map`'s committed output is: `attempt`'s file on the worker serving at `address`. `None`
+/// when the output is not available right now (lost, its map running again).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapOutputAt {
+    pub map: u32,
+    pub location: Option<(AttemptId, String)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,7 +181,18 @@ pub struct Report {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ReportedOutcome {
     Succeeded(TaskStats),
-    Failed { permanent: bool, error: String },
+    Failed {
+        permanent: bool,
+        error: String,
+    },
+    /// A reduce attempt could not fetch map `map`'s output (`map_attempt`'s, on record): the worker holding
+    /// it is gone, or sent damaged data. The coordinator runs that map again (the paper's section 3.3) and
+    /// the reduce attempt ends without counting as a failure.
+    InputLost {
+        map: u32,
+        map_attempt: AttemptId,
+        reason: String,
+    },
 }
 
 /// What one attempt read and wrote; counted in the job's totals only for attempts that were committed.
@@ -117,6 +221,27 @@ pub enum Reply {
     Ack,
     /// The request was refused; the worker should give up.
     Error {
+        reason: String,
+    },
+    /// Answer to `Register`: map outputs the worker holds that are not (or no longer) on record; it deletes
+    /// them and never serves them.
+    Registered {
+        drop: Vec<HeldOutput>,
+    },
+    InputChunk(Chunk),
+    /// Locations of maps `first_map..`, in order, at most [`MAP_OUTPUTS_PER_REPLY_MAX`]; empty past the
+    /// last map.
+    MapOutputs {
+        outputs: Vec<MapOutputAt>,
+    },
+    /// Answer to a shared-nothing worker's `Report`: whether its attempt is the task's committed one. A map
+    /// worker serves a committed output and deletes any other.
+    Reported {
+        committed: bool,
+    },
+    /// The attempt this request is for no longer matters (or the request was malformed); stop it and
+    /// report (the report will be ignored).
+    Stop {
         reason: String,
     },
 }

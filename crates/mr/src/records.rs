@@ -143,10 +143,19 @@ impl RecordWriter {
     }
 }
 
+/// Shared bytes as a `Cursor`'s buffer (runs kept in memory are shared by clones of their `Run`).
+struct ArcBytes(std::sync::Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for ArcBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 /// Reads one record file front to back, checking every block.
 pub struct RecordReader {
     /// Limited to the segment being read, so reading past its end is a truncation, not the next segment.
-    input: BufReader<io::Take<File>>,
+    input: BufReader<Box<dyn Read + Send>>,
     path: PathBuf,
     block: Vec<u8>,
     position_in_block: usize,
@@ -189,7 +198,28 @@ impl RecordReader {
         // Segments are small when tasks are (a 1 KB input makes a few hundred bytes per partition): a
         // buffer the size of the segment, not 64 KiB, keeps thousands of them cheap to open.
         let buffer_bytes = usize::try_from(len_bytes).unwrap_or(usize::MAX).clamp(64, IO_BUFFER_BYTES);
-        let mut input = BufReader::with_capacity(buffer_bytes, file.take(len_bytes));
+        RecordReader::from_reader(Box::new(file.take(len_bytes)), buffer_bytes, path, offset_bytes)
+    }
+
+    /// Reads a segment already in memory (`bytes`, which were at `offset_bytes` of `path`, for errors):
+    /// checked exactly as one read from the file.
+    pub fn from_bytes(
+        bytes: std::sync::Arc<Vec<u8>>,
+        path: &Path,
+        offset_bytes: u64,
+    ) -> Result<RecordReader, RecordError> {
+        let reader = io::Cursor::new(ArcBytes(bytes));
+        RecordReader::from_reader(Box::new(reader), 64, path, offset_bytes)
+    }
+
+    fn from_reader(
+        reader: Box<dyn Read + Send>,
+        buffer_bytes: usize,
+        path: &Path,
+        offset_bytes: u64,
+    ) -> Result<RecordReader, RecordError> {
+        let io_err = |source| RecordError::Io { path: path.to_path_buf(), source };
+        let mut input = BufReader::with_capacity(buffer_bytes, reader);
         let mut magic = [0u8; 8];
         match input.read_exact(&mut magic) {
             Ok(()) => {}

@@ -61,6 +61,8 @@ pub struct ReexecutionTotals {
     /// Backup attempts of stragglers (not counted in `total`), and how many of them finished first.
     pub backups: u64,
     pub backup_wins: u64,
+    /// Committed map outputs lost with their worker or found damaged by a reducer (each map ran again).
+    pub lost_map_outputs: u64,
 }
 
 /// One reason a task was handed out again.

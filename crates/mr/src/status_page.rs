@@ -203,8 +203,9 @@ fn render_reexecutions(page: &mut String, s: &StatusSnapshot) {
         "<section class=\"card wide\"><h2>Re-executions <span class=\"count\" id=\"reexecutions\">{}</span></h2>\
          <p>because of <b id=\"timeouts\">{}</b> timeouts, <b id=\"lost-workers\">{}</b> lost workers and \
          <b id=\"failed-attempts\">{}</b> failed attempts; <b id=\"backups\">{}</b> backups of stragglers \
-         (<b id=\"backup-wins\">{}</b> finished first)</p>",
-        r.total, r.timeouts, r.lost_workers, r.failed_attempts, r.backups, r.backup_wins
+         (<b id=\"backup-wins\">{}</b> finished first); <b id=\"lost-map-outputs\">{}</b> map outputs lost \
+         (their maps ran again)</p>",
+        r.total, r.timeouts, r.lost_workers, r.failed_attempts, r.backups, r.backup_wins, r.lost_map_outputs
     );
     if !s.recent_reexecutions.is_empty() {
         page.push_str(
@@ -332,6 +333,7 @@ mod tests {
                 failed_attempts: 1,
                 backups: 0,
                 backup_wins: 0,
+                lost_map_outputs: 0,
             },
             recent_reexecutions: vec![ReexecutionEvent::new(
                 Duration::from_secs(3),

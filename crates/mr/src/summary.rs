@@ -12,7 +12,8 @@ pub fn human(summary: &JobSummary) -> String {
     let _ = writeln!(
         out,
         "tasks: {} map + {} reduce; {} re-executions ({} timeouts, {} lost with their worker, {} failed attempts, \
-         {} ignored reports, {} late successes accepted); {} backups of stragglers ({} finished first)",
+         {} ignored reports, {} late successes accepted); {} backups of stragglers ({} finished first); {} map \
+         outputs lost (maps run again, {} reduce attempts released)",
         summary.map_tasks,
         summary.reduce_tasks,
         c.reexecutions,
@@ -22,7 +23,9 @@ pub fn human(summary: &JobSummary) -> String {
         c.ignored_reports,
         c.late_successes,
         c.backups,
-        c.backup_wins
+        c.backup_wins,
+        c.lost_map_outputs,
+        c.released_attempts
     );
     let rate = summary.input_bytes as f64 / summary.elapsed.as_secs_f64().max(1e-9);
     let _ = writeln!(
@@ -50,7 +53,7 @@ pub fn human(summary: &JobSummary) -> String {
 pub fn machine(summary: &JobSummary) -> String {
     let c = &summary.counts;
     let job = summary.job.map(|j| j.to_string()).unwrap_or_default();
-    let fields: [(&str, String); 19] = [
+    let fields: [(&str, String); 21] = [
         ("job", job),
         ("elapsed_ms", summary.elapsed.as_millis().to_string()),
         ("map_tasks", summary.map_tasks.to_string()),
@@ -63,6 +66,8 @@ pub fn machine(summary: &JobSummary) -> String {
         ("late_successes", c.late_successes.to_string()),
         ("backups", c.backups.to_string()),
         ("backup_wins", c.backup_wins.to_string()),
+        ("lost_map_outputs", c.lost_map_outputs.to_string()),
+        ("released_attempts", c.released_attempts.to_string()),
         ("restored_tasks", summary.restored_tasks.to_string()),
         ("input_bytes", summary.input_bytes.to_string()),
         ("intermediate_bytes", summary.intermediate_bytes.to_string()),

@@ -6,13 +6,14 @@ use std::any::Any;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::app::{App, Combiner};
 use crate::counters::Counters;
 use crate::input::{InputSplit, read_split};
 use crate::layout::Layout;
-use crate::map_file::locate_partition;
+use crate::map_file::{Segment, locate_partition};
 use crate::map_output::MapOutput;
 use crate::memory::own_peak_rss_bytes;
 use crate::merge::{MERGE_OPEN_RUNS_MAX, MergedRuns, Run, fits_one_merge, narrow_runs};
@@ -34,6 +35,11 @@ impl TaskFailure {
     }
 }
 
+/// A reduce reads a map's partition into memory when it is at most this large ...
+const MEMORY_RUN_BYTES_MAX: u64 = 64 * 1024;
+/// ... and the partitions it holds in memory so far total at most this: half the merge's buffer budget, so a
+/// reduce's memory stays bounded by constants whatever the number of maps.
+const MEMORY_RUNS_BYTES_MAX: u64 = crate::merge::MERGE_BUFFER_BYTES_MAX / 2;
 /// Output buffer for reduce output files.
 const OUTPUT_BUFFER_BYTES: usize = 256 * 1024;
 
@@ -75,11 +81,25 @@ pub fn run_map_code(
     attempt: AttemptId,
     split: &InputSplit,
 ) -> Result<TaskStats, TaskFailure> {
+    let contents = read_split(split).map_err(|e| TaskFailure { permanent: true, error: e.to_string() })?;
+    run_map_text(code, job, layout, attempt, &split.name, contents)
+}
+
+/// Runs a map attempt on a split already read (from a path, or from the coordinator by a worker that shares
+/// nothing with it) and writes its one output file, `layout.attempt_map_file(attempt)`.
+pub fn run_map_text(
+    code: TaskCode<'_>,
+    job: &JobSpec,
+    layout: &Layout,
+    attempt: AttemptId,
+    name: &str,
+    contents: String,
+) -> Result<TaskStats, TaskFailure> {
     // Spills (rare) go into the attempt's scratch directory, made only if needed. Its output file is
     // created in the work directory without `create_dir_all`: if the work directory is gone the job is
     // over, and a late attempt must not bring it back.
     let scratch = layout.attempt_dir(attempt);
-    let result = map_into(code, job, layout, attempt, split, &scratch);
+    let result = map_into(code, job, layout, attempt, name, contents, &scratch);
     let _ = fs::remove_dir_all(&scratch);
     if result.is_err() {
         // A failed attempt is never committed, and nobody else knows of its file until the job ends.
@@ -93,17 +113,17 @@ fn map_into(
     job: &JobSpec,
     layout: &Layout,
     attempt: AttemptId,
-    split: &InputSplit,
+    name: &str,
+    contents: String,
     dir: &std::path::Path,
 ) -> Result<TaskStats, TaskFailure> {
-    let contents = read_split(split).map_err(|e| TaskFailure { permanent: true, error: e.to_string() })?;
     let input_bytes = contents.len() as u64;
     let budget = usize::try_from(job.memory_budget_bytes).unwrap_or(usize::MAX);
     let mut output = MapOutput::new(job.reduce_tasks, code.combiner(), budget, dir);
     let mut counters = Counters::new();
     match code {
         TaskCode::App(app) => catch_unwind(AssertUnwindSafe(|| {
-            app.map_with_counters(&split.name, &contents, &mut |k, v| output.emit(k, v), &mut counters)
+            app.map_with_counters(name, &contents, &mut |k, v| output.emit(k, v), &mut counters)
         }))
         .map_err(|panic| {
             TaskFailure::retryable(format!("app {:?} panicked in map: {}", job.app, panic_message(&panic)))
@@ -112,7 +132,7 @@ fn map_into(
             let program = Program {
                 role: "mapper",
                 command: &spec.mapper,
-                env: vec![("KEEL_MR_INPUT", split.name.clone())],
+                env: vec![("KEEL_MR_INPUT", name.to_string())],
                 timeout,
             };
             counters = run_mapper(&program, contents.as_bytes(), &mut |k, v| output.emit(k, v))
@@ -177,14 +197,52 @@ pub fn run_reduce_code(
     // Every map's index is read and checked before any merging starts, so a missing or damaged map output
     // fails the attempt at once, naming the file, and the runs' sizes are known to the merge.
     let mut inputs = Vec::with_capacity(job.map_tasks as usize);
-    let mut input_bytes = 0;
+    let mut in_memory_bytes = 0u64;
     for m in 0..job.map_tasks {
         let path = layout.map_file(m);
-        let (_, segment) = locate_partition(&path, reduce, job.reduce_tasks)
+        let (file, segment) = locate_partition(&path, reduce, job.reduce_tasks)
             .map_err(|e| TaskFailure::retryable(format!("reduce input: {e}")))?;
-        input_bytes += segment.len_bytes;
-        inputs.push(Run::Segment { path, segment });
+        let run = reduce_input_run(&file, path, segment, &mut in_memory_bytes)
+            .map_err(|e| TaskFailure::retryable(format!("reduce input: {e}")))?;
+        inputs.push(run);
     }
+    run_reduce_runs(code, job, layout, attempt, reduce, inputs)
+}
+
+/// One map's partition as a reduce's input run. Small ones (thousands of small maps) are read now, through
+/// `file`, the descriptor their index was read with: each would otherwise be opened again by the merge, and
+/// merged in passes for want of descriptors (about four system calls and a share of a scratch file per map
+/// and reduce; at 2,000 maps and 50 reduces, most of the reduce phase). `in_memory_bytes` bounds them.
+pub fn reduce_input_run(file: &File, path: PathBuf, segment: Segment, in_memory_bytes: &mut u64) -> io::Result<Run> {
+    if segment.len_bytes > MEMORY_RUN_BYTES_MAX || *in_memory_bytes + segment.len_bytes > MEMORY_RUNS_BYTES_MAX {
+        return Ok(Run::Segment { path, segment });
+    }
+    let mut bytes = vec![0u8; segment.len_bytes as usize];
+    std::os::unix::fs::FileExt::read_exact_at(file, &mut bytes, segment.offset_bytes)
+        .map_err(|e| io::Error::new(e.kind(), format!("reading {}: {e}", path.display())))?;
+    *in_memory_bytes += segment.len_bytes;
+    Ok(Run::Memory { path, offset_bytes: segment.offset_bytes, bytes: std::sync::Arc::new(bytes) })
+}
+
+/// Runs a reduce attempt over its partition's runs (`Run::Segment`s, one per map: in the shared map files,
+/// or fetched into the reducer's scratch) and writes `layout.reduce_attempt_output(attempt, reduce)`,
+/// fsynced.
+pub fn run_reduce_runs(
+    code: TaskCode<'_>,
+    job: &JobSpec,
+    layout: &Layout,
+    attempt: AttemptId,
+    reduce: u32,
+    inputs: Vec<Run>,
+) -> Result<TaskStats, TaskFailure> {
+    let input_bytes = inputs
+        .iter()
+        .map(|run| match run {
+            Run::Segment { segment, .. } => segment.len_bytes,
+            Run::Memory { bytes, .. } => bytes.len() as u64,
+            Run::File(_) | Run::Partition { .. } => 0,
+        })
+        .sum();
     let scratch = layout.attempt_dir(attempt);
     let runs = if !fits_one_merge(&inputs, MERGE_OPEN_RUNS_MAX) {
         fs::create_dir(&scratch).map_err(|e| TaskFailure::retryable(format!("creating {}: {e}", scratch.display())))?;

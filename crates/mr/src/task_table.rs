@@ -23,6 +23,11 @@
 //!   slower than `--task-timeout` still finishes, with a late success or with a longer deadline), and the
 //!   job fails after [`TIMEOUTS_PER_TASK_MAX`] timeouts of one task.
 //! - Reduce tasks are handed out only after every map task is `Done`.
+//! - **A lost map output is a re-executed map** (the paper's section 3.3): when workers share nothing, a
+//!   map's committed output lives on the worker that ran it; if that worker goes away, or a reducer cannot
+//!   fetch the output intact, [`TaskTable::map_output_lost`] takes the map from `Done` back to `Idle` (the
+//!   only way out of `Done`), and reduce attempts that could not read it are released
+//!   ([`TaskTable::release`]) without counting as failures.
 //! - **Backup tasks** (the paper's section 3.6): when no task of the current phase is idle and the phase is
 //!   nearly done ([`BACKUP_PHASE_DONE_PERCENT_MIN`]), a worker asking for work gets a second live attempt
 //!   of the in-progress task running longest, if it has run far longer than the phase's finished tasks
@@ -70,6 +75,21 @@ pub const BACKUP_SLOWER_THAN_MEDIAN_FACTOR: u32 = 3;
 /// ... and has run at least this long: a backup costs a whole task on another worker, and a task of a
 /// few milliseconds (thousands of small maps) is done before a backup would help.
 pub const BACKUP_ELAPSED_MIN: Duration = Duration::from_secs(1);
+
+/// How many times one map's committed output may be found unreadable on a live worker (damaged in transit or
+/// on disk, a data server that cannot serve it) before the job fails: such a map would otherwise run and be
+/// lost forever. Losses with a dead worker do not count: the paper re-executes those without limit, and a
+/// job whose workers keep dying (6.824's crash test) still ends, as the other workers take over.
+pub const LOST_OUTPUTS_PER_MAP_MAX: u32 = 8;
+
+/// Why a committed map output is lost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LossCause {
+    /// The worker holding it went away.
+    WorkerGone,
+    /// A reducer could not fetch it intact from a worker still connected.
+    Unreadable,
+}
 
 /// Attempt ids of a coordinator's `n`th run on a job start at `n << 40`: 2^40 attempts per run is far
 /// beyond any job, and 2^24 runs beyond any restart loop.
@@ -228,6 +248,11 @@ pub struct TaskCounts {
     pub backups: u64,
     /// Tasks committed from their backup attempt (the backup finished first).
     pub backup_wins: u64,
+    /// Committed map outputs lost (their worker went away, or a fetch found them damaged): each means the
+    /// map runs again.
+    pub lost_map_outputs: u64,
+    /// Reduce attempts released because a map output they needed was lost (not failures).
+    pub released_attempts: u64,
 }
 
 /// How many tasks of one kind are in each state, for the status page. `failed` tasks are `Idle` after a failed
@@ -258,6 +283,8 @@ struct Task {
     issued_at: Vec<(AttemptId, Duration)>,
     /// The task's backup attempt, if it got one (never more than one).
     backup: Option<AttemptId>,
+    /// How often this (map) task's committed output was lost.
+    lost_outputs: u32,
 }
 
 impl Task {
@@ -271,6 +298,7 @@ impl Task {
             live: Vec::new(),
             issued_at: Vec::new(),
             backup: None,
+            lost_outputs: 0,
         }
     }
 
@@ -302,6 +330,9 @@ pub struct TaskTable {
     reduce_durations: RunningMedian,
     /// The latest time passed to [`TaskTable::tick`] or [`TaskTable::request`] (the table has no clock).
     now: Duration,
+    /// Every map was `Done` at some point, so reduces may have started (a lost map output can take
+    /// `maps_done` below the total again while reduces run).
+    reduce_phase_reached: bool,
 }
 
 impl TaskTable {
@@ -323,6 +354,7 @@ impl TaskTable {
             map_durations: RunningMedian::default(),
             reduce_durations: RunningMedian::default(),
             now: Duration::ZERO,
+            reduce_phase_reached: false,
         }
     }
 
@@ -348,10 +380,73 @@ impl TaskTable {
             TaskId::Map(_) => self.maps_done += 1,
             TaskId::Reduce(_) => self.reduces_done += 1,
         }
+        self.reduce_phase_reached |= self.maps_done as usize == self.maps.len();
         if self.reduces_done as usize == self.reduces.len() && self.status == JobStatus::Running {
             self.status = JobStatus::Succeeded;
         }
         self.debug_check_invariants();
+    }
+
+    /// Map `map`'s committed output (`attempt`'s) is gone: its worker went away, or a reducer found it damaged.
+    /// The map is `Idle` again and will run again (the paper's section 3.3); reduces in progress stay so (a
+    /// reducer that cannot read the output releases its attempt, see [`TaskTable::release`]). Returns false,
+    /// changing nothing, unless the map is `Done` with exactly that attempt (a second report of the same loss,
+    /// or one about an older attempt, is not news) and the job is still running. The
+    /// [`LOST_OUTPUTS_PER_MAP_MAX`]th loss of one map fails the job.
+    pub fn map_output_lost(&mut self, map: u32, attempt: AttemptId, cause: LossCause) -> bool {
+        let id = TaskId::Map(map);
+        if self.state(id) != Some(TaskState::Done { attempt }) || self.is_over() {
+            return false;
+        }
+        self.set_state(id, TaskState::Idle);
+        self.maps_done -= 1;
+        self.counts.lost_map_outputs += 1;
+        if cause == LossCause::Unreadable {
+            let lost = match self.task_mut(id) {
+                Some(task) => {
+                    task.lost_outputs += 1;
+                    task.lost_outputs
+                }
+                None => 0,
+            };
+            if lost >= LOST_OUTPUTS_PER_MAP_MAX {
+                self.fail(format!(
+                    "{id}'s output could not be fetched from a live worker {lost} times (damaged in transit or \
+                     on disk, or its worker cannot serve it); look at the workers' logs, disks and network"
+                ));
+            }
+        }
+        self.debug_check_invariants();
+        true
+    }
+
+    /// `attempt` of `task` gave up because an input it needed was lost (a map output that could not be
+    /// fetched): the attempt ends, and if it was the one on record the task is `Idle` again. Not a failure,
+    /// since the attempt did nothing wrong; the task runs again once its inputs are back.
+    pub fn release(&mut self, task: TaskId, attempt: AttemptId) {
+        if self.live.get(&attempt) != Some(&task) || self.is_over() {
+            return;
+        }
+        if let Some(TaskState::Committing { attempt: committing }) = self.state(task)
+            && committing == attempt
+        {
+            // It reported success already; its files are being committed: too late to give up.
+            return;
+        }
+        self.end_attempt(task, attempt);
+        if let Some(TaskState::InProgress { attempt: on_record, .. }) = self.state(task)
+            && on_record == attempt
+        {
+            self.set_state(task, TaskState::Idle);
+        }
+        self.counts.released_attempts += 1;
+        self.debug_check_invariants();
+    }
+
+    /// Whether `attempt` was issued for `task` and may still be committed (for the caller's checks of
+    /// requests made on an attempt's behalf, such as reading its input).
+    pub fn is_live(&self, task: TaskId, attempt: AttemptId) -> bool {
+        self.live.get(&attempt) == Some(&task)
     }
 
     pub fn status(&self) -> &JobStatus {
@@ -627,7 +722,7 @@ impl TaskTable {
         assert_eq!(done(&self.maps), self.maps_done as usize, "maps_done matches the map states");
         assert_eq!(done(&self.reduces), self.reduces_done as usize, "reduces_done matches the reduce states");
         if self.reduces.iter().any(|t| t.attempts_started > 0) {
-            assert_eq!(self.maps_done as usize, self.maps.len(), "a reduce started before every map was done");
+            assert!(self.reduce_phase_reached, "a reduce started before every map was done");
         }
         let mut live_attempts = 0;
         let mut backups = 0;
@@ -802,6 +897,7 @@ impl TaskTable {
                     TaskId::Map(_) => self.maps_done += 1,
                     TaskId::Reduce(_) => self.reduces_done += 1,
                 }
+                self.reduce_phase_reached |= self.maps_done as usize == self.maps.len();
                 if self.reduces_done as usize == self.reduces.len() && self.status == JobStatus::Running {
                     self.status = JobStatus::Succeeded;
                 }

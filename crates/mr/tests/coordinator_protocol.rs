@@ -378,3 +378,66 @@ fn a_permanent_failure_ends_the_job_with_its_reason_and_no_output() {
     assert!(error.contains("not valid UTF-8"), "{error}");
     assert!(!output.exists(), "the output directory this job created is removed again");
 }
+
+/// A worker that shares nothing, by hand: what it holds but the coordinator has no record of is to be
+/// deleted; a worker of the other kind is refused; input is read only for an attempt issued, checked chunk by
+/// chunk; a map's commit moves no file and tells reducers where it is; reduce output is taken only from the
+/// connection running that attempt, intact, and becomes the job's output.
+#[test]
+fn a_worker_sharing_nothing_is_served_only_what_its_attempts_may_have() {
+    use keel_mr::protocol::{Chunk, HeldOutput, MapOutputAt, Registration, TaskStats};
+    use keel_mr::task_table::AttemptId;
+    let text = "the cat and the hat\nthe end\n";
+    let Job { dir: _dir, output, address, serving, .. } = start_job(text, 1, Duration::from_secs(10));
+    let data_address = "127.0.0.1:9".to_string();
+    let mut worker = FakeWorker::join(&address);
+    let stale = HeldOutput { map: 0, attempt: AttemptId(99) };
+    let registration = Registration { data_address: Some(data_address.clone()), held: vec![stale] };
+    assert_eq!(worker.call(&Request::Register(registration)), Reply::Registered { drop: vec![stale] });
+    let mut other = FakeWorker::join(&address);
+    let shared = Registration { data_address: None, held: Vec::new() };
+    match other.call(&Request::Register(shared)) {
+        Reply::Error { reason } => assert!(reason.contains("start every worker of a job the same way"), "{reason}"),
+        reply => panic!("a shared-fs worker joined a shared-nothing job: {reply:?}"),
+    }
+
+    let not_issued = Request::ReadInput { task: TaskId::Map(0), attempt: AttemptId(77), offset: 0 };
+    assert!(matches!(worker.call(&not_issued), Reply::Stop { .. }));
+    let map = worker.task();
+    let read = Request::ReadInput { task: map.task, attempt: map.attempt, offset: 0 };
+    let Reply::InputChunk(chunk) = worker.call(&read) else { panic!("no input chunk") };
+    chunk.check().unwrap();
+    assert_eq!((chunk.offset, chunk.data.as_slice()), (0, text.as_bytes()));
+    let past = Request::ReadInput { task: map.task, attempt: map.attempt, offset: text.len() as u64 };
+    assert!(matches!(worker.call(&past), Reply::Stop { .. }));
+    let where_is = |worker: &mut FakeWorker| match worker.call(&Request::MapOutputs { first_map: 0 }) {
+        Reply::MapOutputs { outputs } => outputs,
+        reply => panic!("{reply:?}"),
+    };
+    assert_eq!(where_is(&mut worker), vec![MapOutputAt { map: 0, location: None }]);
+    let stats = TaskStats { input_bytes: text.len() as u64, ..TaskStats::default() };
+    assert_eq!(worker.report(&map, ReportedOutcome::Succeeded(stats)), Reply::Reported { committed: true });
+    assert_eq!(where_is(&mut worker), vec![MapOutputAt { map: 0, location: Some((map.attempt, data_address)) }]);
+    assert!(!worker.layout().work_dir.join("map-0.map").exists(), "a remote map's commit moved a file");
+
+    let reduce = worker.task();
+    let put = |task, attempt, chunk| Request::PutOutput { task, attempt, chunk };
+    let result = "and 1\ncat 1\nend 1\nhat 1\nthe 3\n";
+    let mut damaged = Chunk::new(0, result.as_bytes().to_vec());
+    damaged.data[3] ^= 1;
+    match worker.call(&put(reduce.task, reduce.attempt, damaged)) {
+        Reply::Stop { reason } => assert!(reason.contains("checksum mismatch"), "{reason}"),
+        reply => panic!("a damaged chunk was taken: {reply:?}"),
+    }
+    let good = Chunk::new(0, result.as_bytes().to_vec());
+    // Not the attempt this connection runs (another connection's, or none): refused.
+    assert!(matches!(other.call(&put(reduce.task, reduce.attempt, good.clone())), Reply::Stop { .. }));
+    assert!(matches!(worker.call(&put(TaskId::Map(0), map.attempt, good.clone())), Reply::Stop { .. }));
+    assert_eq!(worker.call(&put(reduce.task, reduce.attempt, good)), Reply::Ack);
+    drop(other);
+    let stats = TaskStats { output_bytes: result.len() as u64, ..TaskStats::default() };
+    assert_eq!(worker.report(&reduce, ReportedOutcome::Succeeded(stats)), Reply::Reported { committed: true });
+    assert!(matches!(worker.call(&Request::GetTask), Reply::Exit { failure: None }));
+    serving.join().unwrap().unwrap();
+    assert_eq!(fs::read_to_string(output.join("mr-out-0")).unwrap(), result);
+}

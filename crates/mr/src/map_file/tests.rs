@@ -82,3 +82,18 @@ fn a_records_file_is_not_a_map_output_file() {
     w.finish().unwrap();
     assert!(read(&path, 0, 1).is_err());
 }
+
+/// With many partitions the entry of an early one is far from the trailer and read on its own: both ways
+/// find the right run.
+#[test]
+fn entries_far_from_the_trailer_are_found_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("map");
+    let keys: Vec<String> = (0..300).map(|p| format!("key-{p}")).collect();
+    let partitions: Vec<Vec<(&str, &str)>> = keys.iter().map(|k| vec![(k.as_str(), "v")]).collect();
+    let refs: Vec<&[(&str, &str)]> = partitions.iter().map(Vec::as_slice).collect();
+    write(&path, &refs);
+    for p in [0u32, 1, 150, 298, 299] {
+        assert_eq!(read(&path, p, 300).unwrap(), owned(&[(keys[p as usize].as_str(), "v")]), "partition {p}");
+    }
+}

@@ -132,3 +132,40 @@ fn a_caller_s_run_passed_through_a_pass_alone_is_not_removed() {
         assert!(path.exists(), "{} removed", path.display());
     }
 }
+
+/// 2,000 maps' partitions read into memory (what a reduce over thousands of small maps holds): one merge
+/// takes them all, with no scratch file and no descriptor each, in map order; damage in one is an error
+/// naming its file, as from disk.
+#[test]
+fn partitions_in_memory_merge_in_one_pass_and_damage_is_still_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut runs = Vec::new();
+    let mut expected = Vec::new();
+    for m in 0..2000 {
+        let path = dir.path().join(format!("map-{m}"));
+        let mut file = crate::map_file::MapFileWriter::create(&path, 1).unwrap();
+        let key = format!("k{:02}", m % 50);
+        file.write_partition(|w| w.append(&key, &m.to_string())).unwrap();
+        file.finish().unwrap();
+        let (file, segment) = crate::map_file::locate_partition(&path, 0, 1).unwrap();
+        let mut in_memory = 0;
+        let run = crate::task_exec::reduce_input_run(&file, path.clone(), segment, &mut in_memory).unwrap();
+        assert!(matches!(run, Run::Memory { .. }) && in_memory == segment.len_bytes);
+        std::fs::remove_file(&path).unwrap(); // nothing reads the file again
+        runs.push(run);
+        expected.push((key, m.to_string()));
+    }
+    expected.sort_by(|a, b| a.0.cmp(&b.0));
+    assert!(fits_one_merge(&runs, MERGE_OPEN_RUNS_MAX), "runs in memory need no descriptor each");
+    let out = dir.path().join("out");
+    merge_into(&runs, &out, None, Durability::Scratch).unwrap();
+    assert_eq!(read_all_records(&out).unwrap(), expected, "values of a key in map order");
+
+    let Run::Memory { path, offset_bytes, bytes } = &runs[7] else { unreachable!() };
+    let mut damaged = bytes.as_ref().clone();
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 1;
+    let run = Run::Memory { path: path.clone(), offset_bytes: *offset_bytes, bytes: Arc::new(damaged) };
+    let error = merge_into(&[run], &dir.path().join("out2"), None, Durability::Scratch).unwrap_err().to_string();
+    assert!(error.contains("map-7"), "{error}");
+}

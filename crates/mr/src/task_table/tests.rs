@@ -323,6 +323,11 @@ enum Event {
     CommitErr(usize),
     Abandon(usize),
     Advance(u64),
+    /// The committed output of the map of this issued attempt is lost (its worker died, or a fetch found it
+    /// damaged).
+    LoseOutput(usize, bool),
+    /// A reducer releases this issued attempt: a map output it needed was lost.
+    Release(usize),
 }
 
 fn event() -> impl Strategy<Value = Event> {
@@ -334,15 +339,18 @@ fn event() -> impl Strategy<Value = Event> {
         1 => (0usize..64).prop_map(Event::CommitErr),
         1 => (0usize..64).prop_map(Event::Abandon),
         2 => (0u64..6).prop_map(Event::Advance),
+        1 => (0usize..64, any::<bool>()).prop_map(|(i, dead)| Event::LoseOutput(i, dead)),
+        1 => (0usize..64).prop_map(Event::Release),
     ]
 }
 
 proptest! {
-    /// Whatever the interleaving of requests, reports, commits, lost workers and time: a task is committed
-    /// at most once and by an attempt issued for it that had not ended; a done task stays done with the
-    /// attempt that committed it; reduces start only after all maps are done; and an attempt whose files the
-    /// caller was told to discard is never committed afterwards (files are removed only for attempts that
-    /// will never be committed).
+    /// Whatever the interleaving of requests, reports, commits, lost workers, lost map outputs, released
+    /// reduce attempts and time: a task is committed at most once (a map once more after each loss of its
+    /// output) and by an attempt issued for it that had not ended; a done task stays done with the attempt
+    /// that committed it unless its map output is lost; reduces start only while all maps are done; and an
+    /// attempt whose files the caller was told to discard is never committed afterwards (files are removed
+    /// only for attempts that will never be committed).
     #[test]
     fn invariants_hold_under_any_schedule(
         maps in 1u32..5,
@@ -423,6 +431,28 @@ proptest! {
                     let (task, attempt) = issued[i % issued.len()];
                     table.abandon(task, attempt);
                 }
+                Event::LoseOutput(i, dead) if !issued.is_empty() => {
+                    let (task, attempt) = issued[i % issued.len()];
+                    let TaskId::Map(m) = task else { continue };
+                    let cause = if dead { LossCause::WorkerGone } else { LossCause::Unreadable };
+                    let was_done = table.state(task) == Some(TaskState::Done { attempt });
+                    let was_over = table.is_over();
+                    let lost = table.map_output_lost(m, attempt, cause);
+                    prop_assert_eq!(lost, was_done && !was_over, "only the official output of a running job is lost");
+                    if lost {
+                        prop_assert_eq!(table.state(task), Some(TaskState::Idle));
+                        committed.remove(&task);
+                    }
+                }
+                Event::Release(i) if !issued.is_empty() => {
+                    let (task, attempt) = issued[i % issued.len()];
+                    let was = table.state(task);
+                    table.release(task, attempt);
+                    if let Some(TaskState::Committing { .. } | TaskState::Done { .. }) = was {
+                        prop_assert_eq!(table.state(task), was, "a release moved a committing or done task");
+                    }
+                    ended.insert(attempt);
+                }
                 Event::Advance(s) => {
                     now += Duration::from_secs(s);
                     for timed_out in table.tick(now) {
@@ -433,13 +463,16 @@ proptest! {
                 _ => {}
             }
             for (t, old) in all_tasks(maps, reduces).zip(before) {
-                if let Some(TaskState::Done { attempt }) = old {
+                if let Some(TaskState::Done { attempt }) = old
+                    && !matches!(event, Event::LoseOutput(..))
+                {
                     prop_assert_eq!(table.state(t), Some(TaskState::Done { attempt }), "Done is final");
                 }
             }
         }
         if *table.status() == JobStatus::Succeeded {
-            prop_assert_eq!(committed.len() as u32, maps + reduces);
+            // A map whose output was lost after every reduce was done need not run again.
+            prop_assert_eq!(committed.iter().filter(|t| matches!(t, TaskId::Reduce(_))).count() as u32, reduces);
         }
     }
 }
@@ -566,4 +599,62 @@ fn a_resumed_job_keeps_its_committed_tasks_and_never_reuses_an_attempt_id() {
     finish(&mut table, reduce, r);
     assert_eq!(table.status(), &JobStatus::Succeeded);
     assert_eq!(table.counts().reexecutions, 0);
+}
+
+/// The paper's section 3.3: a map whose committed output died with its worker is idle again and runs again;
+/// reduces in progress stay in progress (a reducer that cannot read the output releases its attempt, not a
+/// failure); no new reduce is handed out until the map is done again.
+#[test]
+fn a_lost_map_output_runs_the_map_again_and_released_reduces_run_once_it_is_back() {
+    let mut table = TaskTable::new(2, 2, TIMEOUT);
+    let (m0, a0) = run(ask(&mut table, secs(0)));
+    let (m1, a1) = run(ask(&mut table, secs(0)));
+    finish(&mut table, m0, a0);
+    finish(&mut table, m1, a1);
+    let (r0, reduce_attempt) = run(ask(&mut table, secs(1)));
+    assert_eq!(r0, TaskId::Reduce(0));
+
+    assert!(!table.map_output_lost(0, a1, LossCause::WorkerGone), "not map 0's official attempt");
+    assert!(table.map_output_lost(0, a0, LossCause::WorkerGone));
+    assert!(!table.map_output_lost(0, a0, LossCause::Unreadable), "the same loss reported twice is not news");
+    assert_eq!(table.state(m0), Some(TaskState::Idle));
+    assert_eq!(table.counts().lost_map_outputs, 1);
+    // The next worker gets the map, not the other reduce.
+    let (again, rerun) = run(ask(&mut table, secs(2)));
+    assert_eq!(again, m0);
+    assert_eq!(ask(&mut table, secs(2)), Next::Wait, "no reduce while a map output is missing");
+    // The reducer could not fetch map 0: it gives its attempt back, which is not a failure.
+    table.release(r0, reduce_attempt);
+    assert_eq!(table.state(r0), Some(TaskState::Idle));
+    assert_eq!(table.counts().failed_attempts, 0);
+    assert_eq!(table.report(r0, reduce_attempt, Outcome::Succeeded), Verdict::Ignore { reason: IgnoreReason::Stale });
+    finish(&mut table, m0, rerun);
+    let (r, a) = run(ask(&mut table, secs(3)));
+    assert_eq!(r, TaskId::Reduce(0));
+    finish(&mut table, r, a);
+    let (r, a) = run(ask(&mut table, secs(3)));
+    finish(&mut table, r, a);
+    assert_eq!(*table.status(), JobStatus::Succeeded);
+    assert_eq!(table.counts().reexecutions, 2, "the map and the released reduce ran again");
+}
+
+/// An output that cannot be read from a live worker (damaged every time) fails the job after a bound;
+/// outputs lost with dead workers do not count towards it (workers may keep dying, the job still ends).
+#[test]
+fn unreadable_outputs_are_bounded_but_outputs_lost_with_dead_workers_are_not() {
+    let mut table = TaskTable::new(1, 1, TIMEOUT);
+    for round in 0..LOST_OUTPUTS_PER_MAP_MAX * 2 {
+        let (map, attempt) = run(ask(&mut table, secs(u64::from(round))));
+        finish(&mut table, map, attempt);
+        assert!(table.map_output_lost(0, attempt, LossCause::WorkerGone));
+    }
+    assert_eq!(*table.status(), JobStatus::Running);
+    for round in 1..=LOST_OUTPUTS_PER_MAP_MAX {
+        let (map, attempt) = run(ask(&mut table, secs(100)));
+        finish(&mut table, map, attempt);
+        assert!(table.map_output_lost(0, attempt, LossCause::Unreadable));
+        assert_eq!(table.is_over(), round == LOST_OUTPUTS_PER_MAP_MAX, "round {round}");
+    }
+    let JobStatus::Failed { reason } = table.status() else { panic!("the job should have failed") };
+    assert!(reason.contains("could not be fetched"), "{reason}");
 }
