@@ -97,19 +97,20 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let path: PathBuf = dir.path().to_path_buf();
     let removed = dir.close().with_context(|| format!("cannot remove the temp dir {}", path.display()));
     runtime.shutdown_timeout(Duration::from_secs(2));
-    let stopped = if left > 0 { format!("killed {left} remaining processes, ") } else { String::new() };
     match result {
         Err(signal) => {
             removed?;
             eprintln!(
-                "keel demo: interrupted by {signal}; {stopped}every child process stopped, removed {}",
+                "keel demo: interrupted by {signal}; killed the {left} processes still running, removed {}",
                 path.display()
             );
             std::process::exit(128 + signal_number(signal));
         }
         Ok(result) => {
             removed?;
-            narrator.say(format!("{stopped}removed {}", path.display()));
+            // Only a failed step leaves processes running (each step stops what it started).
+            let killed = if left > 0 { format!("killed the {left} processes still running, ") } else { String::new() };
+            narrator.say(format!("{killed}removed {}", path.display()));
             result
         }
     }
