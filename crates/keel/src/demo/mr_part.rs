@@ -48,7 +48,6 @@ pub struct MrFigures {
     /// When the worker was killed (`in the middle of map task 3 attempt 7`; `None`: the job ended first).
     pub killed_while: Option<String>,
     pub reexecutions: u64,
-    pub lost_with_worker: u64,
     pub identical: bool,
     pub lines: usize,
     pub words: u64,
@@ -196,17 +195,7 @@ pub async fn run(exe: &Path, dir: &Path, processes: &mut Processes, narrator: &N
             .unwrap_or_else(|| format!("{} lines against {}", job_lines.len(), reference_lines.len()));
         narrator.say(format!("the job's output DIFFERS from keel mr seq's: {first_difference}"));
     }
-    Ok(MrFigures {
-        job,
-        map_tasks,
-        reduce_tasks,
-        killed_while,
-        reexecutions,
-        lost_with_worker: lost,
-        identical,
-        lines: job_lines.len(),
-        words,
-    })
+    Ok(MrFigures { job, map_tasks, reduce_tasks, killed_while, reexecutions, identical, lines: job_lines.len(), words })
 }
 
 /// What a victim is doing when no task of it is in progress.

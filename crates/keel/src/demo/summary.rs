@@ -30,7 +30,8 @@ pub fn render(kv: &KvFigures, mr: &MrFigures) -> String {
         CheckVerdict::Undecided(keys) => format!("undecided (keys {keys})"),
     };
     let killed = match &mr.killed_while {
-        Some(when) => format!("1 of 3 workers killed {when}"),
+        Some(when) if when.starts_with("in the middle") => "1 of 3 workers killed mid-task".to_string(),
+        Some(_) => "1 of 3 workers killed between tasks".to_string(),
         None => "no worker killed".to_string(),
     };
     let rows = [
@@ -57,9 +58,8 @@ pub fn render(kv: &KvFigures, mr: &MrFigures) -> String {
         (
             "linearizability check".to_string(),
             format!(
-                "{verdict}: {} operations ({} acknowledged, {} unknown outcome), checked in {}",
+                "{verdict}: {} operations ({} with an unknown outcome), checked in {}",
                 kv.operations,
-                kv.acknowledged,
                 kv.unknown,
                 human(kv.check_time)
             ),
@@ -67,12 +67,14 @@ pub fn render(kv: &KvFigures, mr: &MrFigures) -> String {
         (
             "MapReduce word count".to_string(),
             format!(
-                "{} for {} map + {} reduce tasks; {killed}; {} re-executed ({} lost with a worker)",
+                "{} for {} map + {} reduce tasks, {killed}, {} re-executed",
                 human(mr.job),
                 mr.map_tasks,
                 mr.reduce_tasks,
-                mr.reexecutions,
-                mr.lost_with_worker
+                match mr.reexecutions {
+                    1 => "1 task".to_string(),
+                    n => format!("{n} tasks"),
+                }
             ),
         ),
         (
