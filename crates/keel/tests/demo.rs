@@ -114,6 +114,7 @@ fn the_demo_survives_a_killed_leader_and_a_killed_worker_checks_everything_and_l
     let failover = narration
         .lines()
         .find_map(|l| l.split("the cluster was without a leader for ").nth(1))
+        .and_then(|rest| rest.split(" (").next())
         .unwrap_or_else(|| panic!("no failover time in the narration\n{narration}"));
     assert!(
         failover.ends_with(" ms") || failover.ends_with(" s"),

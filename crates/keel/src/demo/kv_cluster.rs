@@ -3,6 +3,7 @@
 //! so a restarted node is found where it was, by its peers and by the clients.
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -43,8 +44,8 @@ impl KvNode {
 pub struct KvCluster {
     pub nodes: Vec<KvNode>,
     exe: PathBuf,
-    /// Only for `/v1/status` (one attempt per call, short timeouts).
-    status_client: Client,
+    /// Only for `/v1/status` (one attempt per call, short timeouts); shared by the concurrent polls.
+    status_client: Arc<Client>,
 }
 
 /// Ports nobody listens on right now: bound to port 0, read back, released. Another process could take one in
@@ -80,7 +81,7 @@ impl KvCluster {
         };
         let status_client = Client::new(vec!["http://127.0.0.1:1".to_string()], options)
             .map_err(|e| anyhow::anyhow!("cannot make the status client: {e}"))?;
-        Ok(KvCluster { nodes, exe: exe.to_path_buf(), status_client })
+        Ok(KvCluster { nodes, exe: exe.to_path_buf(), status_client: Arc::new(status_client) })
     }
 
     pub fn node(&self, id: u64) -> &KvNode {
@@ -157,15 +158,25 @@ impl KvCluster {
         self.status_client.status(&self.node(id).endpoint()).await.ok()
     }
 
-    /// Polls the running nodes every `poll` until one reports itself leader; returns its status.
-    pub async fn wait_for_leader(&self, limit: Duration, poll: Duration) -> Result<NodeStatus> {
+    /// Polls the running nodes (all at once) every `poll` until one reports itself leader; returns its status
+    /// and when the round of requests that found it was sent. The node became leader before that instant plus
+    /// a fraction of a millisecond, and after the previous round: so a time measured to it is at most one
+    /// `poll` plus one round trip too long.
+    pub async fn wait_for_leader(&self, limit: Duration, poll: Duration) -> Result<(NodeStatus, Instant)> {
         let until = Instant::now() + limit;
         loop {
+            let sent = Instant::now();
+            let mut round = tokio::task::JoinSet::new();
             for node in self.nodes.iter().filter(|n| n.running) {
-                if let Some(status) = self.status(node.id).await
+                let client = self.status_client.clone();
+                let endpoint = node.endpoint();
+                round.spawn(async move { client.status(&endpoint).await.ok() });
+            }
+            while let Some(answer) = round.join_next().await {
+                if let Ok(Some(status)) = answer
                     && status.role == "leader"
                 {
-                    return Ok(status);
+                    return Ok((status, sent));
                 }
             }
             if Instant::now() >= until {
