@@ -144,6 +144,8 @@ pub async fn run(
 
     // Step 5: the check.
     let history = recorder.history();
+    // Every client has stopped: each counted operation is in the history, once.
+    assert_eq!(history.len() as u64, recorder.operations(), "the history lost or doubled an operation");
     narrator.say(format!(
         "step 5: checking the {} recorded operations for linearizability (keel-lincheck, KvModel)",
         history.len()
@@ -229,6 +231,8 @@ async fn fail_over_and_catch_up(
     let probe = tokio::spawn(probe_first_write(probe_id, cluster.endpoints(), recorder.clone(), LEADER_TIMEOUT));
     let (new_leader, found_at) = cluster.wait_for_leader(LEADER_TIMEOUT, FAILOVER_POLL).await?;
     let without_leader = found_at.duration_since(killed_at);
+    // The killed node is not polled (it is not running), so it cannot be the one found.
+    assert_ne!(new_leader.id, leader.id, "a killed node reported itself leader");
     narrator.say(format!(
         "node {} leads (term {}): the cluster was without a leader for {} (every node polled every {} ms)",
         new_leader.id,

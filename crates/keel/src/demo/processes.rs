@@ -36,6 +36,8 @@ pub struct Spawned {
 #[derive(Default)]
 pub struct Processes {
     running: Vec<Managed>,
+    /// Children seen to exit on their own (reaped), and how; a later `wait` for them returns this.
+    exited: Vec<(String, ExitStatus)>,
 }
 
 impl Processes {
@@ -68,6 +70,7 @@ impl Processes {
             });
         }
         let mut child = command.spawn().with_context(|| format!("cannot start {name} ({})", exe.display()))?;
+        self.exited.retain(|(exited, _)| exited != name);
         let pid = child.id();
         let (lines_tx, stdout_lines) = mpsc::unbounded_channel();
         if let Some(stdout) = child.stdout.take() {
@@ -93,13 +96,17 @@ impl Processes {
         self.exit_status(name).is_none() && self.running.iter().any(|m| m.name == name)
     }
 
-    /// The exit status of `name` if it has exited (then it is reaped and leaves the table); `None` if it runs
-    /// or was never started.
+    /// The exit status of `name` if it has exited on its own (it is then reaped and leaves the table); `None`
+    /// if it runs, or was never started, or was killed or stopped through this table.
     pub fn exit_status(&mut self, name: &str) -> Option<ExitStatus> {
+        if let Some((_, status)) = self.exited.iter().find(|(exited, _)| exited == name) {
+            return Some(*status);
+        }
         let slot = self.running.iter().position(|m| m.name == name)?;
         match self.running[slot].child.try_wait() {
             Ok(Some(status)) => {
                 self.running.remove(slot);
+                self.exited.push((name.to_string(), status));
                 Some(status)
             }
             _ => None,
@@ -118,6 +125,9 @@ impl Processes {
 
     /// SIGTERM (a clean stop), then waits up to `limit`; a process still running then is killed.
     pub async fn terminate(&mut self, name: &str, limit: Duration) -> Result<ExitStatus> {
+        if let Some(status) = self.exit_status(name) {
+            return Ok(status); // it had already exited: its status says how
+        }
         let slot = self.slot(name)?;
         let pid = self.running[slot].child.id();
         // SAFETY: kill(2) on the pid of our own child, which has not been reaped (it is still in the table).
@@ -134,7 +144,9 @@ impl Processes {
     /// Waits (bounded) for `name` to exit on its own, and reaps it.
     pub async fn wait(&mut self, name: &str, limit: Duration) -> Result<ExitStatus> {
         let until = Instant::now() + limit;
-        self.slot(name)?;
+        if self.exit_status(name).is_none() {
+            self.slot(name)?;
+        }
         loop {
             if let Some(status) = self.exit_status(name) {
                 return Ok(status);
