@@ -18,12 +18,11 @@ use super::texts::{TEXTS, total_bytes};
 const WORKERS: usize = 3;
 const REDUCES: u32 = 3;
 /// Each text is written this many times over into its input file: 130 KB of text is a job of a few dozen
-/// milliseconds, over before anyone could kill a worker in it; 2 MB is a few dozen map tasks of a few
-/// milliseconds of counting each, which is long enough to catch a worker in the middle of one.
+/// milliseconds, over before anyone could kill a worker in it; 2 MB is a job of a few hundred milliseconds.
 const INPUT_REPEAT: usize = 16;
-/// Splits of this size make a few dozen map tasks of the 2 MB, each long enough (counting, not only the
-/// coordinator's commit) that a worker is usually in the middle of one.
-const SPLIT_SIZE: &str = "64KiB";
+/// Splits of this size make about twenty map tasks of the 2 MB, each spending about ten milliseconds counting
+/// (longer than the coordinator's commit of it), so a worker is usually in the middle of one when it is killed.
+const SPLIT_SIZE: &str = "128KiB";
 /// A killed worker's task is handed out again as soon as its connection drops; the timeout only bounds the
 /// case where that is not noticed.
 const TASK_TIMEOUT: &str = "3s";
@@ -45,7 +44,7 @@ pub struct MrFigures {
     pub job: Duration,
     pub map_tasks: u64,
     pub reduce_tasks: u64,
-    /// When the worker was killed (`in the middle of map task 3 attempt 7`; `None`: the job ended first).
+    /// What the killed worker was doing, as the coordinator showed it (`None`: the job ended first).
     pub killed_while: Option<String>,
     pub reexecutions: u64,
     pub identical: bool,
@@ -135,7 +134,7 @@ pub async fn run(exe: &Path, dir: &Path, processes: &mut Processes, narrator: &N
     let killed_while = match find_victim(status_address, &workers, processes).await {
         Some(victim) => {
             narrator.say(format!(
-                "{}/{} tasks done; killing {} (pid {}) with SIGKILL {}",
+                "{}/{} tasks done; killing {} (pid {}) with SIGKILL: {}",
                 victim.tasks_done, victim.tasks_total, victim.name, victim.pid, victim.current
             ));
             processes.kill9(&victim.name)?;
@@ -170,9 +169,16 @@ pub async fn run(exe: &Path, dir: &Path, processes: &mut Processes, narrator: &N
     };
     let (map_tasks, reduce_tasks, reexecutions, lost) =
         (stat("map_tasks"), stat("reduce_tasks"), stat("reexecutions"), stat("abandoned"));
+    let why = match (reexecutions, &killed_while) {
+        // The status page showed a task whose success report was already on its way: the coordinator commits
+        // a finished attempt even if its worker is gone.
+        (0, Some(_)) => ": the killed worker's task had already reported success".to_string(),
+        (0, None) => String::new(),
+        (_, _) => format!(" ({lost} lost with the killed worker, handed to another)"),
+    };
     narrator.say(format!(
-        "the job finished in {}: {map_tasks} map and {reduce_tasks} reduce tasks, {reexecutions} re-executed \
-         ({lost} lost with their worker); the other workers exited",
+        "the job finished in {}: {map_tasks} map and {reduce_tasks} reduce tasks, {reexecutions} re-executed{why}; \
+         the other workers exited",
         human(job)
     ));
 
@@ -199,12 +205,12 @@ pub async fn run(exe: &Path, dir: &Path, processes: &mut Processes, narrator: &N
 }
 
 /// What a victim is doing when no task of it is in progress.
-const BETWEEN_TASKS: &str = "between two of its tasks";
+const BETWEEN_TASKS: &str = "it is between two tasks";
 
 struct Victim {
     name: String,
     pid: u32,
-    /// `in the middle of map task 3 attempt 7`, or [`BETWEEN_TASKS`].
+    /// `the coordinator shows it running map task 3 attempt 7`, or [`BETWEEN_TASKS`].
     current: String,
     tasks_done: u64,
     tasks_total: u64,
@@ -235,7 +241,7 @@ async fn find_victim(status: SocketAddr, workers: &[(String, u32)], processes: &
                 for (name, pid, current) in ours {
                     match current {
                         Some(task) => {
-                            let current = format!("in the middle of {task}");
+                            let current = format!("the coordinator shows it running {task}");
                             return Some(Victim { name, pid, current, tasks_done, tasks_total });
                         }
                         None => between_tasks = between_tasks.or(Some((name, pid))),

@@ -30,8 +30,7 @@ pub fn render(kv: &KvFigures, mr: &MrFigures) -> String {
         CheckVerdict::Undecided(keys) => format!("undecided (keys {keys})"),
     };
     let killed = match &mr.killed_while {
-        Some(when) if when.starts_with("in the middle") => "1 of 3 workers killed mid-task".to_string(),
-        Some(_) => "1 of 3 workers killed between tasks".to_string(),
+        Some(_) => "1 of 3 workers killed mid-job".to_string(),
         None => "no worker killed".to_string(),
     };
     let rows = [
