@@ -3,6 +3,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod demo;
 mod kv_cmd;
 mod kv_local;
 mod kv_serve;
@@ -26,6 +27,9 @@ enum Command {
     /// The replicated key/value store: get, put, append, del, list, status (over the nodes' HTTP API).
     #[command(subcommand)]
     Kv(kv_cmd::KvCommand),
+    /// The real thing in one command: a 3-node keel kv cluster as processes, its leader killed under load, the
+    /// history checked for linearizability, then a MapReduce word count with a worker killed mid-job.
+    Demo(demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +38,7 @@ fn main() -> ExitCode {
         Command::Raft(cmd) => raft_cmd::run(cmd),
         Command::Mr(cmd) => keel_mr::cli::run(cmd),
         Command::Kv(cmd) => kv_cmd::run(cmd),
+        Command::Demo(args) => demo::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
