@@ -167,13 +167,18 @@ pub async fn run(exe: &Path, dir: &Path, processes: &mut Processes, narrator: &N
             .and_then(|value| value.trim().parse().ok())
             .unwrap_or(0)
     };
-    let (map_tasks, reduce_tasks, reexecutions, lost) =
-        (stat("map_tasks"), stat("reduce_tasks"), stat("reexecutions"), stat("abandoned"));
+    let (map_tasks, reduce_tasks, reexecutions, lost, lost_outputs) =
+        (stat("map_tasks"), stat("reduce_tasks"), stat("reexecutions"), stat("abandoned"), stat("lost_map_outputs"));
     let why = match (reexecutions, &killed_while) {
         // The status page showed a task whose success report was already on its way: the coordinator commits
         // a finished attempt even if its worker is gone.
         (0, Some(_)) => ": the killed worker's task had already reported success".to_string(),
         (0, None) => String::new(),
+        // The workers share nothing with the coordinator: finished maps' outputs lived on the killed worker's disk,
+        // so they run again too (the paper's section 3.3).
+        (_, _) if lost_outputs > 0 => format!(
+            " ({lost} running on the killed worker, and {lost_outputs} finished map outputs that lived on its disk)"
+        ),
         (_, _) => format!(" ({lost} lost with the killed worker, handed to another)"),
     };
     narrator.say(format!(
