@@ -3,6 +3,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod kv_bench;
 mod kv_cmd;
 mod kv_local;
 mod kv_serve;
