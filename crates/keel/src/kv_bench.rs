@@ -167,7 +167,15 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     for sample in &outcomes[0].error_samples {
         eprintln!("error: {sample}");
     }
-    save(&args, &outcomes)
+    save(&args, &outcomes)?;
+    // A run in which nothing succeeded measured nothing: say so with the exit status, so scripts notice.
+    anyhow::ensure!(
+        outcomes[0].requests > 0,
+        "no request succeeded ({} failed; the first errors are above): is the cluster running at {}?",
+        outcomes[0].errors,
+        plan.system.endpoints().join(",")
+    );
+    Ok(())
 }
 
 fn save(args: &BenchArgs, outcomes: &[load::Outcome]) -> anyhow::Result<()> {
