@@ -194,5 +194,9 @@ fn show_saved(args: &BenchArgs) -> anyhow::Result<()> {
         outcomes.extend(report::read_json(path)?);
     }
     print!("{}", report::table(&outcomes));
+    let comparison = report::comparison(&outcomes);
+    if !comparison.is_empty() {
+        print!("\n{comparison}");
+    }
     save(args, &outcomes)
 }

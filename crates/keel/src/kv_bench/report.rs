@@ -142,8 +142,8 @@ const COLOURS: [&str; 8] = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd
 /// A self-contained HTML page: latency (log scale, y) by percentile (x: 0, 90, 99, 99.9, ... on a log scale of
 /// 1 / (1 - q), the way HdrHistogram plots, so the tail gets room), one curve per run.
 pub fn html_plot(outcomes: &[Outcome], title: &str) -> String {
-    let (width, height) = (900.0_f64, 500.0_f64);
-    let (left, right, top, bottom) = (80.0, 220.0, 40.0, 50.0);
+    let (width, height) = (1000.0_f64, 500.0_f64);
+    let (left, right, top, bottom) = (80.0, 320.0, 40.0, 50.0);
     let plot_w = width - left - right;
     let plot_h = height - top - bottom;
     let runs: Vec<&Outcome> = outcomes.iter().filter(|o| o.latency.count() > 0).collect();
@@ -264,4 +264,74 @@ fn trim_number(value: f64) -> String {
 
 fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// Runs of the same load (clients, read share, value size) side by side, one line per system with the median of
+/// its runs (repeat runs show how noisy the machine is: their spread is printed too), and the first system's
+/// ratio to each other one. Empty if no load was run on two systems.
+pub fn comparison(outcomes: &[Outcome]) -> String {
+    let mut loads: Vec<(usize, u8, usize)> = Vec::new();
+    for outcome in outcomes {
+        let load = (outcome.clients, outcome.read_percent, outcome.value_bytes);
+        if !loads.contains(&load) {
+            loads.push(load);
+        }
+    }
+    let mut text = String::new();
+    for (clients, read_percent, value_bytes) in loads {
+        let same_load: Vec<&Outcome> = outcomes
+            .iter()
+            .filter(|o| (o.clients, o.read_percent, o.value_bytes) == (clients, read_percent, value_bytes))
+            .collect();
+        let mut systems: Vec<&str> = Vec::new();
+        for outcome in &same_load {
+            if !systems.contains(&outcome.system.as_str()) {
+                systems.push(&outcome.system);
+            }
+        }
+        if systems.len() < 2 {
+            continue;
+        }
+        let _ = writeln!(text, "{clients} client(s), {read_percent}% reads, {value_bytes}-byte values:");
+        let mut medians = Vec::new();
+        for system in &systems {
+            let runs: Vec<&&Outcome> = same_load.iter().filter(|o| o.system == *system).collect();
+            let rates: Vec<f64> = runs.iter().map(|o| o.ops_per_second()).collect();
+            let median_of = |q: f64| median(runs.iter().map(|o| o.latency.quantile_ns(q) as f64).collect());
+            let (rate, p50, p99, p999) = (median(rates.clone()), median_of(0.5), median_of(0.99), median_of(0.999));
+            let spread =
+                rates.iter().cloned().fold(f64::INFINITY, f64::min)..=rates.iter().cloned().fold(0.0, f64::max);
+            let _ = writeln!(
+                text,
+                "  {system:<9} {rate:>8.0} ops/s (runs: {:.0}..{:.0}, n={})  p50 {} ms  p99 {} ms  p99.9 {} ms",
+                spread.start(),
+                spread.end(),
+                runs.len(),
+                ms(p50 as u64),
+                ms(p99 as u64),
+                ms(p999 as u64)
+            );
+            medians.push((system, rate, p50, p99));
+        }
+        let (first, rate, p50, p99) = medians[0];
+        for (other, other_rate, other_p50, other_p99) in &medians[1..] {
+            let _ = writeln!(
+                text,
+                "  {first}/{other}: ops/s {:.2}x, p50 {:.2}x, p99 {:.2}x",
+                rate / other_rate.max(1e-9),
+                p50 / other_p50.max(1e-9),
+                p99 / other_p99.max(1e-9)
+            );
+        }
+    }
+    text
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(f64::total_cmp);
+    let middle = values.len() / 2;
+    if values.len() % 2 == 1 { values[middle] } else { (values[middle - 1] + values[middle]) / 2.0 }
 }
