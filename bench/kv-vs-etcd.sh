@@ -106,6 +106,8 @@ wait_ready keel --endpoints "$keel_endpoints"
 
 mkdir -p "$OUT"
 rm -f "$OUT"/run-*.json
+# The saved runs of one load, keel's first (the comparison gives keel/etcd ratios), comma-separated.
+runs_of() { printf '%s\n' "$OUT"/run-"$1"-*-keel.json "$OUT"/run-"$1"-*-etcd.json | paste -sd, -; }
 # name clients read-percent
 loads=("put-c1 1 0" "put-c16 16 0" "put-c64 64 0" "read90-c64 64 90")
 for load in "${loads[@]}"; do
@@ -120,7 +122,7 @@ for load in "${loads[@]}"; do
     done
   done
   # keel's runs first: the comparison gives keel/etcd ratios.
-  files=$(ls "$OUT"/run-"$name"-*-keel.json "$OUT"/run-"$name"-*-etcd.json | paste -sd, -)
+  files=$(runs_of "$name")
   "$KEEL" kv bench --report "$files" --plot "$OUT/$name.html" >/dev/null
 done
 
@@ -139,7 +141,7 @@ echo "== results (all runs; latencies in ms)"
 all=""
 for load in "${loads[@]}"; do
   read -r name _ <<<"$load"
-  all="${all:+$all,}$(ls "$OUT"/run-"$name"-*-keel.json "$OUT"/run-"$name"-*-etcd.json | paste -sd, -)"
+  all="${all:+$all,}$(runs_of "$name")"
 done
 "$KEEL" kv bench --report "$all" --json "$OUT/kv-vs-etcd.json" --plot "$OUT/kv-vs-etcd.html"
 if command -v curl >/dev/null 2>&1; then
