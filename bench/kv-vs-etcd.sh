@@ -44,8 +44,9 @@ cleanup() {
   local status=$?
   trap - EXIT INT TERM
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  # Give them 10 s to stop cleanly, then SIGKILL whatever is left.
-  for _ in $(seq 100); do
+  # Give them 3 s to stop cleanly (an etcd leader first tries to hand over leadership, which the others, also
+  # stopping, do not take), then SIGKILL whatever is left: the data goes with the directory anyway.
+  for _ in $(seq 30); do
     alive=0
     for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
     [ "$alive" = 0 ] && break
