@@ -3,8 +3,8 @@
 #
 # Both run as 3 members on loopback, data in one temporary directory (the same disk), fsync on (etcd's default;
 # keel always fsyncs). The loads: 1 client of sequential puts, 16 and 64 clients of puts, 64 clients with 90%
-# (linearizable) reads; 128-byte values. Each load runs on keel, then etcd, REPEATS times (alternating, so a
-# noisy moment of the shared machine does not land on one side only). Prints every run, then one comparison per
+# (linearizable) reads, and 64 clients of puts all sent to the leader; 128-byte values. Each load runs on keel,
+# then etcd, REPEATS times (alternating, so a noisy moment of the shared machine does not land on one side only). Prints every run, then one comparison per
 # load (medians over the repeats, the spread of ops/s, keel/etcd ratios), and writes a JSON file and an HTML
 # latency plot per load into OUT.
 #
@@ -109,15 +109,17 @@ mkdir -p "$OUT"
 rm -f "$OUT"/run-*.json
 # The saved runs of one load, keel's first (the comparison gives keel/etcd ratios), comma-separated.
 runs_of() { printf '%s\n' "$OUT"/run-"$1"-*-keel.json "$OUT"/run-"$1"-*-etcd.json | paste -sd, -; }
-# name clients read-percent
-loads=("put-c1 1 0" "put-c16 16 0" "put-c64 64 0" "read90-c64 64 90")
+# name clients read-percent [flags]: clients spread over the 3 nodes from the leader on, or (--leader-only) all
+# on the leader, where neither system forwards.
+loads=("put-c1 1 0" "put-c16 16 0" "put-c64 64 0" "read90-c64 64 90" "put-c64-leader 64 0 --leader-only")
 for load in "${loads[@]}"; do
-  read -r name clients read_percent <<<"$load"
+  read -r name clients read_percent flags <<<"$load"
   for repeat in $(seq "$REPEATS"); do
     for system in keel etcd; do
       if [ "$system" = keel ]; then target=(--endpoints "$keel_endpoints"); else target=(--etcd "$etcd_endpoints"); fi
       echo "== $system $name (run $repeat of $REPEATS)"
-      "$KEEL" kv bench "${target[@]}" --clients "$clients" --read-percent "$read_percent" --value-bytes 128 \
+      # shellcheck disable=SC2086 # $flags is a list of flags
+      "$KEEL" kv bench "${target[@]}" $flags --clients "$clients" --read-percent "$read_percent" --value-bytes 128 \
         --seconds "$SECONDS_PER_RUN" --warmup-seconds "$WARMUP_SECONDS" --label "$system $name #$repeat" \
         --json "$OUT/run-$name-$repeat-$system.json" | tail -n 1
     done

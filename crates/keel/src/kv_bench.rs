@@ -66,6 +66,9 @@ pub struct BenchArgs {
     /// leader on either system, and many clients spread from it).
     #[arg(long)]
     no_leader_first: bool,
+    /// Every client talks to the leader only (found as for the leader-first order): no forwarding by followers.
+    #[arg(long, conflicts_with = "no_leader_first")]
+    leader_only: bool,
     /// The run's name in the table, the JSON and the plot [default: the system and the load].
     #[arg(long)]
     label: Option<String>,
@@ -116,11 +119,20 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     };
     if !args.no_leader_first {
         let (ordered, leader) = target::leader_first(&system).await;
-        if leader.is_none() {
-            eprintln!("keel kv bench: no endpoint says it leads (is the cluster up?); keeping the given order");
-        }
+        let chosen = match (leader, args.leader_only) {
+            (Some(leader), true) => vec![leader],
+            (None, true) => anyhow::bail!(
+                "--leader-only: no endpoint of {} says it leads (is the cluster up?)",
+                system.endpoints().join(",")
+            ),
+            (None, false) => {
+                eprintln!("keel kv bench: no endpoint says it leads (is the cluster up?); keeping the given order");
+                ordered
+            }
+            (Some(_), false) => ordered,
+        };
         match &mut system {
-            target::System::Keel { endpoints, .. } | target::System::Etcd { endpoints } => *endpoints = ordered,
+            target::System::Keel { endpoints, .. } | target::System::Etcd { endpoints } => *endpoints = chosen,
         }
     }
     let stop = match (args.requests, args.seconds) {
@@ -136,7 +148,8 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         "--warmup-seconds must be 0 or more"
     );
     let label = args.label.clone().unwrap_or_else(|| {
-        format!("{} c={} r={}% v={}B", system.name(), args.clients, args.read_percent, args.value_bytes)
+        let on = if args.leader_only { " leader" } else { "" };
+        format!("{} c={}{on} r={}% v={}B", system.name(), args.clients, args.read_percent, args.value_bytes)
     });
     let plan = load::Plan {
         system,

@@ -27,6 +27,13 @@ pub struct Plan {
     pub keys: u64,
 }
 
+impl Plan {
+    /// How many nodes the clients spread over (1: all on the leader, with --leader-only).
+    fn nodes_used(&self) -> usize {
+        self.system.endpoints().len().min(self.clients)
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 pub enum Stop {
     After(Duration),
@@ -42,6 +49,8 @@ pub struct Outcome {
     pub value_bytes: usize,
     pub read_percent: u8,
     pub keys: u64,
+    /// How many nodes the clients talked to (runs are compared only with runs that used as many).
+    pub nodes_used: usize,
     pub elapsed: Duration,
     pub requests: u64,
     pub errors: u64,
@@ -129,6 +138,7 @@ pub async fn run(plan: &Plan, progress: &indicatif::ProgressBar) -> anyhow::Resu
         value_bytes: plan.value_bytes,
         read_percent: plan.read_percent,
         keys: plan.keys,
+        nodes_used: plan.nodes_used(),
         elapsed,
         requests: latency.count(),
         errors,

@@ -70,6 +70,7 @@ pub fn to_json(outcome: &Outcome) -> Value {
         "value_bytes": outcome.value_bytes,
         "read_percent": outcome.read_percent,
         "keys": outcome.keys,
+        "nodes_used": outcome.nodes_used,
         "seconds": outcome.elapsed.as_secs_f64(),
         "requests": outcome.requests,
         "errors": outcome.errors,
@@ -129,6 +130,7 @@ fn outcome_from_json(run: &Value) -> anyhow::Result<Outcome> {
         value_bytes: usize::try_from(number("value_bytes")?).context("value_bytes")?,
         read_percent: u8::try_from(number("read_percent")?).context("read_percent")?,
         keys: number("keys")?,
+        nodes_used: usize::try_from(number("nodes_used")?).context("nodes_used")?,
         elapsed: Duration::from_secs_f64(run["seconds"].as_f64().context("field \"seconds\" is missing")?.max(0.0)),
         requests: latency.count(),
         errors: number("errors")?,
@@ -270,19 +272,18 @@ fn escape(text: &str) -> String {
 /// its runs (repeat runs show how noisy the machine is: their spread is printed too), and the first system's
 /// ratio to each other one. Empty if no load was run on two systems.
 pub fn comparison(outcomes: &[Outcome]) -> String {
-    let mut loads: Vec<(usize, u8, usize)> = Vec::new();
+    let mut loads: Vec<(usize, u8, usize, usize)> = Vec::new();
     for outcome in outcomes {
-        let load = (outcome.clients, outcome.read_percent, outcome.value_bytes);
+        let load = (outcome.clients, outcome.read_percent, outcome.value_bytes, outcome.nodes_used);
         if !loads.contains(&load) {
             loads.push(load);
         }
     }
     let mut text = String::new();
-    for (clients, read_percent, value_bytes) in loads {
-        let same_load: Vec<&Outcome> = outcomes
-            .iter()
-            .filter(|o| (o.clients, o.read_percent, o.value_bytes) == (clients, read_percent, value_bytes))
-            .collect();
+    for load in loads {
+        let (clients, read_percent, value_bytes, nodes_used) = load;
+        let same_load: Vec<&Outcome> =
+            outcomes.iter().filter(|o| (o.clients, o.read_percent, o.value_bytes, o.nodes_used) == load).collect();
         let mut systems: Vec<&str> = Vec::new();
         for outcome in &same_load {
             if !systems.contains(&outcome.system.as_str()) {
@@ -292,7 +293,8 @@ pub fn comparison(outcomes: &[Outcome]) -> String {
         if systems.len() < 2 {
             continue;
         }
-        let _ = writeln!(text, "{clients} client(s), {read_percent}% reads, {value_bytes}-byte values:");
+        let spread = if nodes_used == 1 { "one node".to_string() } else { format!("spread over {nodes_used} nodes") };
+        let _ = writeln!(text, "{clients} client(s) ({spread}), {read_percent}% reads, {value_bytes}-byte values:");
         let mut medians = Vec::new();
         for system in &systems {
             let runs: Vec<&&Outcome> = same_load.iter().filter(|o| o.system == *system).collect();
