@@ -108,7 +108,7 @@ wait_ready keel --endpoints "$keel_endpoints"
 mkdir -p "$OUT"
 rm -f "$OUT"/run-*.json
 # The saved runs of one load, keel's first (the comparison gives keel/etcd ratios), comma-separated.
-runs_of() { printf '%s\n' "$OUT"/run-"$1"-*-keel.json "$OUT"/run-"$1"-*-etcd.json | paste -sd, -; }
+runs_of() { printf '%s\n' "$OUT"/run-"$1"-[0-9]*-keel.json "$OUT"/run-"$1"-[0-9]*-etcd.json | paste -sd, -; }
 # name clients read-percent [flags]: clients spread over the 3 nodes from the leader on, or (--leader-only) all
 # on the leader, where neither system forwards.
 loads=("put-c1 1 0" "put-c16 16 0" "put-c64 64 0" "read90-c64 64 90" "put-c64-leader 64 0 --leader-only")
