@@ -147,12 +147,25 @@ for load in "${loads[@]}"; do
   all="${all:+$all,}$(runs_of "$name")"
 done
 "$KEEL" kv bench --report "$all" --json "$OUT/kv-vs-etcd.json" --plot "$OUT/kv-vs-etcd.html"
+# And etcd's: its leader's WAL fsyncs, from its /metrics.
+etcd_leader_metrics() {
+  for endpoint in ${etcd_endpoints//,/ }; do
+    metrics=$(curl -s "$endpoint/metrics" 2>/dev/null || true)
+    if grep -q '^etcd_server_is_leader 1' <<<"$metrics"; then
+      grep -E '^etcd_disk_wal_fsync_duration_seconds_(sum|count)' <<<"$metrics" || true
+      return
+    fi
+  done
+}
 if command -v curl >/dev/null 2>&1; then
   echo
-  echo "== keel leader's persist (fsync) time over the run"
+  echo "== the leaders' fsync time over the whole run"
   leader_metrics | awk '{ v[$1] = $2 } END { if (v["keel_raft_persist_seconds_count"] > 0)
-    printf "  %d persists, mean %.3f ms\n", v["keel_raft_persist_seconds_count"],
+    printf "  keel: %d persists (WAL write + fdatasync), mean %.3f ms\n", v["keel_raft_persist_seconds_count"],
       1000 * v["keel_raft_persist_seconds_sum"] / v["keel_raft_persist_seconds_count"] }'
+  etcd_leader_metrics | awk '{ v[$1] = $2 } END { if (v["etcd_disk_wal_fsync_duration_seconds_count"] > 0)
+    printf "  etcd: %d WAL fsyncs, mean %.3f ms\n", v["etcd_disk_wal_fsync_duration_seconds_count"],
+      1000 * v["etcd_disk_wal_fsync_duration_seconds_sum"] / v["etcd_disk_wal_fsync_duration_seconds_count"] }'
 fi
 echo
 echo "plots: $OUT/<load>.html (keel vs etcd per load), $OUT/kv-vs-etcd.html (every run); JSON: $OUT/kv-vs-etcd.json"
