@@ -24,6 +24,8 @@ pub enum KvCommand {
     Serve(crate::kv_serve::ServeArgs),
     /// Run a whole cluster on this machine (one `keel kv serve` process per node); Ctrl-C stops it.
     Local(crate::kv_local::LocalArgs),
+    /// Load-test a cluster (or etcd, with the same load) and show throughput and latency; or time failovers.
+    Bench(crate::kv_bench::BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -96,6 +98,7 @@ pub fn run(command: KvCommand) -> anyhow::Result<()> {
     let command = match command {
         KvCommand::Serve(args) => return crate::kv_serve::run(args),
         KvCommand::Local(args) => return crate::kv_local::run(args),
+        KvCommand::Bench(args) => return crate::kv_bench::run(args),
         client => client,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -155,8 +158,8 @@ async fn run_async(command: KvCommand) -> anyhow::Result<()> {
             status_table(&client, &mut stdout).await?;
         }
         // `run` hands these to their own modules before a client runtime exists.
-        KvCommand::Serve(_) | KvCommand::Local(_) => {
-            anyhow::bail!("`keel kv serve` and `keel kv local` are not client commands")
+        KvCommand::Serve(_) | KvCommand::Local(_) | KvCommand::Bench(_) => {
+            anyhow::bail!("`keel kv serve`, `keel kv local` and `keel kv bench` are not client commands")
         }
     }
     stdout.flush()?;

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod demo;
+mod kv_bench;
 mod kv_cmd;
 mod kv_local;
 mod kv_serve;
