@@ -255,23 +255,9 @@ async fn serve(
                 for (peer, now) in transport.stats() {
                     let before = seen.get(&peer).cloned().unwrap_or_default();
                     let labels = peer_labels(peer);
-                    metrics
-                        .messages_sent
-                        .get_or_create(&labels)
-                        .inc_by(now.messages_sent.saturating_sub(before.messages_sent));
-                    metrics.bytes_sent.get_or_create(&labels).inc_by(now.bytes_sent.saturating_sub(before.bytes_sent));
-                    metrics
-                        .messages_received
-                        .get_or_create(&labels)
-                        .inc_by(now.messages_received.saturating_sub(before.messages_received));
-                    metrics
-                        .bytes_received
-                        .get_or_create(&labels)
-                        .inc_by(now.bytes_received.saturating_sub(before.bytes_received));
-                    metrics
-                        .messages_dropped
-                        .get_or_create(&labels)
-                        .inc_by(now.dropped_queue_full.saturating_sub(before.dropped_queue_full));
+                    for (family, field) in PEER_COUNTERS {
+                        family(&metrics).get_or_create(&labels).inc_by(field(&now).saturating_sub(field(&before)));
+                    }
                     seen.insert(peer, now);
                 }
             }
@@ -337,6 +323,22 @@ async fn serve(
         }
     }
 }
+
+type PeerCounter = prometheus_client::metrics::family::Family<
+    keel_runtime::metrics::PeerLabels,
+    prometheus_client::metrics::counter::Counter,
+>;
+
+/// A per-peer counter in `/metrics`, and the transport statistic it follows.
+type PeerCounterSource = (fn(&ReplicaMetrics) -> &PeerCounter, fn(&keel_transport::PeerStats) -> u64);
+
+const PEER_COUNTERS: [PeerCounterSource; 5] = [
+    (|m| &m.messages_sent, |s| s.messages_sent),
+    (|m| &m.bytes_sent, |s| s.bytes_sent),
+    (|m| &m.messages_received, |s| s.messages_received),
+    (|m| &m.bytes_received, |s| s.bytes_received),
+    (|m| &m.messages_dropped, |s| s.dropped_queue_full),
+];
 
 /// Distinct per node, so nodes started together do not time out in lockstep.
 fn seed_for(id: NodeId) -> u64 {

@@ -1,10 +1,15 @@
 //! `keel demo` as a user runs it: the whole story in quick mode, and Ctrl-C in the middle of it. Both must
 //! leave nothing behind: no process and no temp dir.
+mod kv_support;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+// Kills the demo if it overruns, so a hung demo fails the test instead of hanging it.
+use kv_support::wait_bounded;
 
 /// The quick demo takes about 6 s on an idle machine; a busy two-core CI machine gets plenty more.
 const DEMO_LIMIT: Duration = Duration::from_secs(240);
@@ -28,22 +33,6 @@ fn start_demo() -> (Child, mpsc::Receiver<String>) {
         }
     });
     (child, rx)
-}
-
-/// Waits (bounded) for the exit; kills the demo if it overruns, so a hung demo fails the test instead of hanging it.
-fn wait_bounded(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
-    let until = Instant::now() + limit;
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(status);
-        }
-        if Instant::now() > until {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn stderr_of(child: &mut Child) -> String {

@@ -230,7 +230,8 @@ impl RaftNode {
     /// Acknowledgements must arrive in the order of the persists. One for an entry this log no longer holds (it
     /// was replaced while the write was in flight: etcd's ABA race across a term change) is ignored.
     pub fn persisted(&mut self, index: Index, term: Term) {
-        if index <= self.durable_index || index > self.log.last_index() || self.log.term_at(index) != Some(term) {
+        // `term_at` is `None` beyond the log's end, so an acknowledgement past it is ignored too.
+        if index <= self.durable_index || self.log.term_at(index) != Some(term) {
             return;
         }
         self.durable_index = index;

@@ -12,7 +12,10 @@
 //!   driver:  tick / step(msg) / propose(cmd)
 //!              |
 //!              v
-//!   Replica::advance() ── take_ready ──> persist (storage, durable before anything leaves)
+//!   Replica::advance() ── take_ready ──> early messages (a leader's AppendEntries) ──> returned to send at once
+//!              |                           |          (then the next advance() goes on from here)
+//!              |                           v
+//!              |                      persist (storage; durable before any other message leaves)
 //!              |                           |
 //!              |                           v
 //!              |                      messages  ──> returned to the driver to send

@@ -7,11 +7,12 @@ use crate::proposals::{Outcome, Pending, Proposal, UnknownReason};
 use crate::service::Service;
 use crate::snapshot_policy::{ENTRY_OVERHEAD_BYTES, SnapshotPolicy};
 
-/// What one step of the Ready loop did. The driver sends `messages` (their state is durable: persisting came
-/// first) and hands each outcome to whoever proposed it.
+/// What one step of the Ready loop did. The driver sends `messages` (what they depend on is durable, or, in a
+/// `persist_pending` step, they are a leader's AppendEntries that may go ahead of its fsync) and hands each
+/// outcome to whoever proposed it.
 #[derive(Debug)]
 pub struct Advanced<O> {
-    /// Messages to send, in order. Safe to send: everything they depend on is durable.
+    /// Messages to send, in order. Safe to send now: everything they depend on is durable (see `persist_pending`).
     pub messages: Vec<Message>,
     /// What was applied to the service, in log order (drivers that check or record applies read this).
     pub applied: Vec<Apply>,
@@ -131,8 +132,8 @@ where
 
     // ----- The Ready loop --------------------------------------------------------------------------------------
 
-    /// Runs one Ready through the contract: persist, then hand out the messages, then apply (and snapshot when
-    /// the policy says so). Returns `None` once the node has nothing more to do. A storage or service error
+    /// Runs one Ready through the contract: hand out a leader's early messages, persist, then hand out the other
+    /// messages, then apply (and snapshot when the policy says so). Returns `None` once the node has nothing more to do. A storage or service error
     /// stops the replica: nothing that depended on the failed update is handed out.
     ///
     /// A leader's Ready takes two steps: the first hands out only its early messages (AppendEntries, so that

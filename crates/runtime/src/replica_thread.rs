@@ -149,7 +149,7 @@ impl<O: Clone + Send + 'static> ReplicaHandle<O> {
             proposals: BTreeMap::new(),
             forwards: BTreeMap::new(),
             next_request_id: 1,
-            last_role: None,
+            published: None,
         };
         let thread = std::thread::Builder::new().name(format!("replica-{id}")).spawn(move || thread.run())?;
         Ok(ReplicaHandle {
@@ -297,7 +297,9 @@ struct ReplicaThread<S: Service, St: Storage, P> {
     proposals: BTreeMap<Proposal, Origin<S::Output>>,
     forwards: BTreeMap<u64, ForwardOut<S::Output>>,
     next_request_id: u64,
-    last_role: Option<(Role, Term)>,
+    /// What `publish` last made visible (role, term, leader, commit, applied): it is called after every step and
+    /// every round, and does nothing when none of these moved.
+    published: Option<(Role, Term, Option<NodeId>, Index, Index)>,
 }
 
 /// How long the replica thread polls for its next input before it blocks (see `next_input`).
@@ -549,14 +551,18 @@ where
 
     fn publish(&mut self) {
         let Some(replica) = self.replica.as_ref() else { return };
+        let node = replica.node();
+        let now = (node.role(), node.term(), node.leader_hint(), node.commit_index(), node.applied_index());
+        let before = self.published.replace(now);
+        if before == Some(now) {
+            return;
+        }
         let status = status_of(replica, None);
-        let role_term = (status.role, status.term);
-        if self.last_role != Some(role_term) {
+        if before.map(|(role, term, ..)| (role, term)) != Some((status.role, status.term)) {
             match status.role {
                 Role::Leader => tracing::info!(node = status.id, term = status.term, "became the leader"),
                 role => tracing::debug!(node = status.id, term = status.term, ?role, "role changed"),
             }
-            self.last_role = Some(role_term);
         }
         let m = &self.metrics;
         m.term.set(as_i64(status.term));
