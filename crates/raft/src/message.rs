@@ -47,6 +47,17 @@ pub enum MessageBody {
         /// The snapshot index the follower now holds (or already held): the leader may treat it as matched.
         last_included_index: Index,
     },
+    /// The leader's commit index, for a follower whose log matches the leader's through `match_index` (whose
+    /// entry there has `match_term`). Sent when the commit index moves, to a follower with nothing in flight and
+    /// nothing more to receive, instead of an empty AppendEntries. It is not answered: it opens no window (see
+    /// `Progress`), so the next entries leave at once instead of after the follower's answer, and the leader is
+    /// not woken by an answer that tells it nothing. A follower that does not hold (`match_index`, `match_term`)
+    /// ignores it; the next AppendEntries or heartbeat brings the commit index as before.
+    CommitNotice {
+        match_index: Index,
+        match_term: Term,
+        leader_commit: Index,
+    },
 }
 
 /// A follower's answer to AppendEntries.
@@ -76,6 +87,7 @@ impl MessageBody {
                 | MessageBody::PreVote { .. }
                 | MessageBody::AppendEntries { .. }
                 | MessageBody::InstallSnapshot { .. }
+                | MessageBody::CommitNotice { .. }
         )
     }
 
@@ -89,6 +101,7 @@ impl MessageBody {
             MessageBody::AppendEntriesReply(_) => "AppendEntriesReply",
             MessageBody::InstallSnapshot { .. } => "InstallSnapshot",
             MessageBody::InstallSnapshotReply { .. } => "InstallSnapshotReply",
+            MessageBody::CommitNotice { .. } => "CommitNotice",
         }
     }
 }
@@ -116,6 +129,7 @@ mod tests {
             (MessageBody::AppendEntriesReply(reply), "AppendEntriesReply", false),
             (MessageBody::InstallSnapshot { meta, data: vec![] }, "InstallSnapshot", true),
             (MessageBody::InstallSnapshotReply { last_included_index: 1 }, "InstallSnapshotReply", false),
+            (MessageBody::CommitNotice { match_index: 1, match_term: 1, leader_commit: 1 }, "CommitNotice", true),
         ];
         for (body, kind, is_request) in bodies {
             assert_eq!((body.kind(), body.is_request()), (kind, is_request));

@@ -236,7 +236,7 @@ impl RaftNode {
         }
         self.durable_index = index;
         if self.role == Role::Leader && self.maybe_commit() {
-            self.broadcast_append(false); // followers learn the commit at once
+            self.broadcast_commit(); // followers learn the commit at once
         }
         self.assert_invariants();
     }
@@ -285,6 +285,9 @@ impl RaftNode {
             MessageBody::InstallSnapshot { meta, data } => self.handle_install_snapshot(from, term, meta, data),
             MessageBody::InstallSnapshotReply { last_included_index } => {
                 self.handle_install_snapshot_reply(from, term, last_included_index)
+            }
+            MessageBody::CommitNotice { match_index, match_term, leader_commit } => {
+                self.handle_commit_notice(from, term, match_index, match_term, leader_commit)
             }
         }
     }
@@ -339,7 +342,12 @@ impl RaftNode {
         let early_messages = match &persist {
             Some(update) if update.hard_state.is_none() => {
                 let (early, late) = messages.into_iter().partition(|m| {
-                    matches!(m.body, MessageBody::AppendEntries { .. } | MessageBody::InstallSnapshot { .. })
+                    matches!(
+                        m.body,
+                        MessageBody::AppendEntries { .. }
+                            | MessageBody::InstallSnapshot { .. }
+                            | MessageBody::CommitNotice { .. }
+                    )
                 });
                 messages = late;
                 early
@@ -387,6 +395,7 @@ impl RaftNode {
             }) => (*prev_log_index).max(*conflict_first_index).max(*last_log_index),
             MessageBody::InstallSnapshot { meta, .. } => meta.index,
             MessageBody::InstallSnapshotReply { last_included_index } => *last_included_index,
+            MessageBody::CommitNotice { match_index, leader_commit, .. } => (*match_index).max(*leader_commit),
             MessageBody::RequestVoteReply { .. } | MessageBody::PreVoteReply { .. } => 0,
         };
         if largest_index > INDEX_LIMIT {
@@ -423,6 +432,9 @@ impl RaftNode {
             }
             MessageBody::InstallSnapshot { meta, .. } if meta.term > msg.term || meta.index == 0 => {
                 malformed(format!("InstallSnapshot {meta:?} does not fit its term {}", msg.term))
+            }
+            MessageBody::CommitNotice { match_term, .. } if *match_term > msg.term => {
+                malformed(format!("CommitNotice match_term {match_term} above its term {}", msg.term))
             }
             _ => Ok(()),
         }
@@ -714,6 +726,29 @@ impl RaftNode {
         Ok(())
     }
 
+    /// The commit index moves only through what this follower's log is known to share with the leader's: the
+    /// entry (`match_index`, `match_term`) and so, by Log Matching, everything before it.
+    fn handle_commit_notice(
+        &mut self,
+        from: NodeId,
+        term: Term,
+        match_index: Index,
+        match_term: Term,
+        leader_commit: Index,
+    ) -> Result<(), StepError> {
+        if term < self.term() {
+            return Ok(()); // a deposed leader's: the next heartbeat's answer tells it of the newer term
+        }
+        self.accept_leader(from, term)?;
+        if self.log.term_at(match_index) == Some(match_term) {
+            let new_commit = leader_commit.min(match_index);
+            if new_commit > self.commit_index {
+                self.commit_index = new_commit;
+            }
+        }
+        Ok(())
+    }
+
     // ----- Replication: leader side ----------------------------------------------------------------------------
 
     fn handle_append_reply(&mut self, from: NodeId, term: Term, reply: AppendReply) -> Result<(), StepError> {
@@ -736,8 +771,8 @@ impl RaftNode {
                 if self.maybe_commit() {
                     // Followers learn the new commit index now, not at the next heartbeat (etcd's bcastAppend
                     // after maybeCommit): a follower answering a forwarded request waits until it applied it.
-                    // Every idle follower gets one AppendEntries (this one included: entries or empty).
-                    self.broadcast_append(false);
+                    // Every idle follower gets one message (this one included): entries, or a CommitNotice.
+                    self.broadcast_commit();
                     return Ok(());
                 }
             }
@@ -757,8 +792,10 @@ impl RaftNode {
         // More entries to send, or a commit this follower has not heard of (another follower's answer made it):
         // the follower would otherwise learn it only at the next heartbeat.
         let commit = self.commit_index;
-        if send_now && self.progress.get(&from).is_some_and(|p| p.next_index <= last_index || p.lags_commit(commit)) {
-            self.send_append(from);
+        match self.progress.get(&from) {
+            Some(p) if send_now && p.next_index <= last_index => self.send_append(from),
+            Some(p) if send_now && p.lags_commit(commit) => self.send_commit(from),
+            _ => {}
         }
         Ok(())
     }
@@ -778,7 +815,7 @@ impl RaftNode {
         progress.record_match(index);
         let more = progress.is_idle() && progress.next_index <= last_index;
         if self.maybe_commit() {
-            self.broadcast_append(false); // as after an AppendEntries success
+            self.broadcast_commit(); // as after an AppendEntries success
             return Ok(());
         }
         if more {
@@ -799,6 +836,34 @@ impl RaftNode {
             if progress.is_idle() {
                 self.send_append(peer);
             }
+        }
+    }
+
+    /// Tells every follower with nothing in flight of a new commit index (the others hear of it with the answer to
+    /// what is in flight: see `handle_append_reply`).
+    fn broadcast_commit(&mut self) {
+        let peers: Vec<NodeId> = self.peers().collect();
+        for peer in peers {
+            if self.progress.get(&peer).is_some_and(Progress::is_idle) {
+                self.send_commit(peer);
+            }
+        }
+    }
+
+    /// Tells `to` the commit index: with a [`MessageBody::CommitNotice`] if it already holds the whole log (nothing
+    /// to send, nothing in flight to wait for), otherwise with AppendEntries.
+    fn send_commit(&mut self, to: NodeId) {
+        let last_index = self.log.last_index();
+        let commit = self.commit_index;
+        let Some(progress) = self.progress.get_mut(&to) else { return };
+        let caught_up = progress.is_idle() && progress.match_index == last_index;
+        match self.log.term_at(last_index) {
+            Some(match_term) if caught_up => {
+                progress.commit_sent = commit;
+                let notice = MessageBody::CommitNotice { match_index: last_index, match_term, leader_commit: commit };
+                self.send(to, notice);
+            }
+            _ => self.send_append(to),
         }
     }
 

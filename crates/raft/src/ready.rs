@@ -8,9 +8,9 @@ use crate::types::{Entry, HardState, Index, Snapshot, Term};
 ///
 /// A driver must handle a `Ready` in exactly this order:
 ///
-/// 0. **Send** `early_messages` (may be sent before step 1, or while it runs). They are a leader's AppendEntries
-///    and InstallSnapshot, which depend on nothing in this Ready's persist: followers write the entries to their
-///    disks while the leader writes them to its own (Raft thesis 10.2.1).
+/// 0. **Send** `early_messages` (may be sent before step 1, or while it runs). They are a leader's AppendEntries,
+///    InstallSnapshot and CommitNotice, which depend on nothing in this Ready's persist: followers write the
+///    entries to their disks while the leader writes them to its own (Raft thesis 10.2.1).
 /// 1. **Persist** `persist` (if any), atomically, and wait until it is durable (fsynced); then report it with
 ///    [`crate::RaftNode::persisted`]`(`[`PersistUpdate::durable_through`]`)` (a leader counts itself in a commit
 ///    quorum only through what it was told is durable). Only then:

@@ -61,6 +61,14 @@ fn body() -> impl Strategy<Value = MessageBody> {
             data: vec![2]
         }),
         index().prop_map(|i| MessageBody::InstallSnapshotReply { last_included_index: i }),
+        (index(), term(), index()).prop_map(|(match_index, match_term, leader_commit)| MessageBody::CommitNotice {
+            match_index,
+            match_term,
+            leader_commit
+        }),
+        (0u64..10, 0u64..5, 0u64..12).prop_map(|(match_index, match_term, leader_commit)| {
+            MessageBody::CommitNotice { match_index, match_term, leader_commit }
+        }),
     ]
 }
 

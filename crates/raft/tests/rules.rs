@@ -727,10 +727,24 @@ fn votes_wait_for_the_persist_of_the_term_and_vote() {
     assert!(matches!(ready.messages[0].body, MessageBody::RequestVoteReply { granted: true }));
 }
 
-/// A follower learns a new commit index at once, not at the next heartbeat (etcd's bcastAppend after a commit):
-/// a follower answering a forwarded request waits until it has applied it.
-#[test]
-fn followers_hear_of_a_commit_at_once() {
+/// The commit index each message of a Ready tells each follower, by AppendEntries or CommitNotice.
+fn commits_told(ready: &Ready) -> Vec<(u64, u64)> {
+    ready
+        .early_messages
+        .iter()
+        .chain(&ready.messages)
+        .filter_map(|m| match m.body {
+            MessageBody::AppendEntries { leader_commit, .. } | MessageBody::CommitNotice { leader_commit, .. } => {
+                Some((m.to, leader_commit))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// A leader of 3 whose followers acknowledged index 0, with one entry proposed, persisted, and acknowledged by
+/// node 1 (so committed); node 2's append is still in flight.
+fn leader_with_a_fresh_commit() -> (RaftNode, u64, u64) {
     let mut leader = node(0, 3);
     elect(&mut leader, 3);
     let term = leader.term();
@@ -744,25 +758,74 @@ fn followers_hear_of_a_commit_at_once() {
     leader.persisted(index, term);
     leader.step(msg(1, 0, term, MessageBody::AppendEntriesReply(AppendReply::Success { match_index: index }))).unwrap();
     assert_eq!(leader.commit_index(), index);
+    (leader, index, term)
+}
+
+/// A follower learns a new commit index at once, not at the next heartbeat (etcd's bcastAppend after a commit):
+/// a follower answering a forwarded request waits until it has applied it.
+#[test]
+fn followers_hear_of_a_commit_at_once() {
+    let (mut leader, index, term) = leader_with_a_fresh_commit();
     let ready = leader.take_ready();
-    let commits: Vec<(u64, u64)> = ready
-        .early_messages
-        .iter()
-        .chain(&ready.messages)
-        .filter_map(|m| match m.body {
-            MessageBody::AppendEntries { leader_commit, .. } => Some((m.to, leader_commit)),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(commits, vec![(1, index)], "the idle follower hears of the commit; node 2's append is still in flight");
+    assert_eq!(
+        commits_told(&ready),
+        vec![(1, index)],
+        "the idle follower hears of the commit; node 2's append is still in flight"
+    );
     // Node 2's answer comes after the commit: it is told of it at once too.
     leader.step(msg(2, 0, term, MessageBody::AppendEntriesReply(AppendReply::Success { match_index: index }))).unwrap();
     let ready = leader.take_ready();
-    let told = ready.early_messages.iter().chain(&ready.messages).any(|m| {
-        m.to == 2 && matches!(m.body, MessageBody::AppendEntries { leader_commit, .. } if leader_commit == index)
-    });
-    assert!(told, "a follower whose answer came after the commit hears of it without waiting for a heartbeat");
+    assert_eq!(
+        commits_told(&ready),
+        vec![(2, index)],
+        "a follower whose answer came after the commit hears of it without waiting for a heartbeat"
+    );
     // And nobody is told twice.
     leader.step(msg(2, 0, term, MessageBody::AppendEntriesReply(AppendReply::Success { match_index: index }))).unwrap();
     assert!(leader.take_ready().messages.is_empty());
+}
+
+/// A follower that already holds the whole log is told of a commit by a CommitNotice, which it does not answer:
+/// so it opens no window, and the next entry goes to that follower at once, not after an answer.
+#[test]
+fn a_caught_up_follower_gets_an_unanswered_commit_notice_that_holds_back_no_entries() {
+    let (mut leader, index, term) = leader_with_a_fresh_commit();
+    let ready = leader.take_ready();
+    let notice = ready.early_messages.iter().chain(&ready.messages).find(|m| m.to == 1).expect("node 1 is told");
+    assert_eq!(notice.body, MessageBody::CommitNotice { match_index: index, match_term: term, leader_commit: index });
+    let (next, _) = leader.propose(vec![2]).unwrap();
+    let ready = leader.take_ready();
+    let sent_to_1 = ready.early_messages.iter().chain(&ready.messages).any(|m| {
+        m.to == 1 && matches!(&m.body, MessageBody::AppendEntries { entries, .. } if entries.last().is_some_and(|e| e.index == next))
+    });
+    assert!(sent_to_1, "the notice must not hold back the next entry: {ready:?}");
+
+    // The follower's side: it commits through what it shares with the leader, and answers nothing.
+    let mut follower = node(1, 3);
+    follower.step(msg(0, 1, term, append((0, 0), vec![entry(1, term)], 0))).unwrap();
+    follower.take_ready();
+    follower.persisted(1, term);
+    follower
+        .step(msg(0, 1, term, MessageBody::CommitNotice { match_index: 1, match_term: term, leader_commit: 5 }))
+        .unwrap();
+    assert_eq!(follower.commit_index(), 1, "commits through the matched entry, never past it");
+    let ready = follower.take_ready();
+    assert!(ready.messages.is_empty() && ready.early_messages.is_empty(), "a notice is not answered: {ready:?}");
+}
+
+/// A notice naming an entry the follower does not hold (another term there, or beyond its log) proves nothing
+/// about its log: it is ignored, and the commit index waits for the next AppendEntries.
+#[test]
+fn a_commit_notice_for_an_entry_the_follower_does_not_hold_is_ignored() {
+    let mut follower = node(1, 3);
+    follower.step(msg(0, 1, 2, append((0, 0), vec![entry(1, 1), entry(2, 1)], 0))).unwrap();
+    follower.take_ready();
+    for (match_index, match_term) in [(2, 2), (3, 2)] {
+        follower.step(msg(0, 1, 2, MessageBody::CommitNotice { match_index, match_term, leader_commit: 3 })).unwrap();
+        assert_eq!(follower.commit_index(), 0, "notice for ({match_index}, {match_term})");
+        assert!(follower.take_ready().messages.is_empty());
+    }
+    // A notice whose match term is above its own term is malformed.
+    let bad = msg(0, 1, 2, MessageBody::CommitNotice { match_index: 1, match_term: 3, leader_commit: 1 });
+    assert!(matches!(follower.step(bad), Err(StepError::Malformed { .. })));
 }

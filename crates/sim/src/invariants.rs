@@ -162,7 +162,11 @@ impl Cluster {
     pub(crate) fn check_message_justified(&self, i: usize, msg: &Message, early: bool) {
         let durable = self.storage(i).state();
         let kind = msg.body.kind();
-        if early && !matches!(msg.body, MessageBody::AppendEntries { .. } | MessageBody::InstallSnapshot { .. }) {
+        let may_go_early = matches!(
+            msg.body,
+            MessageBody::AppendEntries { .. } | MessageBody::InstallSnapshot { .. } | MessageBody::CommitNotice { .. }
+        );
+        if early && !may_go_early {
             self.fail(&format!("persistence contract: node {i} sent a {kind} ahead of its persist"));
         }
         // A PreVote, and a granted answer to one, speak of the term after the sender's: by design no one has

@@ -1,5 +1,5 @@
 //! Messages any correct Raft leader may send, sent on a leader's behalf: an AppendEntries from any index of its
-//! log, or its snapshot, at any time.
+//! log, a CommitNotice naming any entry of it, or its snapshot, at any time.
 //!
 //! Why: keel's leader has one flow-control policy (next index from the follower's hints, one message in flight),
 //! and under it some follower rules are never exercised. A follower that commits past what an AppendEntries
@@ -28,6 +28,8 @@ impl Cluster {
         let snapshot_roll = self.rng().chance(1, 3);
         let point_roll = self.rng().next_u64();
         let max_entries = self.rng().range(0, LEGAL_APPEND_ENTRIES_MAX + 1) as usize;
+        // From the same draw (its top bit), so adding notices did not shift the random stream of every seed.
+        let notice_roll = point_roll >> 63 == 1;
         let Some(raft) = self.raft(leader) else { return };
         let log = raft.log();
         let (term, leader_commit) = (raft.term(), raft.commit_index());
@@ -42,8 +44,13 @@ impl Cluster {
                 let next = first + point_roll % (last + 2 - first);
                 let prev_log_index = next - 1;
                 let Some(prev_log_term) = log.term_at(prev_log_index) else { return };
-                let entries = log.slice(next, max_entries, usize::MAX);
-                MessageBody::AppendEntries { prev_log_index, prev_log_term, entries, leader_commit }
+                if max_entries == 0 && notice_roll {
+                    // A notice may name any entry of the leader's log: the follower checks that it holds it.
+                    MessageBody::CommitNotice { match_index: prev_log_index, match_term: prev_log_term, leader_commit }
+                } else {
+                    let entries = log.slice(next, max_entries, usize::MAX);
+                    MessageBody::AppendEntries { prev_log_index, prev_log_term, entries, leader_commit }
+                }
             }
         };
         let kind = body.kind();

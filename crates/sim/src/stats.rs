@@ -61,7 +61,7 @@ pub struct Patterns {
 }
 
 /// Message kinds, for counting.
-pub const KINDS: usize = 8;
+pub const KINDS: usize = 9;
 pub const KIND_NAMES: [&str; KINDS] = [
     "RequestVote",
     "RequestVoteReply",
@@ -71,6 +71,7 @@ pub const KIND_NAMES: [&str; KINDS] = [
     "AppendEntriesReply",
     "InstallSnapshot",
     "InstallSnapshotReply",
+    "CommitNotice",
 ];
 
 pub fn kind_slot(body: &MessageBody) -> usize {
@@ -83,6 +84,7 @@ pub fn kind_slot(body: &MessageBody) -> usize {
         MessageBody::AppendEntriesReply(_) => 5,
         MessageBody::InstallSnapshot { .. } => 6,
         MessageBody::InstallSnapshotReply { .. } => 7,
+        MessageBody::CommitNotice { .. } => 8,
     }
 }
 

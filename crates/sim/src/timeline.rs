@@ -129,6 +129,9 @@ pub fn message(msg: &Message, (from, to): (usize, usize), sent_ms: u64, delivere
         MessageBody::InstallSnapshotReply { last_included_index } => {
             format!("holds snapshot through {last_included_index}")
         }
+        MessageBody::CommitNotice { match_index, match_term, leader_commit } => {
+            format!("commit {leader_commit}, you match through {match_index} (term {match_term})")
+        }
     };
     TimelineEvent::Message { sent_ms, delivered_ms, from, to, kind: msg.body.kind(), term: msg.term, detail }
 }

@@ -26,8 +26,8 @@ pub const MAGIC: [u8; 4] = *b"KEEL";
 
 /// The version of this wire protocol (the handshake, the framing and the meaning of frames after it). A peer
 /// speaking another version is refused: bump it whenever a change would make old and new nodes misread each
-/// other.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// other. 2: Raft's `CommitNotice` message.
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Largest handshake frame body either side accepts: a `Hello` is a few bytes plus the cluster id, a
 /// refusal a sentence. Keeps a stranger from making us read megabytes before we know who it is.
@@ -233,8 +233,12 @@ mod tests {
             protocol_version: u16,
             new_field: Vec<u64>,
         }
-        let body = postcard::to_stdvec(&HelloV2 { magic: MAGIC, protocol_version: 2, new_field: vec![1, 2, 3] })
-            .expect("encodes");
+        let body = postcard::to_stdvec(&HelloV2 {
+            magic: MAGIC,
+            protocol_version: PROTOCOL_VERSION + 1,
+            new_field: vec![1, 2, 3],
+        })
+        .expect("encodes");
         let peers = peers();
         let verdict = check_hello(&body, &AcceptorIdentity { cluster_id: "c1", node_id: 1, peers: &peers });
         assert!(
@@ -242,8 +246,8 @@ mod tests {
                 verdict,
                 HelloVerdict::Refused {
                     claimed_from: None,
-                    refusal: Refusal::ProtocolVersion { theirs: 2, ours: PROTOCOL_VERSION }
-                }
+                    refusal: Refusal::ProtocolVersion { theirs, ours: PROTOCOL_VERSION }
+                } if theirs == PROTOCOL_VERSION + 1
             ),
             "{verdict:?}"
         );

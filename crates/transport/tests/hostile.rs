@@ -88,8 +88,9 @@ async fn another_protocol_version_or_magic_is_refused_with_its_reason() {
     let (_unserved, unserved_address) = unserved().await;
     let mut node_1 = start_node(CLUSTER, 1, &[(2, unserved_address)]).await;
     let address = node_1.0.local_address();
+    let newer = format!("protocol version {}", PROTOCOL_VERSION + 1);
     let cases = [
-        (Hello { protocol_version: PROTOCOL_VERSION + 1, ..Hello::new(CLUSTER, 2, 1) }, "protocol version 2"),
+        (Hello { protocol_version: PROTOCOL_VERSION + 1, ..Hello::new(CLUSTER, 2, 1) }, newer.as_str()),
         (Hello { magic: *b"HTTP", ..Hello::new(CLUSTER, 2, 1) }, "bad magic"),
     ];
     for (hello, reason) in cases {
