@@ -22,6 +22,7 @@ use crate::NodeId;
 use crate::frame::{self, BLOCKING_CODEC_BYTES_MIN, FRAME_HEADER_BYTES, FrameError};
 use crate::handshake::{self, AcceptorIdentity, HANDSHAKE_FRAME_BYTES_MAX, HelloReply, HelloVerdict};
 use crate::shared::{Shared, stopped};
+use crate::socket_options::tune_peer_socket;
 
 /// Read buffer of an inbound connection: a frame header and a small body cost no system call of their own.
 const READ_BUFFER_BYTES: usize = 64 * 1024;
@@ -96,8 +97,8 @@ async fn serve_connection<M: DeserializeOwned + Send + 'static>(
     inbound: mpsc::Sender<(NodeId, M)>,
     registry: SharedRegistry,
 ) {
-    if let Err(error) = stream.set_nodelay(true) {
-        warn!(%address, "cannot set TCP_NODELAY on an inbound connection: {error}");
+    if let Err(error) = tune_peer_socket(&stream) {
+        warn!(%address, "cannot set an inbound connection's socket options: {error}");
     }
     // Buffered from the first byte, so that nothing a client sends right behind its Hello is lost.
     let mut stream = BufReader::with_capacity(READ_BUFFER_BYTES, stream);

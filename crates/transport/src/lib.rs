@@ -29,6 +29,7 @@ mod inbound;
 mod outbound;
 mod queue;
 mod shared;
+pub mod socket_options;
 mod stats;
 mod transport;
 

@@ -34,6 +34,7 @@ use crate::frame::{self, BLOCKING_CODEC_BYTES_MIN, FrameError};
 use crate::handshake::{HANDSHAKE_FRAME_BYTES_MAX, Hello, HelloReply};
 use crate::queue::Queued;
 use crate::shared::{Shared, stopped};
+use crate::socket_options::tune_peer_socket;
 use crate::stats::PeerCounters;
 
 /// A batch stops taking messages from the queue once its frames reach this size, so one write never holds
@@ -136,9 +137,9 @@ async fn dial(shared: &Shared, counters: &PeerCounters, peer: NodeId, address: &
         Ok(Err(error)) => return Err(DialFailure::Connect(error)),
         Err(_) => return Err(DialFailure::ConnectTimeout(config.connect_timeout_ms)),
     };
-    if let Err(error) = stream.set_nodelay(true) {
-        // Still usable, only slower for small messages: say so rather than fail.
-        warn!(peer, %address, "cannot set TCP_NODELAY on the connection: {error}");
+    if let Err(error) = tune_peer_socket(&stream) {
+        // Still usable, only slower for small messages or to notice a dead peer: say so rather than fail.
+        warn!(peer, %address, "cannot set the connection's socket options: {error}");
     }
     let hello = Hello::new(&config.cluster_id, config.node_id, peer);
     let exchange = async {
