@@ -741,10 +741,7 @@ impl RaftNode {
         }
         self.accept_leader(from, term)?;
         if self.log.term_at(match_index) == Some(match_term) {
-            let new_commit = leader_commit.min(match_index);
-            if new_commit > self.commit_index {
-                self.commit_index = new_commit;
-            }
+            self.commit_index = self.commit_index.max(leader_commit.min(match_index));
         }
         Ok(())
     }

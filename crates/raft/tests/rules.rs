@@ -825,6 +825,11 @@ fn a_commit_notice_for_an_entry_the_follower_does_not_hold_is_ignored() {
         assert_eq!(follower.commit_index(), 0, "notice for ({match_index}, {match_term})");
         assert!(follower.take_ready().messages.is_empty());
     }
+    // A deposed leader's notice (an older term) neither commits nor makes its sender this node's leader again.
+    follower.step(msg(2, 1, 3, append((2, 1), vec![], 0))).unwrap();
+    follower.take_ready();
+    follower.step(msg(0, 1, 2, MessageBody::CommitNotice { match_index: 2, match_term: 1, leader_commit: 2 })).unwrap();
+    assert_eq!((follower.term(), follower.leader_hint(), follower.commit_index()), (3, Some(2), 0));
     // A notice whose match term is above its own term is malformed.
     let bad = msg(0, 1, 2, MessageBody::CommitNotice { match_index: 1, match_term: 3, leader_commit: 1 });
     assert!(matches!(follower.step(bad), Err(StepError::Malformed { .. })));
