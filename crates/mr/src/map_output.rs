@@ -106,6 +106,15 @@ impl<'a> MapOutput<'a> {
         }
     }
 
+    /// About how large the output will be, at most (for the write buffer): the buffered pairs with their
+    /// estimated overhead, plus each partition's framing and index entry; large if it spilled.
+    pub fn expected_output_bytes(&self) -> usize {
+        if self.stats.spills > 0 {
+            return usize::MAX;
+        }
+        self.buffered_bytes.saturating_add(self.partitions.len().saturating_mul(64))
+    }
+
     /// Whether the scratch directory may exist (a spill was started).
     pub fn spilled(&self) -> bool {
         self.stats.spills > 0 || self.error.is_some()

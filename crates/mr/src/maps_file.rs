@@ -71,10 +71,12 @@ impl MapsFile {
 
     /// Appends one map output region: `write` writes its partitions through the writer it is given and
     /// returns the region's size (what [`MapFileWriter::finish`] returns). If it fails, whatever it wrote is
-    /// cut off again, so the next region starts where this one would have.
+    /// cut off again, so the next region starts where this one would have. `expected_bytes` sizes the write
+    /// buffer.
     pub fn append(
         &mut self,
         partitions: u32,
+        expected_bytes: usize,
         write: impl FnOnce(MapFileWriter) -> Result<u64, RecordError>,
     ) -> Result<MapOutputRange, RecordError> {
         let io_err = |source| RecordError::Io { path: self.path.clone(), source };
@@ -83,7 +85,8 @@ impl MapsFile {
             self.reposition = false;
         }
         // A second descriptor of the same open file: it shares the position, so the writer appends here.
-        let writer = MapFileWriter::starting_at(self.file.try_clone().map_err(io_err)?, &self.path, partitions);
+        let writer =
+            MapFileWriter::starting_at(self.file.try_clone().map_err(io_err)?, &self.path, partitions, expected_bytes);
         let start = self.end_bytes;
         match write(writer) {
             Ok(len_bytes) => {
@@ -150,7 +153,7 @@ mod tests {
     }
 
     fn write_map(maps: &mut MapsFile, key: &str) -> Result<MapOutputRange, RecordError> {
-        maps.append(2, |mut writer| {
+        maps.append(2, 0, |mut writer| {
             writer.write_partition(|w| w.append(key, "0"))?;
             writer.write_partition(|w| w.append(key, "1"))?;
             writer.finish()
@@ -166,7 +169,7 @@ mod tests {
         assert_eq!(maps.path(), dir.path().join("maps-7.map"));
         assert!(MapsFile::create(&layout(dir.path()), 7).is_err(), "a name is never taken twice");
         let first = write_map(&mut maps, "first").unwrap();
-        let failed = maps.append(2, |mut writer| {
+        let failed = maps.append(2, 0, |mut writer| {
             writer.write_partition(|w| w.append("half", "written"))?;
             Err(RecordError::Corrupt { path: PathBuf::from("app"), offset: 0, what: "the map failed".into() })
         });

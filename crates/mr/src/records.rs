@@ -72,26 +72,24 @@ pub struct RecordWriter {
 impl RecordWriter {
     pub fn create(path: &Path) -> Result<RecordWriter, RecordError> {
         let file = File::create(path).map_err(|source| RecordError::Io { path: path.to_path_buf(), source })?;
-        RecordWriter::segment(BufWriter::with_capacity(IO_BUFFER_BYTES, file), path)
+        RecordWriter::segment(BufWriter::with_capacity(IO_BUFFER_BYTES, file), path, Vec::new())
     }
 
     /// Starts a segment at the current end of `out` (a file being written front to back); end it with
-    /// [`RecordWriter::finish_segment`], which hands `out` back for the next segment.
-    pub fn segment(mut out: BufWriter<File>, path: &Path) -> Result<RecordWriter, RecordError> {
+    /// [`RecordWriter::finish_segment`], which hands `out` back for the next segment. `block` is a buffer for
+    /// blocks (any contents; handed back too, so that a map writing hundreds of small partitions does not
+    /// allocate and free a block buffer for each).
+    pub fn segment(mut out: BufWriter<File>, path: &Path, mut block: Vec<u8>) -> Result<RecordWriter, RecordError> {
         out.write_all(&FILE_MAGIC).map_err(|source| RecordError::Io { path: path.to_path_buf(), source })?;
-        Ok(RecordWriter {
-            out,
-            path: path.to_path_buf(),
-            block: Vec::with_capacity(BLOCK_TARGET_BYTES + 1024),
-            records: 0,
-            bytes_written: FILE_MAGIC.len() as u64,
-        })
+        block.clear();
+        Ok(RecordWriter { out, path: path.to_path_buf(), block, records: 0, bytes_written: FILE_MAGIC.len() as u64 })
     }
 
-    /// Writes the segment's end marker and returns the file (for the next segment) and the segment's size.
-    pub fn finish_segment(mut self) -> Result<(BufWriter<File>, u64), RecordError> {
+    /// Writes the segment's end marker and returns the file (for the next segment), the segment's size and
+    /// the block buffer.
+    pub fn finish_segment(mut self) -> Result<(BufWriter<File>, u64, Vec<u8>), RecordError> {
         self.write_end()?;
-        Ok((self.out, self.bytes_written))
+        Ok((self.out, self.bytes_written, self.block))
     }
 
     pub fn append(&mut self, key: &str, value: &str) -> Result<(), RecordError> {

@@ -13,7 +13,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::map_file::{Region, Segment, locate_partition_in};
+use crate::map_file::{Region, Segment, locate_partition_in, locate_partition_in_bytes};
 use crate::merge::Run;
 use crate::records::RecordError;
 use crate::task_table::AttemptId;
@@ -23,6 +23,25 @@ const MEMORY_RUN_BYTES_MAX: u64 = 64 * 1024;
 /// ... and the partitions it holds in memory so far total at most this: half the merge's buffer budget, so a
 /// reduce's memory stays bounded by constants whatever the number of maps.
 const MEMORY_RUNS_BYTES_MAX: u64 = crate::merge::MERGE_BUFFER_BYTES_MAX / 2;
+
+/// A map output region this small is read whole, with its neighbours, in one read of up to
+/// [`WINDOW_BYTES_MAX`], instead of two reads of its own (index entry, then run): at thousands of small maps
+/// a reduce would otherwise make two system calls per map, most of its time. Reading a whole region costs a
+/// copy of at most this much per map for one partition's worth of data, about what a system call costs;
+/// beyond it (many partitions make large indexes) reading what is needed is cheaper.
+const SMALL_REGION_BYTES_MAX: u64 = 8 * 1024;
+/// Largest read of consecutive small regions.
+const WINDOW_BYTES_MAX: u64 = 256 * 1024;
+/// Largest stretch between two regions read over rather than around (discarded outputs read as holes).
+const WINDOW_GAP_BYTES_MAX: u64 = 4 * 1024;
+
+/// One map output to read from a maps file.
+#[derive(Clone, Copy, Debug)]
+pub struct RegionOf {
+    pub map: u32,
+    pub attempt: AttemptId,
+    pub region: Region,
+}
 
 /// Where one map's run came from.
 #[derive(Clone, Debug)]
@@ -90,6 +109,88 @@ impl ReduceInputs {
         Ok(())
     }
 
+    /// Partition `partition` of every map output in `regions`, all in `file` (opened from `path`): small
+    /// regions next to each other are read together (see [`SMALL_REGION_BYTES_MAX`]). `Err` names the first
+    /// map whose output could not be read or is damaged.
+    pub fn add_regions(
+        &mut self,
+        file: &File,
+        path: &Path,
+        mut regions: Vec<RegionOf>,
+        partition: u32,
+        partitions: u32,
+    ) -> Result<(), (RegionOf, RecordError)> {
+        regions.sort_by_key(|r| r.region.offset_bytes);
+        let mut window: Vec<u8> = Vec::new();
+        let mut i = 0;
+        while i < regions.len() {
+            let first = regions[i];
+            let end_of = |r: &RegionOf| r.region.end_bytes().unwrap_or(u64::MAX);
+            // Consecutive small regions, close together, within one window.
+            let mut j = i;
+            while j < regions.len()
+                && regions[j].region.len_bytes <= SMALL_REGION_BYTES_MAX
+                && end_of(&regions[j]).saturating_sub(first.region.offset_bytes) <= WINDOW_BYTES_MAX
+                && (j == i
+                    || regions[j].region.offset_bytes.saturating_sub(end_of(&regions[j - 1])) <= WINDOW_GAP_BYTES_MAX)
+                && regions[j].region.offset_bytes >= first.region.offset_bytes
+            {
+                j += 1;
+            }
+            if j == i {
+                // Large: its entry, then its run, read where they are.
+                self.add_region((first.map, first.attempt), file, path, first.region, partition, partitions)
+                    .map_err(|e| (first, e))?;
+                i += 1;
+                continue;
+            }
+            let window_end = regions[i..j].iter().map(end_of).max().unwrap_or(first.region.offset_bytes);
+            window.resize((window_end - first.region.offset_bytes) as usize, 0);
+            if file.read_exact_at(&mut window, first.region.offset_bytes).is_err() {
+                // Cut short, or unreadable: each region on its own finds which map it is.
+                for r in &regions[i..j] {
+                    self.add_region((r.map, r.attempt), file, path, r.region, partition, partitions)
+                        .map_err(|e| (*r, e))?;
+                }
+                i = j;
+                continue;
+            }
+            for r in &regions[i..j] {
+                self.add_from_window(r, &window, first.region.offset_bytes, path, partition, partitions)
+                    .map_err(|e| (*r, e))?;
+            }
+            i = j;
+        }
+        Ok(())
+    }
+
+    /// One map's partition out of `window` (the file's bytes from `window_offset` on, holding its region).
+    fn add_from_window(
+        &mut self,
+        r: &RegionOf,
+        window: &[u8],
+        window_offset: u64,
+        path: &Path,
+        partition: u32,
+        partitions: u32,
+    ) -> Result<(), RecordError> {
+        let segment = locate_partition_in_bytes(window, window_offset, path, r.region, partition, partitions)?;
+        let run = if segment.len_bytes <= MEMORY_RUN_BYTES_MAX
+            && self.in_memory_bytes + segment.len_bytes <= MEMORY_RUNS_BYTES_MAX
+        {
+            // Inside the region, which is inside the window (checked by `locate_partition_in_bytes`).
+            let start = (segment.offset_bytes - window_offset) as usize;
+            let bytes = window[start..start + segment.len_bytes as usize].to_vec();
+            self.in_memory_bytes += segment.len_bytes;
+            Run::Memory { path: path.to_path_buf(), offset_bytes: segment.offset_bytes, bytes: Arc::new(bytes) }
+        } else {
+            Run::Segment { path: path.to_path_buf(), segment }
+        };
+        let bytes = Segment { offset_bytes: r.region.offset_bytes, len_bytes: r.region.len_bytes };
+        self.push((r.map, r.attempt), path, bytes, run);
+        Ok(())
+    }
+
     fn push(&mut self, (map, attempt): (u32, AttemptId), path: &Path, bytes: Segment, run: Run) {
         self.runs.push((map, run));
         self.blame.sources.push(Source { map, attempt, path: path.to_path_buf(), bytes });
@@ -144,7 +245,7 @@ mod tests {
         let mut ranges = Vec::new();
         for m in 0..2 {
             ranges.push(
-                maps.append(1, |mut writer| {
+                maps.append(1, 0, |mut writer| {
                     writer.write_partition(|w| {
                         (0..100).try_for_each(|i| w.append(&format!("k{i:03}"), &m.to_string()))
                     })?;
@@ -165,10 +266,19 @@ mod tests {
             .unwrap()
             .write_all_at(&[byte[0] ^ 0x20], damaged_at)
             .unwrap();
-        let mut inputs = ReduceInputs::default();
-        for (m, range) in ranges.iter().enumerate() {
-            inputs.add_region((m as u32, AttemptId(10 + m as u64)), &file, &path, range.region, 0, 1).unwrap();
+        let regions: Vec<RegionOf> = ranges
+            .iter()
+            .enumerate()
+            .map(|(m, range)| RegionOf { map: m as u32, attempt: AttemptId(10 + m as u64), region: range.region })
+            .collect();
+        // Read both ways: region by region, and both in one read.
+        let mut one_by_one = ReduceInputs::default();
+        for r in &regions {
+            one_by_one.add_region((r.map, r.attempt), &file, &path, r.region, 0, 1).unwrap();
         }
+        let mut inputs = ReduceInputs::default();
+        inputs.add_regions(&file, &path, regions.clone(), 0, 1).unwrap();
+        assert_eq!(inputs.runs, one_by_one.runs);
         let (runs, blame) = inputs.into_runs();
         assert!(runs.iter().all(|run| matches!(run, Run::Memory { .. })));
         let error = MergedRuns::open(&runs)
@@ -180,5 +290,11 @@ mod tests {
         assert_eq!(blame.map_of(&error), Some((1, AttemptId(11))), "{error}");
         let elsewhere = RecordError::Checksum { path: dir.path().join("other"), offset: damaged_at };
         assert_eq!(blame.map_of(&elsewhere), None, "another file's damage is no map's");
+
+        // The file cut short inside the second map's output: reading it names that map.
+        let cut = ranges[1].region.offset_bytes + ranges[1].region.len_bytes / 2;
+        std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(cut).unwrap();
+        let (lost, error) = ReduceInputs::default().add_regions(&file, &path, regions, 0, 1).unwrap_err();
+        assert_eq!((lost.map, lost.attempt), (1, AttemptId(11)), "{error}");
     }
 }

@@ -4,7 +4,7 @@
 //! decides which map output counts; the coordinator does that if, and only if, this attempt is still the
 //! one on record.
 use std::any::Any;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -20,7 +20,7 @@ use crate::memory::own_peak_rss_bytes;
 use crate::merge::{MERGE_OPEN_RUNS_MAX, MergedRuns, Run, fits_one_merge, narrow_runs};
 use crate::protocol::{JobSpec, MapOutputAt, TaskStats};
 use crate::records::RecordError;
-use crate::reduce_input::{Blame, ReduceInputs};
+use crate::reduce_input::{Blame, ReduceInputs, RegionOf};
 use crate::streaming::{Program, StreamingSpec, run_mapper, run_reducer};
 use crate::task_table::AttemptId;
 
@@ -157,8 +157,9 @@ fn map_into(
     check_counters(job, &counters)?;
     // No fsync: a map output lost to a crash is a re-executed map.
     let mut stats = None;
+    let expected_bytes = output.expected_output_bytes();
     let range = maps
-        .append(job.reduce_tasks, |writer| {
+        .append(job.reduce_tasks, expected_bytes, |writer| {
             let written = output.finish(writer)?;
             stats = Some(written);
             Ok(written.bytes_written)
@@ -238,26 +239,32 @@ pub fn read_map_outputs(
     outputs: &[MapOutputAt],
     inputs: &mut ReduceInputs,
 ) -> Result<(), Finished> {
-    let mut files: HashMap<u64, File> = HashMap::new();
+    let mut by_file: BTreeMap<u64, Vec<RegionOf>> = BTreeMap::new();
     for output in outputs {
         let Some(location) = &output.location else {
             let reason = "its output is not available now (the map is running again)".to_string();
             return Err(Finished::InputLost { map: output.map, map_attempt: AttemptId(0), reason });
         };
-        let lost = |reason: String| Finished::InputLost { map: output.map, map_attempt: location.attempt, reason };
         let Some(range) = location.output else {
-            return Err(lost("the coordinator knows no byte range for it".into()));
+            let reason = "the coordinator knows no byte range for it".to_string();
+            return Err(Finished::InputLost { map: output.map, map_attempt: location.attempt, reason });
         };
-        let path = layout.maps_file(range.file);
-        let file = match files.entry(range.file) {
-            std::collections::hash_map::Entry::Occupied(file) => file.into_mut(),
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                slot.insert(File::open(&path).map_err(|e| lost(format!("opening {}: {e}", path.display())))?)
+        let region = RegionOf { map: output.map, attempt: location.attempt, region: range.region };
+        by_file.entry(range.file).or_default().push(region);
+    }
+    for (id, regions) in by_file {
+        let path = layout.maps_file(id);
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) => {
+                let first = regions[0];
+                let reason = format!("opening {}: {e}", path.display());
+                return Err(Finished::InputLost { map: first.map, map_attempt: first.attempt, reason });
             }
         };
-        inputs
-            .add_region((output.map, location.attempt), file, &path, range.region, reduce, job.reduce_tasks)
-            .map_err(|e| lost(e.to_string()))?;
+        inputs.add_regions(&file, &path, regions, reduce, job.reduce_tasks).map_err(|(lost, e)| {
+            Finished::InputLost { map: lost.map, map_attempt: lost.attempt, reason: e.to_string() }
+        })?;
     }
     Ok(())
 }

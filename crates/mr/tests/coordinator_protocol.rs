@@ -324,7 +324,7 @@ fn a_failed_attempt_removes_its_own_files_and_a_damaged_map_output_is_that_map_s
     // A map output damaged at rest (one record's bytes flipped in partition 1's run): the reduce reading it
     // says that map's output is lost, and leaves no output of its own.
     let range = maps
-        .append(2, |mut file| {
+        .append(2, 0, |mut file| {
             file.write_partition(|_| Ok(()))?;
             file.write_partition(|w| (0..1000).try_for_each(|i| w.append(&format!("key{i:04}"), "1")))?;
             file.finish()

@@ -17,7 +17,7 @@ fn serving() -> (tempfile::TempDir, ShuffleServer) {
     let layout = Layout { work_dir: dir.path().to_path_buf(), staging_dir: dir.path().to_path_buf() };
     let mut maps = MapsFile::create(&layout, 11).unwrap();
     // Another map's output first, so map 3's lies inside the file, not at its start.
-    maps.append(3, |mut file| {
+    maps.append(3, 0, |mut file| {
         (0..3).try_for_each(|_| file.write_partition(|w| w.append("other", "map")))?;
         file.finish()
     })
@@ -25,7 +25,7 @@ fn serving() -> (tempfile::TempDir, ShuffleServer) {
     // Partition 1 is larger than a chunk, so it crosses several frames.
     let big: Vec<(String, String)> = (0..40_000).map(|i| (format!("key{i:06}"), "v".repeat(10))).collect();
     let range = maps
-        .append(3, |mut file| {
+        .append(3, 0, |mut file| {
             file.write_partition(|w| w.append("a", "1"))?;
             file.write_partition(|w| big.iter().try_for_each(|(k, v)| w.append(k, v)))?;
             file.write_partition(|_| Ok(()))?;
