@@ -612,6 +612,8 @@ impl Coordinator {
             }
         }
         let _ = acceptor.join();
+        // Closed before the scratch goes, so its maps files' space is freed with it.
+        shared.maps_files.lock().unwrap_or_else(|p| p.into_inner()).clear();
         remove_dirs(&created_dirs);
         drop(lock);
         drop(status_server);

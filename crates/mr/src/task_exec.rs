@@ -50,6 +50,20 @@ pub enum Finished {
     },
 }
 
+/// A map output a reduce needs that cannot be read: the map must run again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LostInput {
+    pub map: u32,
+    pub map_attempt: AttemptId,
+    pub reason: String,
+}
+
+impl From<LostInput> for Finished {
+    fn from(lost: LostInput) -> Finished {
+        Finished::InputLost { map: lost.map, map_attempt: lost.map_attempt, reason: lost.reason }
+    }
+}
+
 /// Output buffer for reduce output files.
 const OUTPUT_BUFFER_BYTES: usize = 256 * 1024;
 
@@ -224,7 +238,7 @@ pub fn run_reduce_code(
     // or damaged map output is found at once, naming the map.
     let mut inputs = ReduceInputs::default();
     if let Err(lost) = read_map_outputs(job, layout, reduce, outputs, &mut inputs) {
-        return Ok(lost);
+        return Ok(lost.into());
     }
     let (runs, blame) = inputs.into_runs();
     run_reduce_runs(code, job, layout, attempt, reduce, runs, &blame)
@@ -238,16 +252,16 @@ pub fn read_map_outputs(
     reduce: u32,
     outputs: &[MapOutputAt],
     inputs: &mut ReduceInputs,
-) -> Result<(), Finished> {
+) -> Result<(), LostInput> {
     let mut by_file: BTreeMap<u64, Vec<RegionOf>> = BTreeMap::new();
     for output in outputs {
         let Some(location) = &output.location else {
             let reason = "its output is not available now (the map is running again)".to_string();
-            return Err(Finished::InputLost { map: output.map, map_attempt: AttemptId(0), reason });
+            return Err(LostInput { map: output.map, map_attempt: AttemptId(0), reason });
         };
         let Some(range) = location.output else {
             let reason = "the coordinator knows no byte range for it".to_string();
-            return Err(Finished::InputLost { map: output.map, map_attempt: location.attempt, reason });
+            return Err(LostInput { map: output.map, map_attempt: location.attempt, reason });
         };
         let region = RegionOf { map: output.map, attempt: location.attempt, region: range.region };
         by_file.entry(range.file).or_default().push(region);
@@ -259,11 +273,13 @@ pub fn read_map_outputs(
             Err(e) => {
                 let first = regions[0];
                 let reason = format!("opening {}: {e}", path.display());
-                return Err(Finished::InputLost { map: first.map, map_attempt: first.attempt, reason });
+                return Err(LostInput { map: first.map, map_attempt: first.attempt, reason });
             }
         };
-        inputs.add_regions(&file, &path, regions, reduce, job.reduce_tasks).map_err(|(lost, e)| {
-            Finished::InputLost { map: lost.map, map_attempt: lost.attempt, reason: e.to_string() }
+        inputs.add_regions(&file, &path, regions, reduce, job.reduce_tasks).map_err(|(lost, e)| LostInput {
+            map: lost.map,
+            map_attempt: lost.attempt,
+            reason: e.to_string(),
         })?;
     }
     Ok(())

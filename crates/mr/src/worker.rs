@@ -544,13 +544,8 @@ fn reduce_sharing_nothing(
     }
     let mut inputs = ReduceInputs::default();
     if let Err(lost) = crate::task_exec::read_map_outputs(job, layout, reduce, &own, &mut inputs) {
-        let lost = match lost {
-            Finished::InputLost { map, map_attempt, reason } => {
-                Finished::InputLost { map, map_attempt, reason: format!("this worker's own copy: {reason}") }
-            }
-            other => other,
-        };
-        return Ok(lost);
+        let reason = format!("this worker's own copy: {}", lost.reason);
+        return Ok(Finished::InputLost { map: lost.map, map_attempt: lost.map_attempt, reason });
     }
     let input_path = layout.work_dir.join(format!("attempt-{}.in", attempt.0));
     let fetched = (|| -> Result<Result<(), Finished>, TaskFailure> {
