@@ -9,7 +9,10 @@
 //! - a worker SIGKILLed after all its maps were committed and before any reducer fetched them: its map
 //!   outputs are lost with it, every map runs again, the output equals `keel mr seq`'s;
 //! - a chunk damaged in transit (a worker fail point flips a bit after the checksum was computed) is
-//!   caught by its checksum, the map is run again, and the output equals `keel mr seq`'s.
+//!   caught by its checksum, the map is run again, and the output equals `keel mr seq`'s;
+//! - a map output damaged at rest on the worker holding it (a bit flipped in its maps file, so the chunks
+//!   it serves carry checksums of damaged bytes) is caught by the reducer fetching it over the network as
+//!   that map's output lost: the map is run again, and the output equals `keel mr seq`'s.
 mod mr_support;
 
 use std::fs;
@@ -82,6 +85,20 @@ impl Workers {
 
     fn pid(&self, index: usize) -> u32 {
         self.started[index].0.id()
+    }
+
+    /// The maps file of worker `index` (in its scratch directory): where its map outputs are.
+    fn maps_file(&self, index: usize) -> PathBuf {
+        let mut found = Vec::new();
+        for scratch in fs::read_dir(&self.started[index].1).into_iter().flatten().flatten() {
+            for file in fs::read_dir(scratch.path()).into_iter().flatten().flatten() {
+                if file.file_name().to_string_lossy().starts_with("maps-") {
+                    found.push(file.path());
+                }
+            }
+        }
+        assert_eq!(found.len(), 1, "worker {index} has one maps file: {found:?}");
+        found.remove(0)
     }
 
     fn logs(&self) -> String {
@@ -244,5 +261,45 @@ fn a_chunk_damaged_in_transit_is_detected_by_its_checksum_and_never_used() {
     assert!(
         logs.contains("checksum mismatch") && logs.contains("running the map again"),
         "the coordinator did not say why the map ran again\n{logs}"
+    );
+}
+
+#[test]
+fn a_map_output_damaged_at_rest_is_caught_by_the_reducer_fetching_it_and_the_map_runs_again() {
+    use keel_mr::map_file::{INDEX_MAGIC, Region, locate_partition_in};
+    let mut scratch = Scratch::new();
+    let books = scratch.books(30_000, 44);
+    let reference = scratch.reference("wc", &books);
+    let (coordinator, address, log) = start_coordinator(&mut scratch, &books);
+    let mut workers = Workers::new(scratch.path());
+    // The first worker runs every map (map 0 first), then stops before its first reduce (reduce 0).
+    let first = workers.start(&address, &[("KEEL_MR_WORKER_FAILPOINT", "stop-before-reduce")]);
+    wait_until_stopped(workers.pid(first), &workers);
+    // While it is stopped: a bit flipped in the records of map 0's partition 1 in its maps file, which
+    // only the reducer of partition 1 reads, and only the first worker serves.
+    let path = workers.maps_file(first);
+    let mut bytes = fs::read(&path).expect("the maps file");
+    let map_0_end = bytes.windows(8).position(|w| w == INDEX_MAGIC).expect("map 0's output") + 8;
+    let file = fs::File::open(&path).expect("the maps file");
+    let region = Region { offset_bytes: 0, len_bytes: map_0_end as u64 };
+    let segment = locate_partition_in(&file, &path, region, 1, 4).expect("map 0's partition 1");
+    // Past the run's magic and its first block's header.
+    assert!(segment.len_bytes > 64, "map 0's partition 1 holds no records to damage");
+    bytes[segment.offset_bytes as usize + 20] ^= 0x08;
+    fs::write(&path, &bytes).expect("damaging the maps file");
+    // The second worker takes the next reduce, 1, and fetches map 0's partition 1 from the first once it
+    // goes on.
+    workers.start(&address, &[]);
+    wait_for_reduces_handed_out(&log, 2, &workers);
+    send_signal(workers.pid(first), "CONT");
+    let stats = finish(&mut scratch, coordinator, &mut workers, &[], &reference);
+    assert_eq!(stat(&stats, "lost_map_outputs"), 1, "the damaged map output was not taken for lost\n{stats}");
+    assert_eq!(stat(&stats, "failed_attempts"), 0, "damage in a map output failed an attempt\n{stats}");
+    let logs = scratch.logs();
+    let lost = logs.lines().find(|l| l.contains("map task 0's output") && l.contains("is lost")).unwrap_or_default();
+    assert!(
+        lost.contains("reduce task 1") && lost.contains("checksum mismatch") && lost.contains("running the map again"),
+        "the coordinator did not say that reduce 1 found map 0's output damaged\n{logs}\n{}",
+        workers.logs()
     );
 }

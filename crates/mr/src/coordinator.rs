@@ -32,12 +32,13 @@ use crate::counters::Counters;
 use crate::input::{InputSplit, plan_splits};
 use crate::journal::{Journal, JournalRecord, JournaledJob, journal_path};
 use crate::layout::{Layout, output_name};
-use crate::map_file::locate_partition;
+use crate::map_file::locate_partition_in;
+use crate::maps_file::{MapOutputRange, punch_hole};
 use crate::output_lock::{LOCK_FILE_NAME, OutputLock};
 use crate::protocol::{
     Assignment, CHUNK_BYTES_MAX, Chunk, HELD_OUTPUTS_PER_REGISTER_MAX, Hello, HelloReply, JobId, JobSpec,
-    MAP_OUTPUTS_PER_REPLY_MAX, MapOutputAt, PROTOCOL_MAGIC, PROTOCOL_VERSION, Registration, Reply, Report,
-    ReportedOutcome, Request, SplitSpec, TaskStats,
+    MAP_OUTPUTS_PER_REPLY_MAX, MapOutputAt, MapOutputLocation, PROTOCOL_MAGIC, PROTOCOL_VERSION, Registration, Reply,
+    Report, ReportedOutcome, Request, SplitSpec, TaskStats,
 };
 use crate::publish::publish_outputs;
 use crate::status::{
@@ -92,6 +93,10 @@ const FAILPOINT_ABORT_AFTER_COMMITS: &str = "abort-after-commits=";
 const CLAIM_GRACE: Duration = Duration::from_secs(2);
 /// Name prefix of the job's scratch directories inside the output directory.
 const SCRATCH_PREFIX: &str = ".keel-";
+/// Workers' maps files the coordinator keeps open to check map outputs at commit (one per worker that
+/// shares the file system, so normally a handful); past this many, they are closed and opened again as
+/// needed, so a job whose workers are replaced again and again holds no more descriptors than this.
+const MAPS_FILES_OPEN_MAX: usize = 64;
 
 /// What the user asked for.
 #[derive(Clone, Debug)]
@@ -150,15 +155,15 @@ struct Connection {
     data_address: Option<String>,
 }
 
-/// Where a committed map output lives when workers share nothing: on the worker of connection
-/// `connection`, serving at `address`. The task table's `Done { attempt }` says which attempt is official.
-/// `stats` are what its commit added to the job's totals, taken back if it is lost (its map's next commit
-/// adds them again).
+/// Where a committed map output lives: a byte range of a worker's maps file (`stats.map_output`), in the
+/// work directory, or, when workers share nothing, in the scratch directory of the worker of connection
+/// `holder.0`, which serves it at `holder.1`. The task table's `Done { attempt }` says which attempt is
+/// official. `stats` are what its commit added to the job's totals, taken back if it is lost (its map's
+/// next commit adds them again).
 #[derive(Clone, Debug)]
 struct MapHome {
     attempt: AttemptId,
-    connection: u64,
-    address: String,
+    holder: Option<(u64, String)>,
     stats: TaskStats,
 }
 
@@ -203,7 +208,7 @@ struct State {
     /// Whether the job's workers share nothing (`Some(true)`) or the file system (`Some(false)`): fixed by
     /// the first worker to register, since a reducer of one kind cannot read the other kind's map outputs.
     shares_nothing: Option<bool>,
-    /// Per map: where its committed output is, when workers share nothing.
+    /// Per map: where its committed output is.
     map_homes: Vec<Option<MapHome>>,
     /// A resumed job's map commits (from the journal) whose outputs are not in the work directory: held by
     /// workers that share nothing, if they are still alive. Kept when such a worker announces it holds that
@@ -228,6 +233,9 @@ struct Shared {
     commits_journaled: AtomicU64,
     /// This run resumes a job an earlier, killed coordinator started.
     resumed: bool,
+    /// Workers' maps files in the work directory, open for the check of each map output committed from
+    /// them (see [`MAPS_FILES_OPEN_MAX`]).
+    maps_files: Mutex<HashMap<u64, fs::File>>,
 }
 
 impl Shared {
@@ -448,13 +456,13 @@ impl Coordinator {
         let layout = Layout { work_dir: work_dir.clone(), staging_dir: staging_dir.clone() };
         let mut restored = 0;
         let mut unclaimed = HashMap::new();
+        let mut map_homes: Vec<Option<MapHome>> = vec![None; map_tasks as usize];
         for record in committed {
             let JournalRecord::Committed { task, attempt, stats } = record else { continue };
-            let kept = match task {
-                TaskId::Map(m) => {
-                    locate_partition(&layout.map_file(m), config.reduce_tasks - 1, config.reduce_tasks).is_ok()
-                }
-                TaskId::Reduce(r) => layout.reduce_committed(r).is_file(),
+            let kept = match (task, stats.map_output) {
+                (TaskId::Map(_), Some(range)) => check_map_output(&layout, None, range, config.reduce_tasks).is_ok(),
+                (TaskId::Map(_), None) => false,
+                (TaskId::Reduce(r), _) => layout.reduce_committed(r).is_file(),
             };
             if let (false, TaskId::Map(m)) = (kept, task) {
                 // Perhaps on a worker that shares nothing: kept if it says it holds it (see `register_worker`).
@@ -471,6 +479,12 @@ impl Coordinator {
                 table.restore_done(task, attempt);
                 add_committed_stats(&mut totals, task, &stats)
                     .with_context(|| format!("the journal's record of {task}"))?;
+                if let Some(home) = match task {
+                    TaskId::Map(m) => map_homes.get_mut(m as usize),
+                    TaskId::Reduce(_) => None,
+                } {
+                    *home = Some(MapHome { attempt, holder: None, stats });
+                }
                 restored += 1;
             }
         }
@@ -499,7 +513,7 @@ impl Coordinator {
                 reexecution_log: Recent::new(REEXECUTIONS_SHOWN_MAX),
                 history: History::default(),
                 shares_nothing: None,
-                map_homes: vec![None; map_tasks as usize],
+                map_homes,
                 unclaimed,
             }),
             changed: Condvar::new(),
@@ -513,6 +527,7 @@ impl Coordinator {
             journal: Mutex::new(Some(journal)),
             commits_journaled: AtomicU64::new(0),
             resumed,
+            maps_files: Mutex::new(HashMap::new()),
         });
         Ok((shared, listener, created_dirs))
     }
@@ -597,6 +612,8 @@ impl Coordinator {
             }
         }
         let _ = acceptor.join();
+        // Closed before the scratch goes, so its maps files' space is freed with it.
+        shared.maps_files.lock().unwrap_or_else(|p| p.into_inner()).clear();
         remove_dirs(&created_dirs);
         drop(lock);
         drop(status_server);
@@ -898,7 +915,11 @@ fn serve(shared: &Shared, stream: TcpStream, peer: SocketAddr) {
                 .map_homes
                 .iter()
                 .enumerate()
-                .filter_map(|(m, home)| home.as_ref().filter(|h| h.connection == id).map(|h| (m as u32, h.attempt)))
+                .filter_map(|(m, home)| {
+                    home.as_ref()
+                        .filter(|h| h.holder.as_ref().is_some_and(|(c, _)| *c == id))
+                        .map(|h| (m as u32, h.attempt))
+                })
                 .collect();
             for (map, attempt) in held {
                 let detail = format!("worker {peer}, which served it at {address}, disconnected");
@@ -1122,7 +1143,7 @@ fn handle_report(shared: &Shared, report: Report, connection: u64, peer: SocketA
                 .map_err(|e| format!("{e:#}"));
             if let Err(e) = &result {
                 warn!("committing {task} {attempt}: {e}");
-                remove_attempt_files(shared, task, attempt);
+                remove_attempt_files(shared, task, attempt, discardable(&stats, &data_address));
             }
             let mut state = shared.lock();
             if result.is_ok()
@@ -1138,25 +1159,28 @@ fn handle_report(shared: &Shared, report: Report, connection: u64, peer: SocketA
                     worker.input_bytes += stats.input_bytes;
                 }
             }
-            if let (Ok(()), TaskId::Map(m), Some(address)) = (&result, task, &data_address)
+            if let (Ok(()), TaskId::Map(m)) = (&result, task)
                 && let Some(home) = state.map_homes.get_mut(m as usize)
             {
                 let stats = stats.clone().unwrap_or_default();
-                *home = Some(MapHome { attempt, connection, address: address.clone(), stats });
+                let holder = data_address.clone().map(|address| (connection, address));
+                *home = Some(MapHome { attempt, holder, stats });
             }
             state.table.commit_finished(task, attempt, result);
             debug!("{task} {attempt} committed");
         }
         Verdict::Ignore { reason } if reason.discards_files() => {
             info!("ignoring report of {task} {attempt} from worker {peer}: {reason:?}; removing its files");
-            remove_attempt_files(shared, task, attempt);
+            remove_attempt_files(shared, task, attempt, discardable(&stats, &data_address));
         }
         Verdict::Ignore { reason } => {
             // A duplicate of the attempt being committed (its files are being renamed into place right now),
             // or a report naming another task's attempt: leave every file alone.
             info!("ignoring report of {task} {attempt} from worker {peer}: {reason:?}");
         }
-        Verdict::Retry { .. } | Verdict::JobFailed { .. } => remove_attempt_files(shared, task, attempt),
+        Verdict::Retry { .. } | Verdict::JobFailed { .. } => {
+            remove_attempt_files(shared, task, attempt, discardable(&stats, &data_address))
+        }
     }
     shared.changed.notify_all();
     if data_address.is_none() {
@@ -1189,14 +1213,19 @@ fn input_lost(
         let detail = format!("reducer {peer} ({task} {attempt}) could not fetch it: {reason}");
         // Its holder may have died a moment ago without the coordinator knowing yet; then the loss is the
         // dead worker's, counted as such when its connection closes (this call changes nothing then).
-        let holder_alive = state.map_homes.get(map as usize).and_then(Option::as_ref).is_some_and(|home| {
-            state.connections.get(&home.connection).is_some_and(|c| c.data_address.as_deref() == Some(&home.address))
-        });
+        // A map output in the shared work directory has no holder that could die: it is damaged.
+        let holder_alive =
+            state.map_homes.get(map as usize).and_then(Option::as_ref).is_some_and(|home| match &home.holder {
+                None => true,
+                Some((connection, address)) => {
+                    state.connections.get(connection).is_some_and(|c| c.data_address.as_deref() == Some(address))
+                }
+            });
         let cause = if holder_alive { LossCause::Unreadable } else { LossCause::WorkerGone };
         lose_map_output(shared, &mut state, (map, map_attempt), cause, detail);
         state.table.release(task, attempt);
     }
-    remove_attempt_files(shared, task, attempt);
+    remove_attempt_files(shared, task, attempt, None);
     shared.changed.notify_all();
 }
 
@@ -1276,7 +1305,7 @@ fn register_worker(shared: &Shared, id: u64, peer: SocketAddr, registration: Reg
             state.table.fail(format!("the journal's record of map task {m}: {e}"));
         }
         state.totals.restored_tasks += 1;
-        let home = MapHome { attempt: output.attempt, connection: id, address: address.clone(), stats };
+        let home = MapHome { attempt: output.attempt, holder: Some((id, address.clone())), stats };
         state.map_homes[m as usize] = Some(home);
         info!(
             "map task {m}: keeping {} held by worker {peer} (committed before the coordinator restarted)",
@@ -1328,9 +1357,11 @@ fn map_outputs(shared: &Shared, first_map: u32) -> Reply {
     let outputs = (first_map as usize..end)
         .map(|m| {
             let location = match (state.table.state(TaskId::Map(m as u32)), &state.map_homes[m]) {
-                (Some(TaskState::Done { attempt }), Some(home)) if home.attempt == attempt => {
-                    Some((attempt, home.address.clone()))
-                }
+                (Some(TaskState::Done { attempt }), Some(home)) if home.attempt == attempt => Some(MapOutputLocation {
+                    attempt,
+                    output: home.stats.map_output,
+                    address: home.holder.as_ref().map(|(_, address)| address.clone()),
+                }),
                 _ => None,
             };
             MapOutputAt { map: m as u32, location }
@@ -1377,11 +1408,11 @@ fn put_output(shared: &Shared, id: u64, task: TaskId, attempt: AttemptId, chunk:
     }
 }
 
-/// Moves the attempt's files to their committed names with one rename per task. A map attempt's file must
-/// have an index for every partition; checking that first (its trailer and last entry, two small reads)
-/// means a worker that reports success without its output cannot get a task marked done. A map's rename
-/// is not fsynced (its output is recomputable, see [`crate::map_file`]); a reduce's is, since its output
-/// is the job's result.
+/// Commits an attempt's output. A map's stays where it is, a byte range of its worker's maps file: it must
+/// be there with an index for every partition; checking that first (its trailer and last entry, one small
+/// read) means a worker that reports success without its output cannot get a task marked done. Nothing
+/// of it is fsynced (its output is recomputable, see [`crate::map_file`]). A reduce's output is renamed
+/// to its committed name, and is durable, since it is the job's result.
 fn commit(
     shared: &Shared,
     task: TaskId,
@@ -1393,14 +1424,12 @@ fn commit(
     match task {
         // The output stays on its worker, which serves it; the caller records where.
         TaskId::Map(_) if shares_nothing => {}
-        TaskId::Map(m) => {
-            let file = layout.attempt_map_file(attempt);
-            let partitions = shared.job.reduce_tasks;
-            locate_partition(&file, partitions - 1, partitions).with_context(|| format!("{task} {attempt}"))?;
-            // A file left at `to` by an earlier commit whose rename succeeded but that the table heard failed
-            // is stale: the rename replaces it atomically.
-            let to = layout.map_file(m);
-            fs::rename(&file, &to).with_context(|| format!("renaming {} to {}", file.display(), to.display()))?;
+        TaskId::Map(_) => {
+            let range = stats
+                .map_output
+                .with_context(|| format!("{task} {attempt}: the worker reported no byte range for its output"))?;
+            check_map_output(layout, Some(&shared.maps_files), range, shared.job.reduce_tasks)
+                .with_context(|| format!("{task} {attempt}"))?;
         }
         TaskId::Reduce(r) => {
             let (from, to) = (layout.reduce_attempt_output(attempt, r), layout.reduce_committed(r));
@@ -1529,15 +1558,63 @@ fn open_journal(
     Ok((journal, job, run, committed, false))
 }
 
-/// Removes whatever an attempt that will not be committed left behind.
-fn remove_attempt_files(shared: &Shared, task: TaskId, attempt: AttemptId) {
+/// Checks that a map output is where its worker said, whole enough to serve every reduce: the trailer and
+/// the last partition's entry of `range` (one small read). `files` keeps maps files open across commits.
+fn check_map_output(
+    layout: &Layout,
+    files: Option<&Mutex<HashMap<u64, fs::File>>>,
+    range: MapOutputRange,
+    partitions: u32,
+) -> anyhow::Result<()> {
+    let path = layout.maps_file(range.file);
+    let check = |file: &fs::File| {
+        locate_partition_in(file, &path, range.region, partitions - 1, partitions)
+            .with_context(|| format!("checking its output at {:?} of {}", range.region, path.display()))
+    };
+    let Some(files) = files else {
+        let file = fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        return check(&file).map(drop);
+    };
+    let mut files = files.lock().unwrap_or_else(|p| p.into_inner());
+    if !files.contains_key(&range.file) {
+        if files.len() >= MAPS_FILES_OPEN_MAX {
+            files.clear();
+        }
+        let file = fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        files.insert(range.file, file);
+    }
+    match files.get(&range.file) {
+        Some(file) => check(file).map(drop),
+        None => bail!("{} was not kept open", path.display()),
+    }
+}
+
+/// The map output range a report names, if its bytes are the coordinator's to discard: only in the shared
+/// work directory (a worker that shares nothing discards its own, told by `Reported { committed: false }`).
+fn discardable(stats: &Option<TaskStats>, data_address: &Option<String>) -> Option<MapOutputRange> {
+    match data_address {
+        None => stats.as_ref().and_then(|s| s.map_output),
+        Some(_) => None,
+    }
+}
+
+/// Removes whatever an attempt that will not be committed left behind: its scratch directory, a reduce's
+/// staged output, and a map's output in its worker's maps file (`map_output`; its bytes are freed in place,
+/// since the worker goes on appending to that file).
+fn remove_attempt_files(shared: &Shared, task: TaskId, attempt: AttemptId, map_output: Option<MapOutputRange>) {
     let layout = &shared.layout;
     let _ = fs::remove_dir_all(layout.attempt_dir(attempt));
-    if let TaskId::Map(_) = task {
-        let _ = fs::remove_file(layout.attempt_map_file(attempt));
-    }
-    if let TaskId::Reduce(r) = task {
-        let _ = fs::remove_file(layout.reduce_attempt_output(attempt, r));
+    match (task, map_output) {
+        (TaskId::Map(_), Some(range)) => {
+            let path = layout.maps_file(range.file);
+            if let Err(e) = fs::OpenOptions::new().write(true).open(&path).and_then(|f| punch_hole(&f, range.region)) {
+                debug!("discarding {task} {attempt}'s output at {:?} of {}: {e}", range.region, path.display());
+            }
+        }
+        (TaskId::Map(_), None) => {}
+        (TaskId::Reduce(r), _) => {
+            let _ = fs::remove_file(layout.reduce_attempt_output(attempt, r));
+        }
     }
 }
 

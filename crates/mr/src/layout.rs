@@ -3,8 +3,9 @@
 //! trusting a path sent over the network.
 //!
 //! ```text
-//! <work_dir>/attempt-<a>.map            map attempt a's output: every partition plus an index (map_file)
-//! <work_dir>/map-<m>.map                committed output of map m (attempt-<a>.map renamed)
+//! <work_dir>/maps-<a>.map               a worker's map outputs (maps_file), named by the attempt id of
+//!                                       the first map it ran: each map attempt appends a region
+//!                                       (map_file); a committed map is a byte range of such a file
 //! <work_dir>/attempt-<a>/               attempt a's scratch space (map spills, reduce merge passes),
 //!                                       created only when needed
 //! <staging_dir>/attempt-<a>-mr-out-<r>  reduce attempt a's output
@@ -28,14 +29,11 @@ impl Layout {
         self.work_dir.join(format!("attempt-{}", attempt.0))
     }
 
-    /// A file, not a directory: every file a small task creates costs about a millisecond on ext4 (creating
-    /// it, and freeing its blocks at removal), which at thousands of maps is most of the job.
-    pub fn attempt_map_file(&self, attempt: AttemptId) -> PathBuf {
-        self.work_dir.join(format!("attempt-{}.map", attempt.0))
-    }
-
-    pub fn map_file(&self, map: u32) -> PathBuf {
-        self.work_dir.join(format!("map-{map}.map"))
+    /// The map outputs file of the worker whose first map attempt was `first_attempt` (see
+    /// [`crate::maps_file`]): one file per worker, not per map, since every file a small task creates costs
+    /// about a millisecond on ext4 (creating it, and freeing its blocks at removal).
+    pub fn maps_file(&self, first_attempt: u64) -> PathBuf {
+        maps_file_in(&self.work_dir, first_attempt)
     }
 
     pub fn reduce_attempt_output(&self, attempt: AttemptId, reduce: u32) -> PathBuf {
@@ -45,6 +43,11 @@ impl Layout {
     pub fn reduce_committed(&self, reduce: u32) -> PathBuf {
         self.staging_dir.join(output_name(reduce))
     }
+}
+
+/// The maps file named by `first_attempt` in `dir` (a work or scratch directory).
+pub fn maps_file_in(dir: &Path, first_attempt: u64) -> PathBuf {
+    dir.join(format!("maps-{first_attempt}.map"))
 }
 
 /// `mr-out-<r>`, the name of reduce task r's output.

@@ -106,6 +106,20 @@ impl<'a> MapOutput<'a> {
         }
     }
 
+    /// About how large the output will be, at most (for the write buffer): the buffered pairs with their
+    /// estimated overhead, plus each partition's framing and index entry; large if it spilled.
+    pub fn expected_output_bytes(&self) -> usize {
+        if self.stats.spills > 0 {
+            return usize::MAX;
+        }
+        self.buffered_bytes.saturating_add(self.partitions.len().saturating_mul(64))
+    }
+
+    /// Whether the scratch directory may exist (a spill was started).
+    pub fn spilled(&self) -> bool {
+        self.stats.spills > 0 || self.error.is_some()
+    }
+
     /// Writes every buffered partition as a sorted run into one spill file and empties the buffers.
     fn spill(&mut self) -> Result<(), RecordError> {
         if self.stats.spills == 0 {
@@ -128,20 +142,23 @@ impl<'a> MapOutput<'a> {
         file.finish()
     }
 
-    /// Writes the map's output file at `path`: every partition's sorted run, empty ones included, and the
-    /// index. Not fsynced (see [`crate::map_file`]).
-    pub fn finish(mut self, path: &Path) -> Result<MapOutputStats, RecordError> {
+    /// Writes the map's output through `file` (a new file, or a region appended to a worker's maps file):
+    /// every partition's sorted run, empty ones included, and the index. Not fsynced (see
+    /// [`crate::map_file`]). `bytes_written` in the result is the output's size.
+    pub fn finish(mut self, mut file: MapFileWriter) -> Result<MapOutputStats, RecordError> {
         if let Some(e) = self.error.take() {
             return Err(e);
         }
         if self.stats.spills == 0 {
-            self.stats.bytes_written += self.write_buffers(path)?;
+            for buffer in &mut self.partitions {
+                file.write_partition(|writer| write_sorted(buffer, writer))?;
+            }
+            self.stats.bytes_written += file.finish()?;
             return Ok(self.stats);
         }
         self.spill()?;
         let partitions = self.partitions.len() as u32;
         let spilled = mem::take(&mut self.spilled);
-        let mut file = MapFileWriter::create(path, partitions)?;
         for partition in 0..partitions {
             let runs: Vec<Run> =
                 spilled.iter().map(|path| Run::Partition { path: path.clone(), partition, partitions }).collect();

@@ -144,7 +144,7 @@ impl MergedRuns {
             if key < head.key {
                 return Err(RecordError::Corrupt {
                     path: self.runs[head.run].path().to_path_buf(),
-                    offset: 0,
+                    offset: self.runs[head.run].block_offset(),
                     what: format!("keys out of order: {key:?} after {:?}", head.key),
                 });
             }

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::counters::Counters;
+use crate::maps_file::MapOutputRange;
 use crate::streaming::StreamingSpec;
 use crate::task_table::{AttemptId, TaskId};
 
@@ -14,8 +15,9 @@ use crate::task_table::{AttemptId, TaskId};
 pub const PROTOCOL_MAGIC: [u8; 8] = *b"KEELMR\r\n";
 /// Bumped on any change to the messages after the handshake (2: user counters in `TaskStats`, streaming jobs,
 /// attempt timeouts; 3: workers that share nothing: `Register`, input and output over the connection, map
-/// output locations, lost map outputs, and the worker-to-worker fetch protocol in `shuffle`).
-pub const PROTOCOL_VERSION: u32 = 3;
+/// output locations, lost map outputs, and the worker-to-worker fetch protocol in `shuffle`; 4: map outputs
+/// are byte ranges of a worker's maps file, reported in `TaskStats` and listed to every reducer).
+pub const PROTOCOL_VERSION: u32 = 4;
 /// Largest data chunk in one frame (an input chunk, a piece of reduce output, a piece of a fetched
 /// partition): well under [`crate::wire::MAX_FRAME_BYTES`] with room for the rest of the message, and
 /// large enough that a 64 MiB split is 256 round trips.
@@ -163,12 +165,24 @@ impl Chunk {
     }
 }
 
-/// Where map `map`'s committed output is: `attempt`'s file on the worker serving at `address`. `None`
-/// when the output is not available right now (lost, its map running again).
+/// Where map `map`'s committed output is. `None` when the output is not available right now (lost, its map
+/// running again).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MapOutputAt {
     pub map: u32,
-    pub location: Option<(AttemptId, String)>,
+    pub location: Option<MapOutputLocation>,
+}
+
+/// The committed attempt of a map and where its output is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapOutputLocation {
+    pub attempt: AttemptId,
+    /// The byte range of the maps file that holds it (in the job's work directory when workers share the
+    /// file system, in its worker's scratch directory otherwise). Always known for workers of this version.
+    pub output: Option<MapOutputRange>,
+    /// Workers that share nothing: the data address of the worker that holds it and serves it. `None` when
+    /// workers share the file system: read it in place.
+    pub address: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -206,6 +220,9 @@ pub struct TaskStats {
     pub worker_peak_rss_bytes: u64,
     /// The app's user counters of this attempt; added to the job's totals only if it is committed.
     pub counters: Counters,
+    /// A map attempt's output: where it is in its worker's maps file. Journaled with the commit, so a
+    /// restarted coordinator finds it again.
+    pub map_output: Option<MapOutputRange>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

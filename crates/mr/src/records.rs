@@ -31,16 +31,32 @@ const IO_BUFFER_BYTES: usize = 64 * 1024;
 pub enum RecordError {
     #[error("{}: {source}", path.display())]
     Io { path: PathBuf, source: io::Error },
-    #[error("{}: not a keel intermediate file (bad magic)", path.display())]
-    BadMagic { path: PathBuf },
+    #[error("{}: at byte {offset}: not a keel intermediate run (bad magic)", path.display())]
+    BadMagic { path: PathBuf, offset: u64 },
     #[error("{}: block at byte {offset}: checksum mismatch", path.display())]
     Checksum { path: PathBuf, offset: u64 },
     #[error("{}: at byte {offset}: {what}", path.display())]
     Corrupt { path: PathBuf, offset: u64, what: String },
-    #[error("{}: truncated (no end marker)", path.display())]
-    Truncated { path: PathBuf },
+    /// `offset`: where the run that ends too early starts.
+    #[error("{}: the run at byte {offset} is truncated (no end marker)", path.display())]
+    Truncated { path: PathBuf, offset: u64 },
     #[error("record too large: key {key_bytes} + value {value_bytes} bytes (limit {MAX_RECORD_BYTES})")]
     RecordTooLarge { key_bytes: usize, value_bytes: usize },
+}
+
+impl RecordError {
+    /// Where stored data failed its checks (the file, and a byte inside the run or index that is damaged or
+    /// cut short), so a reader of many runs can tell whose data it was. `None` for errors that are not
+    /// about the data (I/O, a record too large to write).
+    pub fn damaged_at(&self) -> Option<(&Path, u64)> {
+        match self {
+            RecordError::BadMagic { path, offset }
+            | RecordError::Checksum { path, offset }
+            | RecordError::Corrupt { path, offset, .. }
+            | RecordError::Truncated { path, offset } => Some((path, *offset)),
+            RecordError::Io { .. } | RecordError::RecordTooLarge { .. } => None,
+        }
+    }
 }
 
 /// Writes one record file. Call [`RecordWriter::finish`]; a writer dropped without it leaves a file that
@@ -56,26 +72,24 @@ pub struct RecordWriter {
 impl RecordWriter {
     pub fn create(path: &Path) -> Result<RecordWriter, RecordError> {
         let file = File::create(path).map_err(|source| RecordError::Io { path: path.to_path_buf(), source })?;
-        RecordWriter::segment(BufWriter::with_capacity(IO_BUFFER_BYTES, file), path)
+        RecordWriter::segment(BufWriter::with_capacity(IO_BUFFER_BYTES, file), path, Vec::new())
     }
 
     /// Starts a segment at the current end of `out` (a file being written front to back); end it with
-    /// [`RecordWriter::finish_segment`], which hands `out` back for the next segment.
-    pub fn segment(mut out: BufWriter<File>, path: &Path) -> Result<RecordWriter, RecordError> {
+    /// [`RecordWriter::finish_segment`], which hands `out` back for the next segment. `block` is a buffer for
+    /// blocks (any contents; handed back too, so that a map writing hundreds of small partitions does not
+    /// allocate and free a block buffer for each).
+    pub fn segment(mut out: BufWriter<File>, path: &Path, mut block: Vec<u8>) -> Result<RecordWriter, RecordError> {
         out.write_all(&FILE_MAGIC).map_err(|source| RecordError::Io { path: path.to_path_buf(), source })?;
-        Ok(RecordWriter {
-            out,
-            path: path.to_path_buf(),
-            block: Vec::with_capacity(BLOCK_TARGET_BYTES + 1024),
-            records: 0,
-            bytes_written: FILE_MAGIC.len() as u64,
-        })
+        block.clear();
+        Ok(RecordWriter { out, path: path.to_path_buf(), block, records: 0, bytes_written: FILE_MAGIC.len() as u64 })
     }
 
-    /// Writes the segment's end marker and returns the file (for the next segment) and the segment's size.
-    pub fn finish_segment(mut self) -> Result<(BufWriter<File>, u64), RecordError> {
+    /// Writes the segment's end marker and returns the file (for the next segment), the segment's size and
+    /// the block buffer.
+    pub fn finish_segment(mut self) -> Result<(BufWriter<File>, u64, Vec<u8>), RecordError> {
         self.write_end()?;
-        Ok((self.out, self.bytes_written))
+        Ok((self.out, self.bytes_written, self.block))
     }
 
     pub fn append(&mut self, key: &str, value: &str) -> Result<(), RecordError> {
@@ -159,6 +173,8 @@ pub struct RecordReader {
     path: PathBuf,
     block: Vec<u8>,
     position_in_block: usize,
+    /// File offset of the run's start (its magic), for errors about the run as a whole.
+    start_offset: u64,
     /// File offset of the current block's header, for error messages.
     block_offset: u64,
     next_block_offset: u64,
@@ -224,19 +240,20 @@ impl RecordReader {
         match input.read_exact(&mut magic) {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
-                return Err(RecordError::Truncated { path: path.to_path_buf() });
+                return Err(RecordError::Truncated { path: path.to_path_buf(), offset: offset_bytes });
             }
             Err(e) => return Err(io_err(e)),
         }
         if magic != FILE_MAGIC {
-            return Err(RecordError::BadMagic { path: path.to_path_buf() });
+            return Err(RecordError::BadMagic { path: path.to_path_buf(), offset: offset_bytes });
         }
         Ok(RecordReader {
             input,
             path: path.to_path_buf(),
             block: Vec::new(),
             position_in_block: 0,
-            block_offset: 0,
+            start_offset: offset_bytes,
+            block_offset: offset_bytes,
             next_block_offset: offset_bytes + FILE_MAGIC.len() as u64,
             records: 0,
             ended: false,
@@ -245,6 +262,11 @@ impl RecordReader {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// File offset of the block the last record came from (for errors about it).
+    pub fn block_offset(&self) -> u64 {
+        self.block_offset
     }
 
     /// The next record, or `None` after the last one (once the end marker has been verified).
@@ -324,7 +346,7 @@ impl RecordReader {
     fn read_exact(&mut self, buf: &mut [u8]) -> Result<(), RecordError> {
         self.input.read_exact(buf).map_err(|e| {
             if e.kind() == ErrorKind::UnexpectedEof {
-                RecordError::Truncated { path: self.path.clone() }
+                RecordError::Truncated { path: self.path.clone(), offset: self.start_offset }
             } else {
                 RecordError::Io { path: self.path.clone(), source: e }
             }

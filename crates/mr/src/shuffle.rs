@@ -29,7 +29,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, warn};
 
-use crate::map_file::{Segment, locate_partition};
+use crate::layout::maps_file_in;
+use crate::map_file::{Segment, locate_partition_in};
+use crate::maps_file::MapOutputRange;
 use crate::protocol::{CHUNK_BYTES_MAX, Chunk, HeldOutput, JobId, PROTOCOL_VERSION};
 use crate::task_table::AttemptId;
 use crate::wire::{self, WireError};
@@ -79,14 +81,9 @@ pub enum FetchReply {
     Refused { reason: String },
 }
 
-/// The map outputs a worker may serve: map -> the attempt whose file it finished (and that the coordinator
-/// did not reject).
-pub type Servable = Arc<Mutex<HashMap<u32, AttemptId>>>;
-
-/// Where a worker keeps attempt `a`'s map output.
-pub fn map_output_path(scratch: &Path, attempt: AttemptId) -> PathBuf {
-    scratch.join(format!("attempt-{}.map", attempt.0))
-}
+/// The map outputs a worker may serve: map -> the attempt whose output it finished (and that the
+/// coordinator did not reject), and where that output is in the worker's maps file.
+pub type Servable = Arc<Mutex<HashMap<u32, (AttemptId, MapOutputRange)>>>;
 
 /// A worker's data server: a thread accepting reducers, and one thread per reducer connection.
 pub struct ShuffleServer {
@@ -175,15 +172,31 @@ fn serve(stream: TcpStream, job: JobId, scratch: &Path, servable: &Servable) -> 
             wire::send(&mut writer, &FetchReply::Refused { reason })?;
             return Ok(());
         }
+        // One open per maps file (a worker has one) per request, not one per map.
+        let mut files: HashMap<u64, (PathBuf, File)> = HashMap::new();
         for wanted in &request.maps {
             let on_record = servable.lock().unwrap_or_else(|p| p.into_inner()).get(&wanted.map).copied();
-            if on_record != Some(wanted.attempt) {
-                let reason = format!("this worker holds no output of map {} {}", wanted.map, wanted.attempt);
-                wire::send(&mut writer, &FetchReply::Unavailable { map: wanted.map, reason })?;
-                continue;
-            }
-            let path = map_output_path(scratch, wanted.attempt);
-            if let Err(reason) = send_run(&mut writer, &path, wanted.map, &request, corrupt) {
+            let range = match on_record {
+                Some((attempt, range)) if attempt == wanted.attempt => range,
+                _ => {
+                    let reason = format!("this worker holds no output of map {} {}", wanted.map, wanted.attempt);
+                    wire::send(&mut writer, &FetchReply::Unavailable { map: wanted.map, reason })?;
+                    continue;
+                }
+            };
+            let opened = match files.entry(range.file) {
+                std::collections::hash_map::Entry::Occupied(entry) => Ok(entry.into_mut()),
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    let path = maps_file_in(scratch, range.file);
+                    match File::open(&path) {
+                        Ok(file) => Ok(slot.insert((path, file))),
+                        Err(e) => Err(format!("opening {}: {e}", path.display())),
+                    }
+                }
+            };
+            let sent =
+                opened.and_then(|(path, file)| send_run(&mut writer, file, path, range, wanted.map, &request, corrupt));
+            if let Err(reason) = sent {
                 wire::send(&mut writer, &FetchReply::Unavailable { map: wanted.map, reason })?;
             }
         }
@@ -215,16 +228,20 @@ fn refusal(request: &FetchRequest, job: JobId) -> Option<String> {
     None
 }
 
-/// Sends the requested partition's run of one map output file. `Err(reason)` before any of it was sent (the
-/// file or its index cannot be read); an error while sending is the connection's.
+/// Sends the requested partition's run of the map output at `range` of `file` (opened from `path`).
+/// `Err(reason)` before any of it was sent (its index cannot be read or is damaged); an error while sending
+/// is the connection's. The run's own blocks are checked by the reducer, which takes damage in them for the
+/// map's output lost, as it does an `Unavailable` answer.
 fn send_run(
     writer: &mut impl Write,
+    file: &File,
     path: &Path,
+    range: MapOutputRange,
     map: u32,
     request: &FetchRequest,
     corrupt: bool,
 ) -> Result<(), String> {
-    let (file, segment) = locate_partition(path, request.partition, request.partitions)
+    let segment = locate_partition_in(file, path, range.region, request.partition, request.partitions)
         .map_err(|e| format!("reading map output: {e}"))?;
     let mut sent = 0u64;
     loop {

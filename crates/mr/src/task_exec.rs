@@ -1,24 +1,26 @@
-//! Running one attempt of a task on a worker: read the input, call the app, write the attempt's files
-//! under names derived from the attempt id (a reduce's output fsynced; a map's one output file not, as it
-//! is recomputable). The worker never renames anything into a committed
-//! place; the coordinator does that if, and only if, this attempt is still the one on record.
+//! Running one attempt of a task on a worker: read the input, call the app, write the attempt's output (a
+//! reduce's under a name derived from the attempt id, fsynced; a map's appended to the worker's maps file,
+//! not fsynced, as it is recomputable). The worker never renames anything into a committed place nor
+//! decides which map output counts; the coordinator does that if, and only if, this attempt is still the
+//! one on record.
 use std::any::Any;
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::app::{App, Combiner};
 use crate::counters::Counters;
 use crate::input::{InputSplit, read_split};
 use crate::layout::Layout;
-use crate::map_file::{Segment, locate_partition};
 use crate::map_output::MapOutput;
+use crate::maps_file::MapsFile;
 use crate::memory::own_peak_rss_bytes;
 use crate::merge::{MERGE_OPEN_RUNS_MAX, MergedRuns, Run, fits_one_merge, narrow_runs};
-use crate::protocol::{JobSpec, TaskStats};
+use crate::protocol::{JobSpec, MapOutputAt, TaskStats};
 use crate::records::RecordError;
+use crate::reduce_input::{Blame, ReduceInputs, RegionOf};
 use crate::streaming::{Program, StreamingSpec, run_mapper, run_reducer};
 use crate::task_table::AttemptId;
 
@@ -35,11 +37,33 @@ impl TaskFailure {
     }
 }
 
-/// A reduce reads a map's partition into memory when it is at most this large ...
-const MEMORY_RUN_BYTES_MAX: u64 = 64 * 1024;
-/// ... and the partitions it holds in memory so far total at most this: half the merge's buffer budget, so a
-/// reduce's memory stays bounded by constants whatever the number of maps.
-const MEMORY_RUNS_BYTES_MAX: u64 = crate::merge::MERGE_BUFFER_BYTES_MAX / 2;
+/// How an attempt that did not fail ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finished {
+    Succeeded(TaskStats),
+    /// A reduce could not read map `map`'s output (`map_attempt`'s, the one on record): its worker is gone,
+    /// or the output is damaged. The map must run again; the reduce did nothing wrong.
+    InputLost {
+        map: u32,
+        map_attempt: AttemptId,
+        reason: String,
+    },
+}
+
+/// A map output a reduce needs that cannot be read: the map must run again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LostInput {
+    pub map: u32,
+    pub map_attempt: AttemptId,
+    pub reason: String,
+}
+
+impl From<LostInput> for Finished {
+    fn from(lost: LostInput) -> Finished {
+        Finished::InputLost { map: lost.map, map_attempt: lost.map_attempt, reason: lost.reason }
+    }
+}
+
 /// Output buffer for reduce output files.
 const OUTPUT_BUFFER_BYTES: usize = 256 * 1024;
 
@@ -64,46 +88,49 @@ impl TaskCode<'_> {
     }
 }
 
+/// Runs a map attempt of `app` over `split`, appending its output to `maps`; the stats say where
+/// (`map_output`).
 pub fn run_map(
     app: &dyn App,
     job: &JobSpec,
     layout: &Layout,
+    maps: &mut MapsFile,
     attempt: AttemptId,
     split: &InputSplit,
 ) -> Result<TaskStats, TaskFailure> {
-    run_map_code(TaskCode::App(app), job, layout, attempt, split)
+    run_map_code(TaskCode::App(app), job, layout, maps, attempt, split)
 }
 
 pub fn run_map_code(
     code: TaskCode<'_>,
     job: &JobSpec,
     layout: &Layout,
+    maps: &mut MapsFile,
     attempt: AttemptId,
     split: &InputSplit,
 ) -> Result<TaskStats, TaskFailure> {
     let contents = read_split(split).map_err(|e| TaskFailure { permanent: true, error: e.to_string() })?;
-    run_map_text(code, job, layout, attempt, &split.name, contents)
+    run_map_text(code, job, layout, maps, attempt, &split.name, contents)
 }
 
 /// Runs a map attempt on a split already read (from a path, or from the coordinator by a worker that shares
-/// nothing with it) and writes its one output file, `layout.attempt_map_file(attempt)`.
+/// nothing with it) and appends its output to `maps` (cut off again if the attempt fails).
 pub fn run_map_text(
     code: TaskCode<'_>,
     job: &JobSpec,
     layout: &Layout,
+    maps: &mut MapsFile,
     attempt: AttemptId,
     name: &str,
     contents: String,
 ) -> Result<TaskStats, TaskFailure> {
-    // Spills (rare) go into the attempt's scratch directory, made only if needed. Its output file is
-    // created in the work directory without `create_dir_all`: if the work directory is gone the job is
-    // over, and a late attempt must not bring it back.
+    // Spills (rare) go into the attempt's scratch directory, made only if needed (and removed only then:
+    // thousands of small maps would otherwise each pay a failing removal).
     let scratch = layout.attempt_dir(attempt);
-    let result = map_into(code, job, layout, attempt, name, contents, &scratch);
-    let _ = fs::remove_dir_all(&scratch);
-    if result.is_err() {
-        // A failed attempt is never committed, and nobody else knows of its file until the job ends.
-        let _ = fs::remove_file(layout.attempt_map_file(attempt));
+    let mut spilled = false;
+    let result = map_into(code, job, maps, name, contents, &scratch, &mut spilled);
+    if spilled || result.is_err() {
+        let _ = fs::remove_dir_all(&scratch);
     }
     result
 }
@@ -111,11 +138,11 @@ pub fn run_map_text(
 fn map_into(
     code: TaskCode<'_>,
     job: &JobSpec,
-    layout: &Layout,
-    attempt: AttemptId,
+    maps: &mut MapsFile,
     name: &str,
     contents: String,
     dir: &std::path::Path,
+    spilled: &mut bool,
 ) -> Result<TaskStats, TaskFailure> {
     let input_bytes = contents.len() as u64;
     let budget = usize::try_from(job.memory_budget_bytes).unwrap_or(usize::MAX);
@@ -140,11 +167,19 @@ fn map_into(
         }
     }
     drop(contents);
+    *spilled = output.spilled();
     check_counters(job, &counters)?;
-    // No fsync of the file or the directory: a map output lost to a crash is a re-executed map.
-    let stats = output
-        .finish(&layout.attempt_map_file(attempt))
+    // No fsync: a map output lost to a crash is a re-executed map.
+    let mut stats = None;
+    let expected_bytes = output.expected_output_bytes();
+    let range = maps
+        .append(job.reduce_tasks, expected_bytes, |writer| {
+            let written = output.finish(writer)?;
+            stats = Some(written);
+            Ok(written.bytes_written)
+        })
         .map_err(|e| TaskFailure::retryable(format!("writing map output: {e}")))?;
+    let stats = stats.unwrap_or_default();
     Ok(TaskStats {
         input_bytes,
         output_bytes: stats.bytes_written,
@@ -152,6 +187,7 @@ fn map_into(
         spills: stats.spills,
         worker_peak_rss_bytes: own_peak_rss_bytes(),
         counters,
+        map_output: Some(range),
     })
 }
 
@@ -177,14 +213,17 @@ impl From<RecordError> for ReduceError {
     }
 }
 
+/// Runs a reduce attempt of `app` over the map outputs at `outputs` (every map's, from the coordinator's
+/// `MapOutputs`), read in place from the job's work directory (workers that share the file system).
 pub fn run_reduce(
     app: &dyn App,
     job: &JobSpec,
     layout: &Layout,
     attempt: AttemptId,
     reduce: u32,
-) -> Result<TaskStats, TaskFailure> {
-    run_reduce_code(TaskCode::App(app), job, layout, attempt, reduce)
+    outputs: &[MapOutputAt],
+) -> Result<Finished, TaskFailure> {
+    run_reduce_code(TaskCode::App(app), job, layout, attempt, reduce, outputs)
 }
 
 pub fn run_reduce_code(
@@ -193,40 +232,62 @@ pub fn run_reduce_code(
     layout: &Layout,
     attempt: AttemptId,
     reduce: u32,
-) -> Result<TaskStats, TaskFailure> {
-    // Every map's index is read and checked before any merging starts, so a missing or damaged map output
-    // fails the attempt at once, naming the file, and the runs' sizes are known to the merge.
-    let mut inputs = Vec::with_capacity(job.map_tasks as usize);
-    let mut in_memory_bytes = 0u64;
-    for m in 0..job.map_tasks {
-        let path = layout.map_file(m);
-        let (file, segment) = locate_partition(&path, reduce, job.reduce_tasks)
-            .map_err(|e| TaskFailure::retryable(format!("reduce input: {e}")))?;
-        let run = reduce_input_run(&file, path, segment, &mut in_memory_bytes)
-            .map_err(|e| TaskFailure::retryable(format!("reduce input: {e}")))?;
-        inputs.push(run);
+    outputs: &[MapOutputAt],
+) -> Result<Finished, TaskFailure> {
+    // Every map's index is read and checked (and small runs read) before any merging starts, so a missing
+    // or damaged map output is found at once, naming the map.
+    let mut inputs = ReduceInputs::default();
+    if let Err(lost) = read_map_outputs(job, layout, reduce, outputs, &mut inputs) {
+        return Ok(lost.into());
     }
-    run_reduce_runs(code, job, layout, attempt, reduce, inputs)
+    let (runs, blame) = inputs.into_runs();
+    run_reduce_runs(code, job, layout, attempt, reduce, runs, &blame)
 }
 
-/// One map's partition as a reduce's input run. Small ones (thousands of small maps) are read now, through
-/// `file`, the descriptor their index was read with: each would otherwise be opened again by the merge, and
-/// merged in passes for want of descriptors (about four system calls and a share of a scratch file per map
-/// and reduce; at 2,000 maps and 50 reduces, most of the reduce phase). `in_memory_bytes` bounds them.
-pub fn reduce_input_run(file: &File, path: PathBuf, segment: Segment, in_memory_bytes: &mut u64) -> io::Result<Run> {
-    if segment.len_bytes > MEMORY_RUN_BYTES_MAX || *in_memory_bytes + segment.len_bytes > MEMORY_RUNS_BYTES_MAX {
-        return Ok(Run::Segment { path, segment });
+/// Reads partition `reduce` of every map output in `outputs` from the maps files in `layout`'s work
+/// directory, one open per file. `Err` names the first map whose output is missing or damaged.
+pub fn read_map_outputs(
+    job: &JobSpec,
+    layout: &Layout,
+    reduce: u32,
+    outputs: &[MapOutputAt],
+    inputs: &mut ReduceInputs,
+) -> Result<(), LostInput> {
+    let mut by_file: BTreeMap<u64, Vec<RegionOf>> = BTreeMap::new();
+    for output in outputs {
+        let Some(location) = &output.location else {
+            let reason = "its output is not available now (the map is running again)".to_string();
+            return Err(LostInput { map: output.map, map_attempt: AttemptId(0), reason });
+        };
+        let Some(range) = location.output else {
+            let reason = "the coordinator knows no byte range for it".to_string();
+            return Err(LostInput { map: output.map, map_attempt: location.attempt, reason });
+        };
+        let region = RegionOf { map: output.map, attempt: location.attempt, region: range.region };
+        by_file.entry(range.file).or_default().push(region);
     }
-    let mut bytes = vec![0u8; segment.len_bytes as usize];
-    std::os::unix::fs::FileExt::read_exact_at(file, &mut bytes, segment.offset_bytes)
-        .map_err(|e| io::Error::new(e.kind(), format!("reading {}: {e}", path.display())))?;
-    *in_memory_bytes += segment.len_bytes;
-    Ok(Run::Memory { path, offset_bytes: segment.offset_bytes, bytes: std::sync::Arc::new(bytes) })
+    for (id, regions) in by_file {
+        let path = layout.maps_file(id);
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) => {
+                let first = regions[0];
+                let reason = format!("opening {}: {e}", path.display());
+                return Err(LostInput { map: first.map, map_attempt: first.attempt, reason });
+            }
+        };
+        inputs.add_regions(&file, &path, regions, reduce, job.reduce_tasks).map_err(|(lost, e)| LostInput {
+            map: lost.map,
+            map_attempt: lost.attempt,
+            reason: e.to_string(),
+        })?;
+    }
+    Ok(())
 }
 
-/// Runs a reduce attempt over its partition's runs (`Run::Segment`s, one per map: in the shared map files,
-/// or fetched into the reducer's scratch) and writes `layout.reduce_attempt_output(attempt, reduce)`,
-/// fsynced.
+/// Runs a reduce attempt over its partition's runs (one per map, in map order) and writes
+/// `layout.reduce_attempt_output(attempt, reduce)`, fsynced. Damage found in a run that `blame` traces to a
+/// map is that map's output lost, not a failure of this attempt.
 pub fn run_reduce_runs(
     code: TaskCode<'_>,
     job: &JobSpec,
@@ -234,7 +295,8 @@ pub fn run_reduce_runs(
     attempt: AttemptId,
     reduce: u32,
     inputs: Vec<Run>,
-) -> Result<TaskStats, TaskFailure> {
+    blame: &Blame,
+) -> Result<Finished, TaskFailure> {
     let input_bytes = inputs
         .iter()
         .map(|run| match run {
@@ -243,13 +305,22 @@ pub fn run_reduce_runs(
             Run::File(_) | Run::Partition { .. } => 0,
         })
         .sum();
+    let lost = |e: &RecordError| {
+        blame.map_of(e).map(|(map, map_attempt)| Finished::InputLost { map, map_attempt, reason: e.to_string() })
+    };
     let scratch = layout.attempt_dir(attempt);
     let runs = if !fits_one_merge(&inputs, MERGE_OPEN_RUNS_MAX) {
         fs::create_dir(&scratch).map_err(|e| TaskFailure::retryable(format!("creating {}: {e}", scratch.display())))?;
-        narrow_runs(inputs, MERGE_OPEN_RUNS_MAX, &scratch, "merge", None).map_err(|e| {
-            let _ = fs::remove_dir_all(&scratch);
-            TaskFailure::retryable(format!("merging reduce input: {e}"))
-        })?
+        match narrow_runs(inputs, MERGE_OPEN_RUNS_MAX, &scratch, "merge", None) {
+            Ok(runs) => runs,
+            Err(e) => {
+                let _ = fs::remove_dir_all(&scratch);
+                return match lost(&e) {
+                    Some(lost) => Ok(lost),
+                    None => Err(TaskFailure::retryable(format!("merging reduce input: {e}"))),
+                };
+            }
+        }
     } else {
         inputs
     };
@@ -272,26 +343,35 @@ pub fn run_reduce_runs(
         // A failed attempt is never committed: remove its partial output now rather than at the job's end.
         let _ = fs::remove_file(&out_path);
     }
-    let (records, output_bytes) = result.map_err(|e| match e {
-        ReduceError::Record(e) => TaskFailure::retryable(format!("reading reduce input: {e}")),
-        ReduceError::Write(e) => TaskFailure::retryable(format!("writing {}: {e}", out_path.display())),
-        ReduceError::Panic(message) => {
-            TaskFailure::retryable(format!("app {:?} panicked in reduce: {message}", job.app))
+    let (records, output_bytes) = match result {
+        Ok(written) => written,
+        Err(ReduceError::Record(e)) => {
+            return match lost(&e) {
+                Some(lost) => Ok(lost),
+                None => Err(TaskFailure::retryable(format!("reading reduce input: {e}"))),
+            };
         }
-        ReduceError::Program(message) => TaskFailure::retryable(message),
-    })?;
+        Err(ReduceError::Write(e)) => {
+            return Err(TaskFailure::retryable(format!("writing {}: {e}", out_path.display())));
+        }
+        Err(ReduceError::Panic(message)) => {
+            return Err(TaskFailure::retryable(format!("app {:?} panicked in reduce: {message}", job.app)));
+        }
+        Err(ReduceError::Program(message)) => return Err(TaskFailure::retryable(message)),
+    };
     if let Err(failure) = check_counters(job, &counters) {
         let _ = fs::remove_file(&out_path);
         return Err(failure);
     }
-    Ok(TaskStats {
+    Ok(Finished::Succeeded(TaskStats {
         input_bytes,
         output_bytes,
         records,
         spills: 0,
         worker_peak_rss_bytes: own_peak_rss_bytes(),
         counters,
-    })
+        map_output: None,
+    }))
 }
 
 /// Streams the merged runs through `reduce`, one `key value` line per key. Returns (keys, bytes written).

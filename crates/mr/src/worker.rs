@@ -23,17 +23,15 @@ use tracing::{debug, info};
 use crate::app::{App, AppRegistry};
 use crate::input::{InputSplit, text};
 use crate::layout::Layout;
-use crate::map_file::locate_partition;
-use crate::merge::Run;
+use crate::maps_file::MapsFile;
 use crate::protocol::{
     Assignment, CHUNK_BYTES_MAX, Chunk, HeldOutput, Hello, HelloReply, JobId, JobSpec, MapOutputAt, PROTOCOL_MAGIC,
-    PROTOCOL_VERSION, Registration, Reply, Report, ReportedOutcome, Request, TaskStats,
+    PROTOCOL_VERSION, Registration, Reply, Report, ReportedOutcome, Request,
 };
-use crate::shuffle::{Servable, ShuffleServer, fetch_partitions, map_output_path, worker_failpoint};
+use crate::reduce_input::ReduceInputs;
+use crate::shuffle::{Servable, ShuffleServer, fetch_partitions, worker_failpoint};
 use crate::streaming::StreamingSpec;
-use crate::task_exec::{
-    TaskCode, TaskFailure, reduce_input_run, run_map_code, run_map_text, run_reduce_code, run_reduce_runs,
-};
+use crate::task_exec::{Finished, TaskCode, TaskFailure, run_map_code, run_map_text, run_reduce_code, run_reduce_runs};
 use crate::task_table::{AttemptId, TaskId};
 use crate::wire::{self, WireError};
 
@@ -188,13 +186,15 @@ pub fn run_worker(options: &WorkerOptions, apps: &AppRegistry) -> anyhow::Result
         })?),
     };
     let local = if options.shared_fs { None } else { Some(start_local(options, &job, &session)?) };
-    register(&mut session, local.as_ref(), &options.coordinator)?;
+    register(&mut session, local.as_ref(), None, &options.coordinator)?;
     info!("joined job {} (app {}, {} maps, {} reduces)", job.job, job.app, job.map_tasks, job.reduce_tasks);
     let layout = match &local {
         // Map outputs, reduce inputs and outputs all in the worker's own scratch directory.
         Some(local) => Layout { work_dir: local.scratch.0.clone(), staging_dir: local.scratch.0.clone() },
         None => Layout { work_dir: PathBuf::from(&job.work_dir), staging_dir: PathBuf::from(&job.staging_dir) },
     };
+    // Created at this worker's first map attempt; every map attempt appends to it.
+    let mut maps: Option<MapsFile> = None;
     let mut pending: Option<Request> = None;
     let mut stopped_once = false;
     loop {
@@ -208,7 +208,7 @@ pub fn run_worker(options: &WorkerOptions, apps: &AppRegistry) -> anyhow::Result
                         session = new_session;
                         // Says again what this worker holds: a restarted coordinator keeps what its journal
                         // has on record.
-                        match register(&mut session, local.as_ref(), &options.coordinator) {
+                        match register(&mut session, local.as_ref(), maps.as_ref(), &options.coordinator) {
                             Ok(()) => {}
                             Err(e) if is_disconnect(&e) => {}
                             Err(e) => return Err(e),
@@ -243,8 +243,10 @@ pub fn run_worker(options: &WorkerOptions, apps: &AppRegistry) -> anyhow::Result
                     JobCode::Streaming(spec) => TaskCode::Streaming { spec, timeout: Some(timeout) },
                 };
                 let report = match &local {
-                    None => execute(code, &job, &layout, assignment),
-                    Some(local) => execute_sharing_nothing(code, &job, &layout, local, &mut session, assignment),
+                    None => execute(code, &job, &layout, &mut maps, &mut session, assignment),
+                    Some(local) => {
+                        execute_sharing_nothing(code, &job, &layout, local, &mut maps, &mut session, assignment)
+                    }
                 };
                 pending = Some(Request::Report(report));
             }
@@ -255,7 +257,7 @@ pub fn run_worker(options: &WorkerOptions, apps: &AppRegistry) -> anyhow::Result
                     && let TaskId::Map(m) = report.task
                 {
                     // Not the official output: never served, and deleted.
-                    forget_output(local, HeldOutput { map: m, attempt: report.attempt });
+                    forget_output(local, maps.as_ref(), HeldOutput { map: m, attempt: report.attempt });
                 }
             }
             Reply::Exit { failure: None } => {
@@ -306,12 +308,17 @@ fn start_local(options: &WorkerOptions, job: &JobSpec, session: &Session) -> any
 
 /// Tells the coordinator how this worker works and what it holds; deletes what the coordinator does not
 /// keep.
-fn register(session: &mut Session, local: Option<&Local>, coordinator: &str) -> anyhow::Result<()> {
+fn register(
+    session: &mut Session,
+    local: Option<&Local>,
+    maps: Option<&MapsFile>,
+    coordinator: &str,
+) -> anyhow::Result<()> {
     let registration = match local {
         None => Registration { data_address: None, held: Vec::new() },
         Some(local) => {
             let servable = local.servable.lock().unwrap_or_else(|p| p.into_inner());
-            let held = servable.iter().map(|(&map, &attempt)| HeldOutput { map, attempt }).collect();
+            let held = servable.iter().map(|(&map, &(attempt, _))| HeldOutput { map, attempt }).collect();
             Registration { data_address: Some(local.data_address.clone()), held }
         }
     };
@@ -321,7 +328,7 @@ fn register(session: &mut Session, local: Option<&Local>, coordinator: &str) -> 
             if let Some(local) = local {
                 for output in drop {
                     info!("dropping map task {} {}: not on the coordinator's record", output.map, output.attempt);
-                    forget_output(local, output);
+                    forget_output(local, maps, output);
                 }
             }
             Ok(())
@@ -331,17 +338,50 @@ fn register(session: &mut Session, local: Option<&Local>, coordinator: &str) -> 
     }
 }
 
-/// Stops serving `output` and deletes its file (if it is still the one held for its map).
-fn forget_output(local: &Local, output: HeldOutput) {
+/// Stops serving `output` and discards its bytes (if it is still the one held for its map).
+fn forget_output(local: &Local, maps: Option<&MapsFile>, output: HeldOutput) {
     let mut servable = local.servable.lock().unwrap_or_else(|p| p.into_inner());
-    if servable.get(&output.map) == Some(&output.attempt) {
-        servable.remove(&output.map);
-    }
+    let forgotten = match servable.get(&output.map) {
+        Some(&(attempt, range)) if attempt == output.attempt => {
+            servable.remove(&output.map);
+            Some(range)
+        }
+        _ => None,
+    };
     drop(servable);
-    let _ = fs::remove_file(map_output_path(&local.scratch.0, output.attempt));
+    if let (Some(range), Some(maps)) = (forgotten, maps)
+        && range.file == maps.id()
+    {
+        maps.discard(range.region);
+    }
 }
 
-fn execute(code: TaskCode<'_>, job: &JobSpec, layout: &Layout, assignment: Assignment) -> Report {
+/// This worker's maps file, created at its first map attempt (named by that attempt's id).
+fn maps_file<'a>(
+    maps: &'a mut Option<MapsFile>,
+    layout: &Layout,
+    attempt: AttemptId,
+) -> Result<&'a mut MapsFile, TaskFailure> {
+    if maps.is_none() {
+        let created = MapsFile::create(layout, attempt.0).map_err(|e| TaskFailure {
+            permanent: false,
+            error: format!("creating this worker's map outputs file: {e}"),
+        })?;
+        *maps = Some(created);
+    }
+    maps.as_mut().ok_or_else(|| TaskFailure { permanent: false, error: "no map outputs file".into() })
+}
+
+/// Runs an attempt on a worker that shares the coordinator's file system: inputs, map outputs and reduce
+/// outputs are read and written in place.
+fn execute(
+    code: TaskCode<'_>,
+    job: &JobSpec,
+    layout: &Layout,
+    maps: &mut Option<MapsFile>,
+    session: &mut Session,
+    assignment: Assignment,
+) -> Report {
     let Assignment { task, attempt, input, .. } = assignment;
     info!("running {task} {attempt}");
     let started = Instant::now();
@@ -349,18 +389,29 @@ fn execute(code: TaskCode<'_>, job: &JobSpec, layout: &Layout, assignment: Assig
         (TaskId::Map(_), Some(split)) => {
             let split =
                 InputSplit { path: PathBuf::from(split.path), name: split.name, offset: split.offset, len: split.len };
-            run_map_code(code, job, layout, attempt, &split)
+            maps_file(maps, layout, attempt)
+                .and_then(|maps| run_map_code(code, job, layout, maps, attempt, &split))
+                .map(Finished::Succeeded)
         }
-        (TaskId::Map(_), None) => Err(crate::task_exec::TaskFailure {
-            permanent: true,
-            error: "coordinator sent a map task without input".into(),
-        }),
-        (TaskId::Reduce(r), _) => run_reduce_code(code, job, layout, attempt, r),
+        (TaskId::Map(_), None) => {
+            Err(TaskFailure { permanent: true, error: "coordinator sent a map task without input".into() })
+        }
+        (TaskId::Reduce(r), _) => map_locations(session, job.map_tasks)
+            .map_err(|error| TaskFailure { permanent: false, error })
+            .and_then(|outputs| run_reduce_code(code, job, layout, attempt, r, &outputs)),
     };
+    report_of(task, attempt, started, result)
+}
+
+fn report_of(task: TaskId, attempt: AttemptId, started: Instant, result: Result<Finished, TaskFailure>) -> Report {
     let outcome = match result {
-        Ok(stats) => {
+        Ok(Finished::Succeeded(stats)) => {
             debug!("{task} {attempt} done in {:?}", started.elapsed());
             ReportedOutcome::Succeeded(stats)
+        }
+        Ok(Finished::InputLost { map, map_attempt, reason }) => {
+            info!("{task} {attempt}: map task {map}'s output ({map_attempt}) is lost: {reason}");
+            ReportedOutcome::InputLost { map, map_attempt, reason: truncated(reason) }
         }
         Err(failure) => {
             // The coordinator warns about failures (once, for every worker); here it is a detail.
@@ -379,6 +430,7 @@ fn execute_sharing_nothing(
     job: &JobSpec,
     layout: &Layout,
     local: &Local,
+    maps: &mut Option<MapsFile>,
     session: &mut Session,
     assignment: Assignment,
 ) -> Report {
@@ -387,49 +439,31 @@ fn execute_sharing_nothing(
     let started = Instant::now();
     let result = match (task, input) {
         (TaskId::Map(m), Some(split)) => {
-            let outcome = read_remote_split(session, task, attempt, split.len, &split.name)
-                .and_then(|contents| run_map_text(code, job, layout, attempt, &split.name, contents));
-            if outcome.is_ok() {
+            let outcome = read_remote_split(session, task, attempt, split.len, &split.name).and_then(|contents| {
+                let maps = maps_file(maps, layout, attempt)?;
+                run_map_text(code, job, layout, maps, attempt, &split.name, contents)
+            });
+            if let Ok(stats) = &outcome
+                && let Some(range) = stats.map_output
+            {
                 // Servable from now on: the coordinator may commit it and name it to reducers before this
-                // worker reads its answer. If it is not committed, the answer says so and it is deleted.
-                let previous = local.servable.lock().unwrap_or_else(|p| p.into_inner()).insert(m, attempt);
-                if let Some(previous) = previous.filter(|&p| p != attempt) {
-                    let _ = fs::remove_file(map_output_path(&local.scratch.0, previous));
+                // worker reads its answer. If it is not committed, the answer says so and it is discarded.
+                let previous = local.servable.lock().unwrap_or_else(|p| p.into_inner()).insert(m, (attempt, range));
+                if let (Some((previous, old)), Some(maps)) = (previous, maps.as_ref())
+                    && previous != attempt
+                    && old.file == maps.id()
+                {
+                    maps.discard(old.region);
                 }
             }
-            outcome.map(Done::Succeeded)
+            outcome.map(Finished::Succeeded)
         }
         (TaskId::Map(_), None) => {
             Err(TaskFailure { permanent: true, error: "coordinator sent a map task without input".into() })
         }
         (TaskId::Reduce(r), _) => reduce_sharing_nothing(code, job, layout, local, session, attempt, r),
     };
-    let outcome = match result {
-        Ok(Done::Succeeded(stats)) => {
-            debug!("{task} {attempt} done in {:?}", started.elapsed());
-            ReportedOutcome::Succeeded(stats)
-        }
-        Ok(Done::InputLost { map, map_attempt, reason }) => {
-            info!("{task} {attempt}: map task {map}'s output ({map_attempt}) is lost: {reason}");
-            ReportedOutcome::InputLost { map, map_attempt, reason: truncated(reason) }
-        }
-        Err(failure) => {
-            info!("{task} {attempt} failed: {}", failure.error);
-            ReportedOutcome::Failed { permanent: failure.permanent, error: truncated(failure.error) }
-        }
-    };
-    Report { task, attempt, outcome }
-}
-
-/// How an attempt that did not fail ended.
-enum Done {
-    Succeeded(TaskStats),
-    /// A reduce could not fetch a map's output.
-    InputLost {
-        map: u32,
-        map_attempt: AttemptId,
-        reason: String,
-    },
+    report_of(task, attempt, started, result)
 }
 
 /// Reads a map attempt's split from the coordinator, chunk by chunk, each checked.
@@ -470,7 +504,7 @@ fn read_remote_split(
 }
 
 /// A reduce attempt on a worker that shares nothing: where is every map's output, fetch this partition of
-/// each (from this worker's own scratch directly), reduce, send the output to the coordinator.
+/// each (from this worker's own maps file directly), reduce, send the output to the coordinator.
 #[allow(clippy::too_many_arguments)]
 fn reduce_sharing_nothing(
     code: TaskCode<'_>,
@@ -480,27 +514,45 @@ fn reduce_sharing_nothing(
     session: &mut Session,
     attempt: AttemptId,
     reduce: u32,
-) -> Result<Done, TaskFailure> {
+) -> Result<Finished, TaskFailure> {
     let retry = |error: String| TaskFailure { permanent: false, error };
     let locations = map_locations(session, job.map_tasks).map_err(retry)?;
+    let mut own: Vec<MapOutputAt> = Vec::new();
     let mut by_worker: BTreeMap<&str, Vec<HeldOutput>> = BTreeMap::new();
-    for MapOutputAt { map, location } in &locations {
-        match location {
-            Some((map_attempt, address)) => {
-                by_worker.entry(address.as_str()).or_default().push(HeldOutput { map: *map, attempt: *map_attempt })
+    for output in &locations {
+        let Some(location) = &output.location else {
+            return Ok(Finished::InputLost {
+                map: output.map,
+                map_attempt: AttemptId(0),
+                reason: "its output is not available now (the map is running again)".into(),
+            });
+        };
+        match location.address.as_deref() {
+            // Held here: read in place, no copy.
+            Some(address) if address == local.data_address => own.push(output.clone()),
+            Some(address) => {
+                by_worker.entry(address).or_default().push(HeldOutput { map: output.map, attempt: location.attempt })
             }
             None => {
-                return Ok(Done::InputLost {
-                    map: *map,
-                    map_attempt: AttemptId(0),
-                    reason: "its output is not available now (the map is running again)".into(),
-                });
+                return Err(retry(format!(
+                    "the coordinator listed map task {}'s output as on a shared file system, which this worker \
+                     does not see",
+                    output.map
+                )));
             }
         }
     }
+    let mut inputs = ReduceInputs::default();
+    if let Err(lost) = crate::task_exec::read_map_outputs(job, layout, reduce, &own, &mut inputs) {
+        let reason = format!("this worker's own copy: {}", lost.reason);
+        return Ok(Finished::InputLost { map: lost.map, map_attempt: lost.map_attempt, reason });
+    }
     let input_path = layout.work_dir.join(format!("attempt-{}.in", attempt.0));
-    let outcome = (|| -> Result<Result<Vec<Run>, Done>, TaskFailure> {
-        // Read back (small runs into memory) once fetched.
+    let fetched = (|| -> Result<Result<(), Finished>, TaskFailure> {
+        if by_worker.is_empty() {
+            return Ok(Ok(()));
+        }
+        // Fetched runs land here; small ones are read back into memory at once.
         let mut input = fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -508,68 +560,45 @@ fn reduce_sharing_nothing(
             .truncate(true)
             .open(&input_path)
             .map_err(|e| retry(format!("creating {}: {e}", input_path.display())))?;
-        let mut in_memory_bytes = 0u64;
         let mut position = 0u64;
-        let mut runs: Vec<(u32, Run)> = Vec::with_capacity(locations.len());
         for (address, maps) in &by_worker {
-            if *address == local.data_address {
-                // Held here: read in place, no copy.
-                for output in maps {
-                    let path = map_output_path(&local.scratch.0, output.attempt);
-                    let located = locate_partition(&path, reduce, job.reduce_tasks)
-                        .map_err(|e| e.to_string())
-                        .and_then(|(file, segment)| {
-                            reduce_input_run(&file, path, segment, &mut in_memory_bytes).map_err(|e| e.to_string())
-                        });
-                    match located {
-                        Ok(run) => runs.push((output.map, run)),
-                        Err(e) => {
-                            let reason = format!("this worker's own copy: {e}");
-                            return Ok(Err(Done::InputLost { map: output.map, map_attempt: output.attempt, reason }));
-                        }
-                    }
-                }
-                continue;
-            }
             match fetch_partitions(address, job.job, reduce, job.reduce_tasks, maps, &mut input, &mut position) {
                 Ok(fetched) => {
-                    for (m, segment) in fetched {
-                        let run = reduce_input_run(&input, input_path.clone(), segment, &mut in_memory_bytes)
+                    // In the order asked for.
+                    for (held, (m, segment)) in maps.iter().zip(fetched) {
+                        debug_assert_eq!(held.map, m);
+                        inputs
+                            .add_segment((m, held.attempt), &input, &input_path, segment)
                             .map_err(|e| retry(format!("reading fetched data back: {e}")))?;
-                        runs.push((m, run));
                     }
                 }
                 Err(failure) => {
-                    let done =
-                        Done::InputLost { map: failure.map, map_attempt: failure.attempt, reason: failure.reason };
-                    return Ok(Err(done));
+                    let lost =
+                        Finished::InputLost { map: failure.map, map_attempt: failure.attempt, reason: failure.reason };
+                    return Ok(Err(lost));
                 }
             }
         }
-        // In map order, as a worker sharing the file system merges them: equal keys' values come in the same
-        // order either way.
-        runs.sort_by_key(|(m, _)| *m);
-        Ok(Ok(runs.into_iter().map(|(_, run)| run).collect()))
+        Ok(Ok(()))
     })();
-    let runs = match outcome {
-        Ok(Ok(runs)) => runs,
-        other => {
-            let _ = fs::remove_file(&input_path);
-            return match other {
-                Ok(Err(done)) => Ok(done),
-                Err(failure) => Err(failure),
-                Ok(Ok(_)) => unreachable!(),
-            };
+    let result = match fetched {
+        Ok(Ok(())) => {
+            let (runs, blame) = inputs.into_runs();
+            run_reduce_runs(code, job, layout, attempt, reduce, runs, &blame)
         }
+        Ok(Err(lost)) => Ok(lost),
+        Err(failure) => Err(failure),
     };
-    let result = run_reduce_runs(code, job, layout, attempt, reduce, runs);
     let _ = fs::remove_file(&input_path);
+    let stats = match result? {
+        Finished::Succeeded(stats) => stats,
+        lost @ Finished::InputLost { .. } => return Ok(lost),
+    };
     let output_path = layout.reduce_attempt_output(attempt, reduce);
-    let stats = result?;
     let sent = send_output(session, TaskId::Reduce(reduce), attempt, &output_path);
     let _ = fs::remove_file(&output_path);
     sent.map_err(retry)?;
-    Ok(Done::Succeeded(stats))
+    Ok(Finished::Succeeded(stats))
 }
 
 /// Every map's output location, page by page.

@@ -13,10 +13,13 @@ use keel_mr::AppRegistry;
 use keel_mr::coordinator::{Coordinator, JobConfig};
 use keel_mr::input::InputSplit;
 use keel_mr::layout::Layout;
+use keel_mr::map_file::locate_partition_in;
+use keel_mr::maps_file::{MapOutputRange, MapsFile};
 use keel_mr::protocol::{
-    Assignment, Hello, HelloReply, JobSpec, PROTOCOL_MAGIC, PROTOCOL_VERSION, Reply, Report, ReportedOutcome, Request,
+    Assignment, Hello, HelloReply, JobSpec, MapOutputAt, PROTOCOL_MAGIC, PROTOCOL_VERSION, Reply, Report,
+    ReportedOutcome, Request,
 };
-use keel_mr::task_exec::{run_map, run_reduce};
+use keel_mr::task_exec::{Finished, run_map, run_reduce};
 use keel_mr::task_table::TaskId;
 use keel_mr::wire;
 
@@ -24,6 +27,8 @@ struct FakeWorker {
     reader: BufReader<TcpStream>,
     writer: BufWriter<TcpStream>,
     job: JobSpec,
+    /// This worker's maps file, made at its first map (as a real worker does).
+    maps: Option<MapsFile>,
 }
 
 impl FakeWorker {
@@ -35,7 +40,7 @@ impl FakeWorker {
         let hello = Hello { magic: PROTOCOL_MAGIC, protocol_version: PROTOCOL_VERSION, job: None, pid: 0 };
         wire::send(&mut writer, &hello).unwrap();
         match wire::receive(&mut reader).unwrap() {
-            HelloReply::Welcome { job, .. } => FakeWorker { reader, writer, job },
+            HelloReply::Welcome { job, .. } => FakeWorker { reader, writer, job, maps: None },
             HelloReply::Rejected { reason } => panic!("refused: {reason}"),
         }
     }
@@ -67,8 +72,16 @@ impl FakeWorker {
         self.report(assignment, ReportedOutcome::Succeeded(stats))
     }
 
+    /// Where the coordinator says every map's output is.
+    fn locations(&mut self) -> Vec<MapOutputAt> {
+        match self.call(&Request::MapOutputs { first_map: 0 }) {
+            Reply::MapOutputs { outputs } => outputs,
+            other => panic!("expected map output locations, got {other:?}"),
+        }
+    }
+
     /// Runs the assignment for real (files and all) without reporting it.
-    fn run(&self, assignment: &Assignment) -> keel_mr::protocol::TaskStats {
+    fn run(&mut self, assignment: &Assignment) -> keel_mr::protocol::TaskStats {
         let apps = AppRegistry::builtin();
         let app = apps.lookup("wc").unwrap();
         let layout = self.layout();
@@ -80,9 +93,16 @@ impl FakeWorker {
                     offset: split.offset,
                     len: split.len,
                 };
-                run_map(app.as_ref(), &self.job, &layout, assignment.attempt, &split).unwrap()
+                let maps = self.maps.get_or_insert_with(|| MapsFile::create(&layout, assignment.attempt.0).unwrap());
+                run_map(app.as_ref(), &self.job, &layout, maps, assignment.attempt, &split).unwrap()
             }
-            (TaskId::Reduce(r), _) => run_reduce(app.as_ref(), &self.job, &layout, assignment.attempt, r).unwrap(),
+            (TaskId::Reduce(r), _) => {
+                let outputs = self.locations();
+                match run_reduce(app.as_ref(), &self.job, &layout, assignment.attempt, r, &outputs).unwrap() {
+                    Finished::Succeeded(stats) => stats,
+                    lost => panic!("reduce {r} lost its input: {lost:?}"),
+                }
+            }
             other => panic!("unexpected assignment {other:?}"),
         }
     }
@@ -142,16 +162,21 @@ fn a_late_success_counts_the_loser_s_files_are_removed_and_duplicates_change_not
 
     // The slow worker finishes first after all: its attempt was issued for this task and the task is not
     // done, so its success counts (the paper: the first attempt to finish wins).
-    assert_eq!(slow.run_and_report(&late), Reply::Ack);
-    assert!(layout.map_file(0).exists(), "map 0 committed");
-    // The fast one finishes second: it will never be committed, so its files are removed at once.
-    assert_eq!(fast.run_and_report(&reassigned), Reply::Ack);
-    assert!(!layout.attempt_map_file(reassigned.attempt).exists(), "the losing attempt's files must be removed");
+    let winner = slow.run(&late);
+    assert_eq!(slow.report(&late, ReportedOutcome::Succeeded(winner.clone())), Reply::Ack);
+    let committed = committed_location(&mut slow, 0);
+    assert_eq!((committed.attempt, committed.output), (late.attempt, winner.map_output), "map 0 committed");
+    // The fast one finishes second: it will never be committed, so its output is discarded at once.
+    let loser = fast.run(&reassigned);
+    assert_eq!(fast.report(&reassigned, ReportedOutcome::Succeeded(loser.clone())), Reply::Ack);
+    assert!(!readable(&layout, loser.map_output.unwrap(), 2), "the losing attempt's output must be discarded");
+    assert!(readable(&layout, winner.map_output.unwrap(), 2));
     // Reporting the committed attempt again changes nothing, even with counters in the report.
-    let mut inflated = keel_mr::protocol::TaskStats::default();
+    let mut inflated = winner.clone();
     inflated.counters.add("words", 1000);
     assert_eq!(slow.report(&late, ReportedOutcome::Succeeded(inflated)), Reply::Ack);
-    assert!(layout.map_file(0).exists(), "a duplicate report must not disturb committed output");
+    assert!(readable(&layout, winner.map_output.unwrap(), 2), "a duplicate report must not disturb committed output");
+    assert_eq!(committed_location(&mut slow, 0), committed);
 
     let first = fast.task();
     let second = slow.task();
@@ -208,10 +233,8 @@ fn a_duplicate_report_sent_during_the_commit_leaves_the_commit_whole() {
     assert_eq!(wire::receive::<Reply>(&mut worker.reader).unwrap(), Reply::Ack);
     assert_eq!(wire::receive::<Reply>(&mut resent.reader).unwrap(), Reply::Ack);
 
-    let missing: Vec<u32> = (0..reduces)
-        .filter(|&r| keel_mr::map_file::locate_partition(&layout.map_file(0), r, reduces).is_err())
-        .collect();
-    assert!(missing.is_empty(), "map 0 committed without partitions {missing:?}");
+    let committed = committed_location(&mut worker, 0).output.expect("a byte range on record");
+    assert!(readable(&layout, committed, reduces), "map 0 committed without all its partitions");
     // The commit stood: the job goes on to the reduces instead of running map 0 again.
     let next = worker.task();
     assert!(matches!(next.task, TaskId::Reduce(_)), "expected a reduce, got {next:?}");
@@ -272,32 +295,59 @@ fn a_straggler_still_writing_as_the_job_ends_leaves_nothing_behind() {
 /// Threads writing into the straggler's attempt directory.
 const STRAGGLER_WRITERS: usize = 2;
 
+/// Where the coordinator says map `map`'s committed output is.
+fn committed_location(worker: &mut FakeWorker, map: usize) -> keel_mr::protocol::MapOutputLocation {
+    worker.locations()[map].location.clone().expect("the map is committed")
+}
+
+/// Whether every partition's index entry of the map output at `range` reads.
+fn readable(layout: &Layout, range: MapOutputRange, partitions: u32) -> bool {
+    let path = layout.maps_file(range.file);
+    let file = fs::File::open(&path).unwrap();
+    (0..partitions).all(|r| locate_partition_in(&file, &path, range.region, r, partitions).is_ok())
+}
+
 #[test]
-fn a_failed_attempt_removes_its_own_files() {
+fn a_failed_attempt_removes_its_own_files_and_a_damaged_map_output_is_that_map_s_loss() {
     let Job { dir: _dir, address, serving, handle, .. } = start_job("some words\n", 2, Duration::from_secs(10));
     let worker = FakeWorker::join(&address);
     let layout = worker.layout();
     let apps = AppRegistry::builtin();
     let app = apps.lookup("wc").unwrap();
-    // The input disappeared: the attempt fails after creating its directory.
+    let mut maps = MapsFile::create(&layout, 76).unwrap();
+    // The input disappeared: the attempt fails, leaving no directory and nothing in the maps file.
     let split = InputSplit { path: _dir.path().join("gone.txt"), name: "gone.txt".into(), offset: 0, len: 10 };
     let attempt = keel_mr::task_table::AttemptId(77);
-    assert!(run_map(app.as_ref(), &worker.job, &layout, attempt, &split).is_err());
+    assert!(run_map(app.as_ref(), &worker.job, &layout, &mut maps, attempt, &split).is_err());
     assert!(!layout.attempt_dir(attempt).exists(), "a failed map attempt left its directory");
-    assert!(!layout.attempt_map_file(attempt).exists(), "a failed map attempt left its file");
-    // A reduce whose input is damaged (one record's bytes flipped in partition 1's run) fails after it
-    // started writing its output.
-    let mut file = keel_mr::map_file::MapFileWriter::create(&layout.map_file(0), 2).unwrap();
-    file.write_partition(|_| Ok(())).unwrap();
-    file.write_partition(|w| (0..1000).try_for_each(|i| w.append(&format!("key{i:04}"), "1"))).unwrap();
-    file.finish().unwrap();
-    let mut bytes = fs::read(layout.map_file(0)).unwrap();
+    assert_eq!(fs::metadata(maps.path()).unwrap().len(), 0, "a failed map attempt left bytes in the maps file");
+    // A map output damaged at rest (one record's bytes flipped in partition 1's run): the reduce reading it
+    // says that map's output is lost, and leaves no output of its own.
+    let range = maps
+        .append(2, 0, |mut file| {
+            file.write_partition(|_| Ok(()))?;
+            file.write_partition(|w| (0..1000).try_for_each(|i| w.append(&format!("key{i:04}"), "1")))?;
+            file.finish()
+        })
+        .unwrap();
+    let mut bytes = fs::read(maps.path()).unwrap();
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x40;
-    fs::write(layout.map_file(0), &bytes).unwrap();
-    assert!(run_reduce(app.as_ref(), &worker.job, &layout, attempt, 1).is_err());
-    assert!(!layout.reduce_attempt_output(attempt, 1).exists(), "a failed reduce attempt left its output");
+    fs::write(maps.path(), &bytes).unwrap();
+    let map_attempt = keel_mr::task_table::AttemptId(70);
+    let location = keel_mr::protocol::MapOutputLocation { attempt: map_attempt, output: Some(range), address: None };
+    let outputs = [MapOutputAt { map: 0, location: Some(location) }];
+    match run_reduce(app.as_ref(), &worker.job, &layout, attempt, 1, &outputs) {
+        Ok(Finished::InputLost { map: 0, map_attempt: lost, reason }) => {
+            assert_eq!(lost, map_attempt);
+            assert!(reason.contains("checksum mismatch"), "{reason}");
+        }
+        other => panic!("damage in map 0's output was not its loss: {other:?}"),
+    }
+    assert!(!layout.reduce_attempt_output(attempt, 1).exists(), "a reduce that lost its input left its output");
     assert!(!layout.attempt_dir(attempt).exists());
+    // Its partition 0 is intact (empty) and reads.
+    assert!(matches!(run_reduce(app.as_ref(), &worker.job, &layout, attempt, 0, &outputs), Ok(Finished::Succeeded(_))));
     handle.abort("the test is over".into());
     drop(worker);
     assert!(serving.join().unwrap().is_err());
@@ -385,7 +435,7 @@ fn a_permanent_failure_ends_the_job_with_its_reason_and_no_output() {
 /// connection running that attempt, intact, and becomes the job's output.
 #[test]
 fn a_worker_sharing_nothing_is_served_only_what_its_attempts_may_have() {
-    use keel_mr::protocol::{Chunk, HeldOutput, MapOutputAt, Registration, TaskStats};
+    use keel_mr::protocol::{Chunk, HeldOutput, MapOutputAt, MapOutputLocation, Registration, TaskStats};
     use keel_mr::task_table::AttemptId;
     let text = "the cat and the hat\nthe end\n";
     let Job { dir: _dir, output, address, serving, .. } = start_job(text, 1, Duration::from_secs(10));
@@ -415,10 +465,13 @@ fn a_worker_sharing_nothing_is_served_only_what_its_attempts_may_have() {
         reply => panic!("{reply:?}"),
     };
     assert_eq!(where_is(&mut worker), vec![MapOutputAt { map: 0, location: None }]);
-    let stats = TaskStats { input_bytes: text.len() as u64, ..TaskStats::default() };
+    // Where in its own maps file the worker keeps it: passed on to reducers, never looked for here.
+    let range = MapOutputRange { file: 5, region: keel_mr::map_file::Region { offset_bytes: 100, len_bytes: 60 } };
+    let stats = TaskStats { input_bytes: text.len() as u64, map_output: Some(range), ..TaskStats::default() };
     assert_eq!(worker.report(&map, ReportedOutcome::Succeeded(stats)), Reply::Reported { committed: true });
-    assert_eq!(where_is(&mut worker), vec![MapOutputAt { map: 0, location: Some((map.attempt, data_address)) }]);
-    assert!(!worker.layout().work_dir.join("map-0.map").exists(), "a remote map's commit moved a file");
+    let location = MapOutputLocation { attempt: map.attempt, output: Some(range), address: Some(data_address) };
+    assert_eq!(where_is(&mut worker), vec![MapOutputAt { map: 0, location: Some(location) }]);
+    assert!(!worker.layout().maps_file(5).exists(), "a remote map's commit made a file");
 
     let reduce = worker.task();
     let put = |task, attempt, chunk| Request::PutOutput { task, attempt, chunk };

@@ -57,6 +57,11 @@ fn every_flipped_bit_and_every_truncation_is_an_error_never_other_data() {
         std::fs::write(&damaged, &bytes).unwrap();
         let mut errors = 0;
         for r in 0..3u32 {
+            // Located in memory (a reduce reading many small map outputs at once) exactly as from the file.
+            let from_file = locate_partition(&damaged, r, 3).map(|(_, segment)| segment).map_err(|e| e.to_string());
+            let region = Region { offset_bytes: 0, len_bytes: bytes.len() as u64 };
+            let from_bytes = locate_partition_in_bytes(&bytes, 0, &damaged, region, r, 3).map_err(|e| e.to_string());
+            assert_eq!(from_file, from_bytes, "byte {i} flipped, partition {r}");
             // A flip elsewhere may leave this partition readable, but then exactly as written.
             match read(&damaged, r, 3) {
                 Ok(records) => assert_eq!(records, owned(PARTITIONS[r as usize]), "byte {i} flipped, partition {r}"),

@@ -2,7 +2,7 @@ use std::path::Path;
 
 use super::*;
 use crate::apps::WordCount;
-use crate::map_file::locate_partition;
+use crate::map_file::{MapFileWriter, locate_partition};
 use crate::records::RecordReader;
 
 /// Partition `r` of the map output file at `path`, read through its index.
@@ -45,14 +45,14 @@ fn without_spills_and_with_spills_the_output_is_the_same() {
     let (a_scratch, b_scratch) = (a.join("scratch"), b.join("scratch"));
     let mut roomy = MapOutput::new(3, Some(&WordCount), 1 << 30, &a_scratch);
     emit_words(&mut roomy, 10_000);
-    let roomy_stats = roomy.finish(&a.join("map")).unwrap();
+    let roomy_stats = roomy.finish(MapFileWriter::create(&a.join("map"), 3).unwrap()).unwrap();
     assert_eq!(roomy_stats.spills, 0);
     assert!(!a_scratch.exists(), "no spill, no scratch directory");
 
     // A budget of a few entries forces many spills (more than the merge fan-in).
     let mut tight = MapOutput::new(3, Some(&WordCount), 2_000, &b_scratch);
     emit_words(&mut tight, 10_000);
-    let tight_stats = tight.finish(&b.join("map")).unwrap();
+    let tight_stats = tight.finish(MapFileWriter::create(&b.join("map"), 3).unwrap()).unwrap();
     assert!(tight_stats.spills > MERGE_FAN_IN_MAX as u64, "spills: {}", tight_stats.spills);
 
     let combined = collect(&a.join("map"), 3);
@@ -70,7 +70,7 @@ fn without_a_combiner_every_pair_is_kept_in_emission_order() {
     for i in 0..300 {
         out.emit(&format!("k{}", i % 3), &i.to_string());
     }
-    let stats = out.finish(&dir.path().join("map")).unwrap();
+    let stats = out.finish(MapFileWriter::create(&dir.path().join("map"), 2).unwrap()).unwrap();
     assert!(stats.spills > 0);
     assert_eq!(stats.records_emitted, 300);
     let mut all = Vec::new();

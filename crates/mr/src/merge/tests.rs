@@ -149,7 +149,7 @@ fn partitions_in_memory_merge_in_one_pass_and_damage_is_still_an_error() {
         file.finish().unwrap();
         let (file, segment) = crate::map_file::locate_partition(&path, 0, 1).unwrap();
         let mut in_memory = 0;
-        let run = crate::task_exec::reduce_input_run(&file, path.clone(), segment, &mut in_memory).unwrap();
+        let run = crate::reduce_input::reduce_input_run(&file, path.clone(), segment, &mut in_memory).unwrap();
         assert!(matches!(run, Run::Memory { .. }) && in_memory == segment.len_bytes);
         std::fs::remove_file(&path).unwrap(); // nothing reads the file again
         runs.push(run);

@@ -3,23 +3,37 @@
 use std::io::Read;
 
 use super::*;
-use crate::map_file::MapFileWriter;
+use crate::layout::Layout;
+use crate::maps_file::MapsFile;
 use crate::records::RecordReader;
 
 const JOB: JobId = JobId(7);
 const ATTEMPT: AttemptId = AttemptId(12);
 
-/// A worker's scratch directory holding map 3's output (attempt 12) for 3 partitions, served.
+/// A worker's scratch directory whose maps file holds map 2's output and then map 3's (attempt 12), for 3
+/// partitions; map 3's is served.
 fn serving() -> (tempfile::TempDir, ShuffleServer) {
     let dir = tempfile::tempdir().unwrap();
+    let layout = Layout { work_dir: dir.path().to_path_buf(), staging_dir: dir.path().to_path_buf() };
+    let mut maps = MapsFile::create(&layout, 11).unwrap();
+    // Another map's output first, so map 3's lies inside the file, not at its start.
+    maps.append(3, 0, |mut file| {
+        (0..3).try_for_each(|_| file.write_partition(|w| w.append("other", "map")))?;
+        file.finish()
+    })
+    .unwrap();
     // Partition 1 is larger than a chunk, so it crosses several frames.
     let big: Vec<(String, String)> = (0..40_000).map(|i| (format!("key{i:06}"), "v".repeat(10))).collect();
-    let mut file = MapFileWriter::create(&map_output_path(dir.path(), ATTEMPT), 3).unwrap();
-    file.write_partition(|w| w.append("a", "1")).unwrap();
-    file.write_partition(|w| big.iter().try_for_each(|(k, v)| w.append(k, v))).unwrap();
-    file.write_partition(|_| Ok(())).unwrap();
-    file.finish().unwrap();
-    let servable: Servable = Arc::new(Mutex::new(HashMap::from([(3, ATTEMPT)])));
+    let range = maps
+        .append(3, 0, |mut file| {
+            file.write_partition(|w| w.append("a", "1"))?;
+            file.write_partition(|w| big.iter().try_for_each(|(k, v)| w.append(k, v)))?;
+            file.write_partition(|_| Ok(()))?;
+            file.finish()
+        })
+        .unwrap();
+    assert!(range.region.offset_bytes > 0);
+    let servable: Servable = Arc::new(Mutex::new(HashMap::from([(3, (ATTEMPT, range))])));
     let server = ShuffleServer::start("127.0.0.1:0", JOB, dir.path().to_path_buf(), servable).unwrap();
     (dir, server)
 }
