@@ -72,6 +72,9 @@ pub struct ServeArgs {
     /// A client request gets 504 after this long (its outcome then is unknown).
     #[arg(long, default_value_t = 5_000)]
     pub request_timeout_ms: u64,
+    /// Threads serving HTTP and peer connections (the replica has a thread of its own besides).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub io_threads: u16,
 }
 
 fn parse_peer(text: &str) -> Result<(NodeId, String), String> {
@@ -196,7 +199,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
             .map_err(|e| anyhow!("{e}"))?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(usize::from(args.io_threads))
         .enable_all()
         .thread_name("keel-kv")
         .build()
