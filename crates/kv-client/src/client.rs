@@ -6,6 +6,10 @@
 //! unknown) move on to the next node; after a round in which every node failed, the client pauses
 //! (`round_backoff_ms`, or the longest `Retry-After` heard, at most `retry_after_max_ms`). It stops at the
 //! operation's deadline, or early when no node accepted a connection for `unreachable_rounds_max` rounds.
+//!
+//! Routing: operations go to the leader once the client knows which endpoint it is, from the `Keel-Node` and
+//! `Keel-Leader` headers of the answers (see `route_after`); any node would do, since followers forward, but the
+//! leader saves a hop each way.
 use hyper::body::Bytes;
 use hyper::{Method, StatusCode};
 use keel_kv::{ClientId, KEY_BYTES_MAX, Seq, VALUE_BYTES_MAX};
@@ -24,10 +28,11 @@ pub struct Client {
     transport: Transport,
     client_id: ClientId,
     next_seq: Seq,
-    /// The slot of the node that answered last: the next operation starts there (usually the leader's
-    /// neighbourhood is as good as any node, since followers forward, but it saves a hop when it is the leader
-    /// and skips nodes that are down).
+    /// The slot the next operation starts at: the leader's when the client knows which endpoint that is (see
+    /// `route_after`), otherwise the node that answered last (which skips nodes that are down).
     preferred: usize,
+    /// The node id behind each endpoint, as its answers' `Keel-Node` header said (`None`: not heard from yet).
+    node_ids: Vec<Option<u64>>,
 }
 
 /// What kind of operation, for what an unknown outcome means.
@@ -46,7 +51,8 @@ impl Client {
         }
         let endpoints = endpoints.iter().map(|text| Endpoint::parse(text)).collect::<Result<Vec<_>, _>>()?;
         let transport = Transport::new(&options);
-        Ok(Client { endpoints, options, transport, client_id: random_client_id(), next_seq: 1, preferred: 0 })
+        let node_ids = vec![None; endpoints.len()];
+        Ok(Client { endpoints, options, transport, client_id: random_client_id(), next_seq: 1, preferred: 0, node_ids })
     }
 
     /// This client's current id (it changes if the cluster forgets its session).
@@ -229,7 +235,7 @@ impl Client {
                         last = format!("{endpoint}: {}", describe(&answer));
                     }
                     Ok(answer) => {
-                        self.preferred = slot;
+                        self.preferred = self.route_after(slot, &answer);
                         return Ok((endpoint, answer));
                     }
                 }
@@ -248,6 +254,23 @@ impl Client {
             let pause = round_pause.min(deadline.saturating_duration_since(Instant::now()));
             tokio::time::sleep(pause).await;
         }
+    }
+
+    /// Where the next operation starts, after an answer from `slot`. A follower forwards to the leader, which
+    /// costs a hop each way, so the client goes to the leader itself once it knows which endpoint that is: the
+    /// answers name their node (`Keel-Node`) and the leader (`Keel-Leader`). While the leader's endpoint is
+    /// unknown, the next operation tries an endpoint not heard from yet, so a client whose list starts with
+    /// followers finds the leader within one operation per node. Nothing is sent just to learn this.
+    fn route_after(&mut self, slot: usize, answer: &Answer) -> usize {
+        if let Some(id) = header_u64(answer, "keel-node") {
+            self.node_ids[slot] = Some(id);
+        }
+        let Some(leader) = header_u64(answer, "keel-leader") else { return slot };
+        if let Some(known) = self.node_ids.iter().position(|id| *id == Some(leader)) {
+            return known;
+        }
+        let nodes = self.endpoints.len();
+        (1..nodes).map(|step| (slot + step) % nodes).find(|k| self.node_ids[*k].is_none()).unwrap_or(slot)
     }
 
     /// A 2xx answer, or the error a non-2xx one means.

@@ -185,3 +185,50 @@ fn the_error_codes_the_client_relies_on_are_the_servers() {
         ["key_not_found", "index_mismatch", "session_expired", "stale_sequence", "sequence_reused"]
     );
 }
+
+/// One node of a pretend cluster: its own id and the leader its status names, over one shared state (so a
+/// client's session is the same whichever node it reaches, as in a real cluster where followers forward).
+struct ClusterNode {
+    id: u64,
+    leader: u64,
+    shared: Arc<FakeBackend>,
+    calls: std::sync::atomic::AtomicU64,
+}
+
+impl KvBackend for ClusterNode {
+    async fn execute(&self, command: Command) -> Result<keel_kv_http::Executed, keel_kv_http::BackendError> {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.shared.execute(command).await
+    }
+
+    fn status(&self) -> keel_kv_http::NodeStatus {
+        let role = if self.id == self.leader { keel_kv_http::Role::Leader } else { keel_kv_http::Role::Follower };
+        keel_kv_http::NodeStatus { id: self.id, role, leader: Some(self.leader), ..self.shared.status() }
+    }
+}
+
+/// Answers name their node and the leader: a client whose endpoints start with followers goes to the leader after
+/// at most one operation per follower, and stays there.
+#[tokio::test]
+async fn the_client_finds_the_leader_among_its_endpoints_and_sends_there() {
+    let shared = Arc::new(FakeBackend::new(2));
+    let mut nodes = Vec::new();
+    let mut endpoints = Vec::new();
+    for id in [1, 3, 2] {
+        let node = Arc::new(ClusterNode { id, leader: 2, shared: shared.clone(), calls: Default::default() });
+        let mut registry = Registry::default();
+        let metrics = HttpMetrics::register(&mut registry);
+        let limits = HttpLimits::default();
+        let router = router(node.clone(), metrics, Arc::new(registry), limits.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        endpoints.push(format!("http://{}", listener.local_addr().expect("address")));
+        tokio::spawn(async move { serve_with_limits(listener, router, &limits, std::future::pending()).await });
+        nodes.push(node);
+    }
+    let mut client = Client::new(endpoints, quick()).expect("client");
+    for k in 0..10 {
+        client.put(&format!("k{k}"), "v").await.expect("put");
+    }
+    let calls: Vec<u64> = nodes.iter().map(|n| n.calls.load(std::sync::atomic::Ordering::SeqCst)).collect();
+    assert_eq!(calls, [1, 1, 8], "each follower once (learning its id), then the leader only");
+}

@@ -11,6 +11,9 @@
 //! | `GET /v1/status` | 200, [`NodeStatus`] | |
 //! | `GET /metrics` | 200, Prometheus/OpenMetrics text of the whole registry | |
 //!
+//! Every `/v1/kv` answer carries `Keel-Node` (the answering node's id) and, when it knows one, `Keel-Leader` (the
+//! leader's id): a client that maps its endpoints to ids this way can send to the leader directly.
+//!
 //! Keys are the rest of the path, percent-decoded (so they may contain `/`). Optional `Keel-Client-Id` and
 //! `Keel-Seq` headers make a request exactly-once (see `keel_kv`'s `dedup.rs`). Every error is
 //! `{"error": sentence, "code": machine code}`; the codes and what they map from are in [`code`] and
@@ -35,6 +38,6 @@ pub use limits::{
     RETRY_AFTER_S, SHUTDOWN_GRACE_MS_DEFAULT, VALUE_BYTES_MAX, WRITE_STALL_TIMEOUT_MS_DEFAULT,
 };
 pub use metrics::HttpMetrics;
-pub use request::{KEEL_CLIENT_ID_HEADER, KEEL_INDEX_HEADER, KEEL_SEQ_HEADER};
+pub use request::{KEEL_CLIENT_ID_HEADER, KEEL_INDEX_HEADER, KEEL_LEADER_HEADER, KEEL_NODE_HEADER, KEEL_SEQ_HEADER};
 pub use routes::{LIST_LIMIT_DEFAULT, router};
 pub use server::{serve, serve_with_limits};

@@ -19,6 +19,11 @@ pub const KEEL_CLIENT_ID_HEADER: &str = "keel-client-id";
 pub const KEEL_SEQ_HEADER: &str = "keel-seq";
 /// Response header of `GET /v1/kv/{key}`: the key's last-modified index.
 pub const KEEL_INDEX_HEADER: &str = "keel-index";
+/// Response header of every `/v1/kv` request: the id of the node that answered.
+pub const KEEL_NODE_HEADER: &str = "keel-node";
+/// Response header of every `/v1/kv` request, when the answering node knows one: the id of the leader. A client
+/// that learns which of its endpoints is the leader sends there and saves the hop a follower's forwarding costs.
+pub const KEEL_LEADER_HEADER: &str = "keel-leader";
 
 /// The key of `/v1/kv/{key}`: the rest of the path, percent-decoded (`/` may appear raw or as `%2F`).
 pub fn key_from_path(path: &str) -> Result<String, ApiError> {

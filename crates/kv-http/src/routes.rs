@@ -20,7 +20,7 @@ use crate::backend::KvBackend;
 use crate::limits::HttpLimits;
 use crate::metrics::{self, HttpMetrics};
 use crate::reply_mapping::{Shape, backend_error, render, timed_out};
-use crate::request::{Query, key_from_path, read_value, session};
+use crate::request::{KEEL_LEADER_HEADER, KEEL_NODE_HEADER, Query, key_from_path, read_value, session};
 
 /// `limit` of a list when the request gives none: the service's maximum page.
 pub const LIST_LIMIT_DEFAULT: u32 = LIST_KEYS_MAX;
@@ -74,16 +74,24 @@ pub fn router<B: KvBackend>(
 
 async fn single_key<B: KvBackend>(State(app): State<Arc<App<B>>>, request: Request) -> Response {
     let deadline = Instant::now() + app.limits.request_timeout();
-    respond(handle_single_key(&app, request, deadline).await)
+    respond(&app, handle_single_key(&app, request, deadline).await)
 }
 
 async fn list<B: KvBackend>(State(app): State<Arc<App<B>>>, request: Request) -> Response {
     let deadline = Instant::now() + app.limits.request_timeout();
-    respond(handle_list(&app, request, deadline).await)
+    respond(&app, handle_list(&app, request, deadline).await)
 }
 
-fn respond(result: Result<Response, ApiError>) -> Response {
-    result.unwrap_or_else(IntoResponse::into_response)
+/// The response, with `Keel-Node` and `Keel-Leader` (see the crate docs).
+fn respond<B: KvBackend>(app: &App<B>, result: Result<Response, ApiError>) -> Response {
+    let mut response = result.unwrap_or_else(IntoResponse::into_response);
+    let status = app.backend.status();
+    let headers = response.headers_mut();
+    headers.insert(KEEL_NODE_HEADER, HeaderValue::from(status.id));
+    if let Some(leader) = status.leader {
+        headers.insert(KEEL_LEADER_HEADER, HeaderValue::from(leader));
+    }
+    response
 }
 
 async fn handle_single_key<B: KvBackend>(
