@@ -8,6 +8,10 @@
 # load (medians over the repeats, the spread of ops/s, keel/etcd ratios), and writes a JSON file and an HTML
 # latency plot per load into OUT.
 #
+# "Spread" means each client is given the endpoints starting at a different node, as users of either system
+# would run them. keel's client then sends to the leader once answers told it which endpoint that is; etcd's
+# members forward proposals to their leader.
+#
 #   bench/kv-vs-etcd.sh                       # SECONDS_PER_RUN=10 REPEATS=2 by default
 #   SECONDS_PER_RUN=5 REPEATS=3 OUT=/tmp/kv-vs-etcd bench/kv-vs-etcd.sh
 #

@@ -113,7 +113,9 @@ pub enum Connection {
 
 impl Connection {
     /// Benchmark client number `index` starts at endpoint `index % n`, so clients spread over the nodes (the
-    /// list's first endpoint is the leader's when the caller put it there).
+    /// list's first endpoint is the leader's when the caller put it there). With the `client` driver, each then
+    /// goes where `keel-kv-client` goes: to the leader, once its answers said which endpoint that is; the `raw`
+    /// driver stays on its node, so followers forward (what a client without that logic, like curl, costs).
     pub fn open(system: &System, index: usize) -> anyhow::Result<Connection> {
         let endpoints = system.endpoints();
         anyhow::ensure!(!endpoints.is_empty(), "no endpoints to benchmark");
