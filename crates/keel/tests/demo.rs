@@ -2,14 +2,14 @@
 //! leave nothing behind: no process and no temp dir.
 mod kv_support;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 // Kills the demo if it overruns, so a hung demo fails the test instead of hanging it.
-use kv_support::wait_bounded;
+use kv_support::{stdout_lines, wait_bounded};
 
 /// The quick demo takes about 6 s on an idle machine; a busy two-core CI machine gets plenty more.
 const DEMO_LIMIT: Duration = Duration::from_secs(240);
@@ -22,17 +22,8 @@ fn start_demo() -> (Child, mpsc::Receiver<String>) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start keel demo");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    (child, rx)
+    let lines = stdout_lines(&mut child);
+    (child, lines)
 }
 
 fn stderr_of(child: &mut Child) -> String {

@@ -134,17 +134,7 @@ async fn connections_over_the_limit_are_closed_and_service_resumes() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     drop(idle);
-    let waited = Instant::now();
-    loop {
-        let raw = exchange(server.addr, b"GET /v1/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .await
-            .unwrap_or_default();
-        if status_of(&raw) == Some(200) {
-            break;
-        }
-        assert!(waited.elapsed() < PATIENCE, "service did not resume after the idle connection closed");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until_status_is_served(server.addr, "service did not resume after the idle connection closed").await;
 }
 
 #[tokio::test]
@@ -191,16 +181,21 @@ async fn a_client_that_never_reads_its_responses_is_closed() {
     let requests = "GET /v1/kv/big HTTP/1.1\r\nHost: x\r\n\r\n".repeat(400);
     greedy.write_all(requests.as_bytes()).await.expect("write the requests");
     // The greedy connection holds the only slot until the server gives up on it; then others are served.
+    wait_until_status_is_served(server.addr, "the connection that never reads was never closed").await;
+    drop(greedy);
+}
+
+/// Polls `GET /v1/status` on fresh connections until one is answered 200; fails with `never` after `PATIENCE`.
+async fn wait_until_status_is_served(addr: std::net::SocketAddr, never: &str) {
     let waited = Instant::now();
     loop {
-        let raw = exchange(server.addr, b"GET /v1/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        let raw = exchange(addr, b"GET /v1/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             .await
             .unwrap_or_default();
         if status_of(&raw) == Some(200) {
-            break;
+            return;
         }
-        assert!(waited.elapsed() < PATIENCE, "the connection that never reads was never closed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(waited.elapsed() < PATIENCE, "{never}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    drop(greedy);
 }

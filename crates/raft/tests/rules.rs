@@ -655,18 +655,24 @@ fn acknowledgements_from_an_earlier_term_are_not_trusted_by_a_re_elected_leader(
     assert_eq!(leader.commit_index(), 0, "nothing was confirmed in this term, so nothing commits");
 }
 
-/// Raft thesis 10.2.1: a leader sends its entries before its own fsync, and counts itself only once told.
-#[test]
-fn a_leader_sends_entries_before_its_fsync_and_counts_itself_only_once_durable() {
+/// A newly elected leader of 3 (node 0) whose first, empty AppendEntries both followers answered: the window to
+/// each is open. Returns it and its term.
+fn leader_with_open_windows() -> (RaftNode, u64) {
     let mut leader = node(0, 3);
     elect(&mut leader, 3);
     let term = leader.term();
     for follower in [1, 2] {
-        // The new leader's first (empty) AppendEntries is answered: the window to each follower is open.
         leader
             .step(msg(follower, 0, term, MessageBody::AppendEntriesReply(AppendReply::Success { match_index: 0 })))
             .unwrap();
     }
+    (leader, term)
+}
+
+/// Raft thesis 10.2.1: a leader sends its entries before its own fsync, and counts itself only once told.
+#[test]
+fn a_leader_sends_entries_before_its_fsync_and_counts_itself_only_once_durable() {
+    let (mut leader, term) = leader_with_open_windows();
     let (index, _) = leader.propose(vec![7]).expect("leader accepts");
     let ready = leader.take_ready();
     let early: Vec<u64> = ready
@@ -742,17 +748,10 @@ fn commits_told(ready: &Ready) -> Vec<(u64, u64)> {
         .collect()
 }
 
-/// A leader of 3 whose followers acknowledged index 0, with one entry proposed, persisted, and acknowledged by
-/// node 1 (so committed); node 2's append is still in flight.
+/// A leader of 3 with one entry proposed, persisted, and acknowledged by node 1 (so committed); node 2's append is
+/// still in flight.
 fn leader_with_a_fresh_commit() -> (RaftNode, u64, u64) {
-    let mut leader = node(0, 3);
-    elect(&mut leader, 3);
-    let term = leader.term();
-    for follower in [1, 2] {
-        leader
-            .step(msg(follower, 0, term, MessageBody::AppendEntriesReply(AppendReply::Success { match_index: 0 })))
-            .unwrap();
-    }
+    let (mut leader, term) = leader_with_open_windows();
     let (index, _) = leader.propose(vec![1]).unwrap();
     leader.take_ready();
     leader.persisted(index, term);

@@ -72,7 +72,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_tuned_connection_gives_up_on_a_dead_peer_in_seconds_not_minutes() {
+    async fn a_tuned_connection_probes_an_idle_peer_and_bounds_unacknowledged_data() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let stream = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
         let fd = stream.as_raw_fd();

@@ -79,7 +79,7 @@ pub async fn exchange(
     }
     let request = request.body(Full::new(body)).map_err(|e| format!("{uri}: cannot build the request: {e}"))?;
     let answer = async {
-        let response = http.request(request).await.map_err(|e| format!("{uri}: {}", source_chain(&e)))?;
+        let response = http.request(request).await.map_err(|e| format!("{uri}: {:#}", anyhow::Error::new(e)))?;
         let status = response.status();
         let body = Limited::new(response.into_body(), ANSWER_BYTES_MAX)
             .collect()
@@ -91,17 +91,6 @@ pub async fn exchange(
     tokio::time::timeout(timeout, answer)
         .await
         .unwrap_or_else(|_| Err(format!("{uri}: no answer within {} ms", timeout.as_millis())))
-}
-
-fn source_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// One benchmark client's connection: one request outstanding at a time.

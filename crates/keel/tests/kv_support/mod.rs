@@ -202,6 +202,13 @@ pub fn spawn_keel(args: &[String], log: &Path) -> (Child, mpsc::Receiver<String>
         .stderr(stderr)
         .spawn()
         .expect("start keel");
+    let lines = stdout_lines(&mut child);
+    (child, lines)
+}
+
+/// The child's stdout (it must be piped), line by line, read on a thread of its own so a test can wait for a line
+/// with a deadline.
+pub fn stdout_lines(child: &mut Child) -> mpsc::Receiver<String> {
     let stdout = child.stdout.take().expect("piped stdout");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -212,7 +219,7 @@ pub fn spawn_keel(args: &[String], log: &Path) -> (Child, mpsc::Receiver<String>
             }
         }
     });
-    (child, rx)
+    rx
 }
 
 /// Runs `keel ARGS` to completion (bounded); returns (status, stdout, stderr).
